@@ -1,0 +1,290 @@
+"""Command line: argument parsing only; every command is a thin call into the package.
+
+Spellings follow the assignment (``--writing_params_path``); the dash spellings
+(``--writing-params-path``) are accepted too. Errors a user can cause print one line
+and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kgpt.errors import KgptError
+from kgpt.model.config import VARIANTS
+
+MAX_EPOCHS_LIMIT = 100_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other kgpt error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _opt(p: argparse.ArgumentParser, name: str, **kw) -> None:
+    """Add --snake_case and --dash-case spellings of one option."""
+    spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    p.add_argument(*spellings, dest=name, **kw)
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"{s} is out of range; a learning rate must be in (0, 1)")
+    return v
+
+
+def _epochs(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if not 0 <= v <= MAX_EPOCHS_LIMIT:
+        raise argparse.ArgumentTypeError(f"{s} is out of range; use 0 to {MAX_EPOCHS_LIMIT}")
+    return v
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s} must be at least 1")
+    return v
+
+
+def _training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
+    p.add_argument("pretrain_corpus_path", metavar="CORPUS", help="the pretraining corpus (wiki.txt)")
+    _opt(p, "bottleneck_dim", type=_positive_int, default=None, help="perceiver bottleneck size (default 32)")
+    _opt(p, "max_epochs", type=_epochs, default=None, help="override the number of epochs")
+    _opt(p, "seed", type=int, default=0)
+    _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
+    _opt(p, "tb_expt_name", default=None, help="write TensorBoard scalars under expt/COMMAND/NAME_VARIANT")
+    _opt(p, "compile", action="store_true", help="torch.compile the model (falls back to eager)")
+    _opt(p, "resume", action="store_true", help="continue from WRITING_PARAMS_PATH.resume")
+    _opt(p, "checkpoint_every", type=float, default=120.0, help="seconds between resumable checkpoints")
+    _opt(p, "batch_size", type=_positive_int, default=None, help="override the assignment's batch size")
+    _opt(p, "no_progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kgpt", description="Knowledge access in a character-level GPT: pretrain, finetune, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("pretrain", help="span-corruption pretraining on the corpus")
+    _training_flags(p)
+    _opt(p, "writing_params_path", required=True, help="where the pretrained model goes")
+    _opt(p, "pretrain_lr", type=_positive_float, default=6e-3)
+    _opt(p, "reading_params_path", help=argparse.SUPPRESS)  # accepted for the assignment's scripts; unused
+
+    p = sub.add_parser("finetune", help="finetune on birthplace questions")
+    _training_flags(p)
+    _opt(p, "reading_params_path", default=None, help="pretrained model (omit to finetune from scratch)")
+    _opt(p, "writing_params_path", required=True, help="where the finetuned model goes")
+    _opt(p, "finetune_corpus_path", required=True, help="QUESTION<TAB>PLACE lines")
+    _opt(p, "finetune_lr", type=_positive_float, default=6e-4)
+
+    p = sub.add_parser("evaluate", help="answer a question file greedily and score it")
+    p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
+    p.add_argument("pretrain_corpus_path", metavar="CORPUS", help="the pretraining corpus (for its vocabulary)")
+    _opt(p, "reading_params_path", default=None, help="the finetuned model")
+    _opt(p, "eval_corpus_path", required=True, help="question file, with or without places")
+    _opt(p, "outputs_path", required=True, help="one prediction per line is written here")
+    _opt(p, "bottleneck_dim", type=_positive_int, default=None)
+    _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    p = sub.add_parser("london-baseline", help='predict "London" for every question')
+    _opt(p, "eval_corpus_path", required=True)
+    _opt(p, "outputs_path", default=None)
+
+    p = sub.add_parser("demo", help="the whole experiment on embedded synthetic data, CPU, minutes")
+    _opt(p, "out", default="kgpt-demo", help="output directory (default kgpt-demo)")
+    _opt(p, "seed", type=int, default=0)
+    _opt(p, "device", choices=("auto", "cpu", "cuda"), default="cpu")
+    _opt(p, "preset", default="cpu", help="demo size: cpu (default) or tiny (seconds, for tests)")
+
+    p = sub.add_parser("reproduce", help="the full study matrix on the real files, resumable")
+    _opt(p, "data_dir", required=True, help="folder with wiki.txt, birth_places_train.tsv, birth_dev.tsv")
+    _opt(p, "out", default="runs/reproduce")
+    _opt(p, "variants", nargs="+", choices=VARIANTS, default=["vanilla"])
+    _opt(p, "seeds", nargs="+", type=int, default=[0])
+    _opt(p, "preset", default="assignment", help="assignment (full) or quick")
+    _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
+    _opt(p, "compile", action="store_true")
+
+    p = sub.add_parser("attention-lab", help="the self-attention questions as numerical experiments")
+    _opt(p, "out", default="attention-lab")
+    _opt(p, "seed", type=int, default=0)
+
+    p = sub.add_parser("data", help="verify or fetch the real data files")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    q = dsub.add_parser("verify", help="check the four files against their known SHA-256")
+    q.add_argument("directory")
+    q = dsub.add_parser("fetch", help="download, verify and unpack the data")
+    _opt(q, "url", required=True)
+    _opt(q, "dest", required=True)
+
+    p = sub.add_parser("bench", help="throughput benchmarks (one JSON line)")
+    bsub = p.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    q = bsub.add_parser("train", help="training steps per second on synthetic batches")
+    _opt(q, "variant", choices=VARIANTS, default="vanilla")
+    _opt(q, "batch_size", type=_positive_int, default=128)
+    _opt(q, "steps", type=_positive_int, default=20)
+    _opt(q, "device", choices=("auto", "cpu", "cuda"), default="auto")
+    _opt(q, "compile", action="store_true")
+    _opt(q, "json", action="store_true")
+    q = bsub.add_parser("eval", help="greedy decoding of a question batch")
+    _opt(q, "variant", choices=VARIANTS, default="vanilla")
+    _opt(q, "questions", type=_positive_int, default=500)
+    _opt(q, "device", choices=("auto", "cpu", "cuda"), default="auto")
+    _opt(q, "json", action="store_true")
+    return parser
+
+
+def _run_options(args, command: str):
+    from kgpt.pipeline import RunOptions
+
+    tb = Path("expt") / command / f"{args.tb_expt_name}_{args.variant}" if args.tb_expt_name else None
+    return RunOptions(
+        seed=args.seed,
+        device=args.device,
+        compile=args.compile,
+        resume=args.resume,
+        tb_logdir=tb,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+        batch_size=args.batch_size,
+    )
+
+
+def _cmd_pretrain(args) -> None:
+    from kgpt import pipeline
+
+    r = pipeline.pretrain(
+        args.variant, args.pretrain_corpus_path, args.writing_params_path, lr=args.pretrain_lr,
+        max_epochs=args.max_epochs, bottleneck_dim=args.bottleneck_dim or 32, opts=_run_options(args, "pretrain"),
+    )
+    print(f"pretrained {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
+
+
+def _cmd_finetune(args) -> None:
+    from kgpt import pipeline
+
+    r = pipeline.finetune(
+        args.variant, args.pretrain_corpus_path, args.writing_params_path, args.finetune_corpus_path,
+        reading_params_path=args.reading_params_path, lr=args.finetune_lr, max_epochs=args.max_epochs,
+        bottleneck_dim=args.bottleneck_dim, opts=_run_options(args, "finetune"),
+    )
+    print(f"finetuned {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
+
+
+def _cmd_evaluate(args) -> None:
+    from kgpt import pipeline
+    from kgpt.evaluate import score_line
+
+    if args.reading_params_path is None:
+        raise KgptError("evaluate needs --reading_params_path (the finetuned model to evaluate)")
+    ev = pipeline.evaluate(
+        args.variant, args.pretrain_corpus_path, args.reading_params_path, args.eval_corpus_path,
+        args.outputs_path, args.bottleneck_dim, args.device,
+    )
+    print(score_line(ev.correct, ev.total) if ev.total else f"Predictions written to {args.outputs_path}; no targets provided")
+
+
+def _cmd_london(args) -> None:
+    from kgpt.data.corpus import read_questions
+    from kgpt.evaluate import evaluate_places, score_line, write_predictions
+
+    predictions = ["London"] * len(read_questions(args.eval_corpus_path))
+    if args.outputs_path:
+        write_predictions(args.outputs_path, predictions)
+    total, correct = evaluate_places(args.eval_corpus_path, predictions)
+    if not total:
+        raise KgptError(f"{args.eval_corpus_path} has no places to score the baseline against")
+    print(score_line(correct, total))
+
+
+def _cmd_demo(args) -> None:
+    from kgpt.experiments import run_demo
+
+    run_demo(Path(args.out), seed=args.seed, device=args.device, preset=args.preset)
+
+
+def _cmd_reproduce(args) -> None:
+    from kgpt.experiments import run_reproduce
+
+    run_reproduce(Path(args.data_dir), Path(args.out), variants=args.variants, seeds=args.seeds,
+                  preset=args.preset, device=args.device, compile=args.compile)
+
+
+def _cmd_attention_lab(args) -> None:
+    from kgpt import attention_lab
+
+    report = attention_lab.write_report(Path(args.out), seed=args.seed)
+    print(f"{attention_lab.summary(json.loads((report.parent / 'results.json').read_text()))}; report: {report}")
+
+
+def _cmd_data(args) -> None:
+    from kgpt.data import fetch
+
+    if args.data_command == "verify":
+        fetch.verify(args.directory)
+        print(f"{args.directory}: all {len(fetch.KNOWN_SHA256)} files match their known SHA-256")
+    else:
+        paths = fetch.fetch(args.url, args.dest)
+        print(f"fetched and verified {len(paths)} files into {args.dest}")
+
+
+def _cmd_bench(args) -> None:
+    from kgpt import benchmark
+
+    result = benchmark.bench_train(args) if args.bench_command == "train" else benchmark.bench_eval(args)
+    print(json.dumps(result) if args.json else benchmark.describe(result))
+
+
+COMMANDS = {
+    "pretrain": _cmd_pretrain,
+    "finetune": _cmd_finetune,
+    "evaluate": _cmd_evaluate,
+    "london-baseline": _cmd_london,
+    "demo": _cmd_demo,
+    "reproduce": _cmd_reproduce,
+    "attention-lab": _cmd_attention_lab,
+    "data": _cmd_data,
+    "bench": _cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except KgptError as e:
+        print(f"kgpt {args.command}: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    except KeyboardInterrupt:
+        print(f"kgpt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _oom_errors() as e:
+        print(f"kgpt {args.command}: error: out of memory ({str(e).splitlines()[0][:120]}); lower --batch_size", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _oom_errors() -> tuple[type[BaseException], ...]:
+    import torch
+
+    return (torch.OutOfMemoryError, MemoryError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Reading and validating the two kinds of input file.
+
+* the pretraining corpus (``wiki.txt``): one document per line;
+* question files (``birth_*.tsv``): ``QUESTION<TAB>ANSWER`` per line, or just
+  ``QUESTION`` for files without targets (``birth_test_inputs.tsv``).
+
+Every problem a user can cause is a :class:`KgptError` naming the file and line. Blank
+lines and CRLF line endings are accepted: they are how such files usually get edited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgpt.errors import KgptError
+from kgpt.vocab import MASK_CHAR, PAD_CHAR
+
+
+@dataclass(frozen=True)
+class Question:
+    """One line of a question file; ``answer`` is None where the file has no targets."""
+
+    text: str
+    answer: str | None
+    line: int
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The whole file as text with ``\\n`` line endings, or a clear error."""
+    p = Path(path)
+    if not p.exists():
+        raise KgptError(f"{what} {p} does not exist; check the path")
+    if p.is_dir():
+        raise KgptError(f"{what} {p} is a directory, not a file")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise KgptError(f"{what} {p}, line {line}: bytes that are not UTF-8; save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    if not text.strip():
+        raise KgptError(f"{what} {p} is empty")
+    return text
+
+
+def read_corpus(path: str | Path) -> str:
+    """The pretraining corpus, validated: no reserved PAD/MASK characters in it."""
+    text = read_text(path, "pretraining corpus")
+    for special in (PAD_CHAR, MASK_CHAR):
+        if special in text:
+            line = text[: text.index(special)].count("\n") + 1
+            raise KgptError(
+                f"pretraining corpus {path}, line {line}: contains the reserved character "
+                f"{special!r} (U+{ord(special):04X}); remove it"
+            )
+    return text
+
+
+def corpus_documents(text: str) -> list[str]:
+    """The documents of a corpus: its non-blank lines."""
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def parse_questions(text: str, where: str = "questions") -> list[Question]:
+    """Parse ``QUESTION[<TAB>ANSWER]`` lines; blank lines are skipped."""
+    questions = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) > 2:
+            raise KgptError(f"{where}, line {n}: {len(fields)} tab-separated columns; expected QUESTION<TAB>PLACE")
+        if not fields[0].strip():
+            raise KgptError(f"{where}, line {n}: empty question")
+        answer = None
+        if len(fields) == 2:
+            answer = fields[1]
+            if not answer.strip():
+                raise KgptError(f"{where}, line {n}: empty answer after the tab; give the place or drop the tab")
+        questions.append(Question(fields[0], answer, n))
+    return questions
+
+
+def read_questions(path: str | Path, require_answers: bool = False) -> list[Question]:
+    """A question file; with ``require_answers`` every line must carry its place."""
+    questions = parse_questions(read_text(path, "question file"), where=f"question file {path}")
+    if require_answers:
+        for q in questions:
+            if q.answer is None:
+                raise KgptError(
+                    f"question file {path}, line {q.line}: no tab and place; "
+                    "a finetuning line must be QUESTION<TAB>PLACE"
+                )
+    return questions

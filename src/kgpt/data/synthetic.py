@@ -1,0 +1,329 @@
+"""Embedded default data: fictional people, real city names, files shaped like the real ones.
+
+The real experiment needs four files that kgpt may not ship. This module writes a
+stand-in with the same shape and the same property that makes the experiment mean
+something: the people asked about in dev appear in the pretraining corpus but never in
+the finetuning file, so a correct dev answer can only come from knowledge stored in
+pretraining.
+
+Everything is generated here, from a seed (``random.Random(seed)``, never global state),
+so a config always gives byte-identical files:
+
+* names are built from syllables, so no real person is described, and each is unique;
+* birthplaces are real city names drawn with a Zipf-like skew (the top city holds about
+  8% of the people at the default 40 places), so "always answer the most frequent place"
+  is a baseline to beat, as "London" is on the real data;
+* bios phrase the birth fact in several ways, at varying positions, and add facts about
+  *other* cities (studied in, moved to, died in) so that copying the first city is not
+  enough;
+* the birthplace always ends within the first :data:`BIRTH_WITHIN` characters, because
+  pretraining only ever shows a model the first ``int(128 * 7 / 8) = 112`` characters of
+  a bio: a fact further in could never be learned.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgpt.errors import KgptError
+
+FILE_NAMES: dict[str, str] = {
+    "wiki": "wiki.txt",
+    "train": "birth_places_train.tsv",
+    "dev": "birth_dev.tsv",
+    "test_inputs": "birth_test_inputs.tsv",
+}
+"""Attribute of :class:`SyntheticData` → the real data's file name it is written to."""
+
+BIRTH_WITHIN = 100
+"""The birthplace ends at most this many characters into every bio (pretraining sees 112)."""
+
+PLACES: tuple[str, ...] = (
+    "London", "Paris", "New York", "Berlin", "Chicago", "Vienna", "Moscow", "Rome",
+    "Boston", "Madrid", "Dublin", "Toronto", "Sydney", "Glasgow", "Prague", "Budapest",
+    "Warsaw", "Amsterdam", "Stockholm", "Milan", "Lisbon", "Athens", "Tokyo", "Montreal",
+    "Edinburgh", "Manchester", "Munich", "Hamburg", "Philadelphia", "Liverpool", "Oslo",
+    "Copenhagen", "Helsinki", "Brussels", "Geneva", "Naples", "Florence", "Barcelona",
+    "Buenos Aires", "Melbourne", "Los Angeles", "San Francisco", "Mexico City", "Istanbul",
+    "Cairo", "Mumbai", "Kyoto", "Seoul", "Lyon", "Leeds", "Bristol", "Belfast", "Cardiff",
+    "Detroit", "Baltimore", "Krakow", "Riga", "Havana", "Zurich", "Marseille",
+)
+"""Real city names, most frequent first; none is a substring of another."""
+
+ZIPF_SHIFT = 5
+"""Place of rank k gets weight 1/(k + ZIPF_SHIFT): skewed, but no single city dominates."""
+
+OCCUPATIONS: tuple[str, ...] = (
+    "painter", "poet", "chemist", "footballer", "composer", "architect", "actor", "novelist",
+    "politician", "engineer", "historian", "botanist", "singer", "sculptor", "journalist",
+    "economist", "physician", "cyclist", "photographer", "mathematician", "lawyer",
+    "film director", "pianist", "astronomer", "diplomat", "playwright", "philosopher",
+)
+
+_ONSETS = ("b", "br", "c", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p",
+           "pr", "r", "s", "st", "t", "tr", "v", "w", "z", "ch", "sh", "th")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou")
+_CODAS = ("", "", "", "n", "r", "l", "s", "m", "nd", "k")
+_ACCENTED = {"e": "é", "o": "ö", "a": "á"}
+_ACCENT_RATE = 0.04
+
+# Birth sentences that open a bio. Fields: name, place, year, death, job (with article),
+# place_job ("a London-born painter"), pron.
+_BIRTH_OPENERS = (
+    "{name} (born {year} in {place}) is {job}.",
+    "{name} was born in {place} in {year}.",
+    "Born in {place} in {year}, {name} became {job}.",
+    "{name} is {place_job}.",
+    "{name} is {job} born in {place}.",
+    "{name} was {job}, born in {place} in {year}.",
+    "{name} ({year}-{death}) was {job} born in {place}.",
+    "{name}, {job}, was born in {place}.",
+)
+# A first sentence about another city, then the birth fact: the birthplace is not the
+# first city named, so the model has to read "born".
+_LEAD_INS = (
+    "{name} grew up in {city}.",
+    "{name} lived and worked in {city}.",
+    "{name} is {job} based in {city}.",
+)
+_BIRTH_AFTER_LEAD_IN = (
+    "{pron} was born in {place} in {year}.",
+    "{pron} was born in {place}.",
+)
+# In life order: a bio states its facts in this order, so nobody moves after dying.
+_FACTS = (
+    "{pron} studied in {city}.",
+    "{pron} worked in {city}.",
+    "{pron} taught in {city}.",
+    "{pron} moved to {city}.",
+    "{pron} settled in {city}.",
+    "{pron} died in {city}.",
+)
+_LEAD_IN_RATE = 0.3
+
+MAX_DISTRACTORS = 3
+"""More facts per bio would mostly fall past the 112 characters pretraining ever shows."""
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Size and difficulty of a synthetic dataset; the defaults suit a CPU demo.
+
+    ``n_train`` people get finetuning questions, ``n_dev`` and ``n_test`` people get dev
+    questions and test inputs (never finetuning ones), ``n_extra`` appear only in the
+    corpus. ``distractors`` is the number of facts about other cities in every bio.
+    """
+
+    n_train: int = 1000
+    n_dev: int = 200
+    n_test: int = 100
+    n_extra: int = 100
+    n_places: int = 40
+    distractors: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for field, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0)):
+            value = getattr(self, field)
+            if value < least:
+                raise KgptError(f"synthetic data: {field} must be at least {least}, got {value}")
+        if not 0 <= self.distractors <= MAX_DISTRACTORS:
+            raise KgptError(
+                f"synthetic data: distractors must be 0 to {MAX_DISTRACTORS}, got {self.distractors}"
+            )
+        # Each bio names distinct cities: its birthplace and one per distractor.
+        fewest = max(2, self.distractors + 1)
+        if not fewest <= self.n_places <= len(PLACES):
+            raise KgptError(
+                f"synthetic data: n_places must be {fewest} to {len(PLACES)} "
+                f"with {self.distractors} distractors, got {self.n_places}"
+            )
+
+    @property
+    def n_people(self) -> int:
+        """Every person has exactly one bio, so this is the corpus's line count."""
+        return self.n_train + self.n_dev + self.n_test + self.n_extra
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """The four files' contents (newline-terminated) and the baseline's answer.
+
+    ``most_frequent_place`` is the commonest birthplace in the finetuning file: what a
+    model that learned nothing about individuals would answer for everyone.
+    """
+
+    wiki: str
+    train: str
+    dev: str
+    test_inputs: str
+    most_frequent_place: str
+
+    def write(self, directory: str | Path) -> dict[str, Path]:
+        """Write the files under their real names; returns attribute name → path.
+
+        Bytes, not text mode, so the files are identical on every platform.
+        """
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for attr, file_name in FILE_NAMES.items():
+            path = root / file_name
+            path.write_bytes(getattr(self, attr).encode("utf-8"))
+            paths[attr] = path
+        return paths
+
+
+@dataclass(frozen=True)
+class _Person:
+    name: str
+    place: str
+    bio: str
+
+
+def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
+    """A dataset for ``config``; the same config always gives the same bytes."""
+    rng = random.Random(config.seed)
+    places = PLACES[: config.n_places]
+    names = _unique_names(rng, config.n_people)
+    splits = (config.n_train, config.n_dev, config.n_test, config.n_extra)
+    people: list[list[_Person]] = []
+    start = 0
+    for size in splits:
+        # Each split gets its own exact quota of places, so the dev baseline is the same
+        # share as in train rather than whatever a random draw gives.
+        split_places = _allocate_places(rng, places, size)
+        people.append([
+            _Person(name, place, _bio(rng, name, place, places, config.distractors))
+            for name, place in zip(names[start : start + size], split_places)
+        ])
+        start += size
+    train, dev, test, extra = people
+    corpus = [p.bio for split in people for p in split]
+    rng.shuffle(corpus)  # the corpus order must not give the splits away
+    counts = Counter(p.place for p in train)
+    most_frequent = max(places, key=lambda place: (counts[place], -places.index(place)))
+    return SyntheticData(
+        wiki=_lines(corpus),
+        train=_lines(f"{_question(p.name)}\t{p.place}" for p in train),
+        dev=_lines(f"{_question(p.name)}\t{p.place}" for p in dev),
+        test_inputs=_lines(_question(p.name) for p in test),
+        most_frequent_place=most_frequent,
+    )
+
+
+def _question(name: str) -> str:
+    return f"Where was {name} born?"
+
+
+def _lines(lines: Iterable[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def place_weights(n_places: int) -> list[float]:
+    """Zipf-Mandelbrot shares of the first ``n_places`` places, summing to 1."""
+    raw = [1.0 / (rank + ZIPF_SHIFT) for rank in range(1, n_places + 1)]
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
+def _allocate_places(rng: random.Random, places: tuple[str, ...], n: int) -> list[str]:
+    """``n`` birthplaces in random order whose counts follow :func:`place_weights` exactly.
+
+    Largest-remainder rounding: floor every quota, then give the leftover people to the
+    places with the biggest fractional parts (ties to the more frequent place).
+    """
+    quotas = [n * w for w in place_weights(len(places))]
+    counts = [int(q) for q in quotas]
+    by_remainder = sorted(range(len(places)), key=lambda i: (counts[i] - quotas[i], i))
+    for i in by_remainder[: n - sum(counts)]:
+        counts[i] += 1
+    allocated = [place for place, count in zip(places, counts) for _ in range(count)]
+    rng.shuffle(allocated)
+    return allocated
+
+
+def _unique_names(rng: random.Random, n: int) -> list[str]:
+    """``n`` distinct syllable names; none contains a city name.
+
+    A city inside a name ("Romeo" holds "Rome") would put a second copy of a place into
+    a bio and blur which city the bio says the person was born in.
+    """
+    lowered_places = [p.lower() for p in PLACES]
+    seen: set[str] = set()
+    names: list[str] = []
+    while len(names) < n:
+        name = f"{_word(rng, rng.choice((1, 2, 2)))} {_word(rng, rng.choice((2, 2, 3)))}"
+        if rng.random() < _ACCENT_RATE:
+            name = _accent(rng, name)
+        lowered = name.lower()
+        if name in seen or any(p in lowered for p in lowered_places):
+            continue
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _word(rng: random.Random, syllables: int) -> str:
+    """Consonant-vowel syllables with an optional final consonant, capitalised.
+
+    Short words keep names (and so bios and questions) short: pretraining sees only the
+    start of a bio, and each name fills it twice.
+    """
+    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables))
+    return (word + rng.choice(_CODAS)).capitalize()
+
+
+def _accent(rng: random.Random, name: str) -> str:
+    """Accent one vowel of the surname: a little non-ASCII, as real names have."""
+    first, last = name.split(" ")
+    spots = [i for i, c in enumerate(last) if c in _ACCENTED]
+    if not spots:
+        return name
+    i = rng.choice(spots)
+    return f"{first} {last[:i]}{_ACCENTED[last[i]]}{last[i + 1:]}"
+
+
+def _article(phrase: str) -> str:
+    return f"{'an' if phrase[0].lower() in 'aeiou' else 'a'} {phrase}"
+
+
+def _bio(rng: random.Random, name: str, place: str, places: tuple[str, ...], distractors: int) -> str:
+    """One corpus line: ``NAME. <birth fact> <facts about other cities>``.
+
+    Only phrasings that keep the birthplace within :data:`BIRTH_WITHIN` characters are
+    used; the plainest one always fits, even for the longest names.
+    """
+    year = rng.randint(1820, 1950)
+    job = rng.choice(OCCUPATIONS)
+    fields = {
+        "name": name,
+        "place": place,
+        "year": year,
+        "death": year + rng.randint(40, 72),
+        "job": _article(job),
+        "place_job": _article(f"{place}-born {job}"),
+        "pron": rng.choice(("He", "She")),
+    }
+    cities = rng.sample([c for c in places if c != place], distractors)
+    templates = sorted(rng.sample(range(len(_FACTS)), distractors))
+    facts = [_FACTS[t].format(city=c, **fields) for t, c in zip(templates, cities)]
+    title = f"{name}."
+    if facts and rng.random() < _LEAD_IN_RATE:
+        lead_in = rng.choice(_LEAD_INS).format(city=cities[0], **fields)
+        birth = rng.choice(_BIRTH_AFTER_LEAD_IN).format(**fields)
+        bio = " ".join([title, lead_in, birth, *facts[1:]])
+        if _birth_fits(bio, place):
+            return bio
+    openers = [t.format(**fields) for t in _BIRTH_OPENERS]
+    opener = rng.choice([o for o in openers if _birth_fits(f"{title} {o}", place)])
+    return " ".join([title, opener, *facts])
+
+
+def _birth_fits(bio: str, place: str) -> bool:
+    """Whether the birthplace (the bio's only mention of it) ends early enough to learn."""
+    return bio.index(place) + len(place) <= BIRTH_WITHIN

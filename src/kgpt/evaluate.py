@@ -1,0 +1,58 @@
+"""Predicting birthplaces and scoring them against a question file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from kgpt.checkpoint import atomic_write_bytes
+from kgpt.data.corpus import Question, read_questions
+from kgpt.errors import KgptError
+from kgpt.inference import greedy_decode
+from kgpt.model import GPT
+from kgpt.vocab import MASK_CHAR, CharVocab
+
+MAX_ANSWER_CHARS = 32
+
+
+def evaluate_places(filepath: str | Path, predicted_places: list[str]) -> tuple[float, float]:
+    """``(total, correct)`` as floats, exact string match; ``(0, 0)`` without gold places."""
+    questions = read_questions(filepath)
+    gold = [q.answer for q in questions]
+    if not gold or gold[0] is None:
+        return (0.0, 0.0)
+    if len(predicted_places) != len(gold):
+        raise KgptError(f"{len(predicted_places)} predictions for {len(gold)} questions in {filepath}")
+    correct = sum(p == g for p, g in zip(predicted_places, gold))
+    return (float(len(gold)), float(correct))
+
+
+def predict_places(model: GPT, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
+    """Greedy answers: the characters after ``question⁇`` up to the closing ⁇."""
+    prompts = []
+    for q in questions:
+        prompt = q.text + MASK_CHAR
+        if len(prompt) >= model.max_length:
+            raise KgptError(
+                f"{where}, line {q.line}: the question is {len(q.text)} characters, too long for the "
+                f"model's block of {model.config.block_size}; shorten it"
+            )
+        prompts.append(vocab.encode(prompt, where=f"{where}, line {q.line}"))
+    return [vocab.decode(ids) for ids in greedy_decode(model, prompts, MAX_ANSWER_CHARS)]
+
+
+def most_frequent_place(questions: list[Question]) -> str:
+    """The majority-class answer of a training file (the real data's is London)."""
+    counts = Counter(q.answer for q in questions if q.answer is not None)
+    if not counts:
+        raise KgptError("no answers to count for a most-frequent-place baseline")
+    return counts.most_common(1)[0][0]
+
+
+def write_predictions(path: str | Path, predictions: list[str]) -> None:
+    atomic_write_bytes(path, "".join(p + "\n" for p in predictions).encode("utf-8"))
+
+
+def score_line(correct: float, total: float) -> str:
+    """The assignment's result line."""
+    return f"Correct: {int(correct)} out of {int(total)}: {100.0 * correct / total:.1f}%"

@@ -1,0 +1,184 @@
+"""The assignment's three stages as functions: pretrain, finetune, evaluate.
+
+The CLI and the study runner both call these, so a command line and a ``reproduce``
+cell run exactly the same code. Defaults are the assignment's hyperparameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgpt.checkpoint import load_model, read_checkpoint, save_checkpoint
+from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
+from kgpt.data.corruption import CorruptionBatcher
+from kgpt.data.questions import QuestionBatcher, encode_questions
+from kgpt.errors import KgptError
+from kgpt.evaluate import evaluate_places, predict_places, write_predictions
+from kgpt.model import GPT, GPTConfig
+from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, resolve_device
+from kgpt.vocab import CharVocab
+
+BLOCK_SIZE = 128
+PRETRAIN_EPOCHS, PRETRAIN_BATCH, PRETRAIN_LR = 650, 128, 6e-3
+FINETUNE_BATCH, FINETUNE_LR = 256, 6e-4
+FINETUNE_EPOCHS_SCRATCH, FINETUNE_EPOCHS_PRETRAINED = 75, 10
+
+
+@dataclass
+class Corpus:
+    """The pretraining corpus: its documents and the vocabulary everything shares."""
+
+    path: Path
+    documents: list[str]
+    vocab: CharVocab
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Corpus":
+        text = read_corpus(path)
+        return cls(Path(path), corpus_documents(text), CharVocab.from_text(text))
+
+
+@dataclass
+class RunOptions:
+    """Settings shared by the training stages (the CLI's common flags)."""
+
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    resume: bool = False
+    tb_logdir: Path | None = None
+    checkpoint_every: float = 120.0
+    progress: bool = True
+    batch_size: int | None = None  # None: the assignment's batch for the stage
+    model: dict | None = None  # GPTConfig overrides (layers, width) for smaller presets
+
+
+def resume_path(writing_params_path: str | Path) -> Path:
+    """Where a run's resumable state lives while it trains."""
+    return Path(f"{writing_params_path}.resume")
+
+
+def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device) -> TrainResult:
+    cfg = TrainerConfig(
+        max_epochs=max_epochs,
+        batch_size=batch,
+        learning_rate=lr,
+        final_tokens=final_tokens_for(len(corpus.documents), model.config.block_size),
+        seed=opts.seed,
+        compile=opts.compile,
+        checkpoint_path=resume_path(out),
+        checkpoint_every=opts.checkpoint_every,
+        tb_logdir=opts.tb_logdir,
+        progress=opts.progress,
+        stage=stage,
+    )
+    trainer = Trainer(model, batcher, cfg, corpus.vocab, device)
+    if opts.resume:
+        if not cfg.checkpoint_path.exists():
+            raise KgptError(f"--resume: no resumable checkpoint {cfg.checkpoint_path}; start without --resume")
+        trainer.resume(cfg.checkpoint_path)
+    result = trainer.train()
+    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress(finished=True))
+    cfg.checkpoint_path.unlink(missing_ok=True)
+    return result
+
+
+def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int, opts: RunOptions) -> GPT:
+    config = GPTConfig(
+        vocab_size=len(corpus.vocab), block_size=BLOCK_SIZE, variant=variant, bottleneck_dim=bottleneck_dim, **(opts.model or {})
+    )
+    return GPT(config)
+
+
+def _resumed_config_check(out: Path, model: GPT) -> None:
+    """--resume must continue the same model, not silently start another."""
+    saved = read_checkpoint(resume_path(out)).config if resume_path(out).exists() else None
+    if saved is not None and saved.to_dict() != model.config.to_dict():
+        raise KgptError(
+            f"--resume: {resume_path(out)} holds a {saved.variant} model with other settings; "
+            "use the variant and options it was started with"
+        )
+
+
+def pretrain(
+    variant: str,
+    corpus_path: str | Path,
+    writing_params_path: str | Path,
+    lr: float = PRETRAIN_LR,
+    max_epochs: int | None = None,
+    bottleneck_dim: int = 32,
+    opts: RunOptions | None = None,
+) -> TrainResult:
+    """Span-corruption pretraining on the corpus; writes the model to ``writing_params_path``."""
+    opts = opts or RunOptions()
+    device = resolve_device(opts.device)
+    corpus = Corpus.load(corpus_path)
+    model = _fresh_model(variant, corpus, bottleneck_dim, opts)
+    if opts.resume:
+        _resumed_config_check(Path(writing_params_path), model)
+    batcher = CorruptionBatcher(corpus.documents, corpus.vocab, model.config.block_size, device)
+    epochs = PRETRAIN_EPOCHS if max_epochs is None else max_epochs
+    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr, opts.batch_size or PRETRAIN_BATCH, opts, device)
+
+
+def finetune(
+    variant: str,
+    corpus_path: str | Path,
+    writing_params_path: str | Path,
+    finetune_corpus_path: str | Path,
+    reading_params_path: str | Path | None = None,
+    lr: float = FINETUNE_LR,
+    max_epochs: int | None = None,
+    bottleneck_dim: int | None = None,
+    opts: RunOptions | None = None,
+) -> TrainResult:
+    """Finetune on ``QUESTION<TAB>PLACE`` lines, from a pretrained model or from scratch."""
+    opts = opts or RunOptions()
+    device = resolve_device(opts.device)
+    corpus = Corpus.load(corpus_path)
+    if reading_params_path is not None:
+        model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+        default_epochs = FINETUNE_EPOCHS_PRETRAINED
+    else:
+        model = _fresh_model(variant, corpus, bottleneck_dim or 32, opts)
+        default_epochs = FINETUNE_EPOCHS_SCRATCH
+    if opts.resume:
+        _resumed_config_check(Path(writing_params_path), model)
+    questions = read_questions(finetune_corpus_path, require_answers=True)
+    x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=f"finetuning file {finetune_corpus_path}")
+    batcher = QuestionBatcher(x, y, device)
+    epochs = default_epochs if max_epochs is None else max_epochs
+    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr, opts.batch_size or FINETUNE_BATCH, opts, device)
+
+
+@dataclass
+class Evaluation:
+    predictions: list[str]
+    correct: int
+    total: int
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.total if self.total else 0.0
+
+
+def evaluate(
+    variant: str | None,
+    corpus_path: str | Path,
+    reading_params_path: str | Path,
+    eval_corpus_path: str | Path,
+    outputs_path: str | Path | None = None,
+    bottleneck_dim: int | None = None,
+    device: str = "auto",
+) -> Evaluation:
+    """Greedy answers for every question; scored when the file has places."""
+    corpus = Corpus.load(corpus_path)
+    model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+    model.to(resolve_device(device))
+    questions = read_questions(eval_corpus_path)
+    predictions = predict_places(model, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
+    if outputs_path is not None:
+        write_predictions(outputs_path, predictions)
+    total, correct = evaluate_places(eval_corpus_path, predictions)
+    return Evaluation(predictions, int(correct), int(total))
