@@ -73,6 +73,7 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     _opt(p, "resume", action="store_true", help="continue from WRITING_PARAMS_PATH.resume")
     _opt(p, "checkpoint_every", type=float, default=120.0, help="seconds between resumable checkpoints")
     _opt(p, "batch_size", type=_positive_int, default=None, help="override the assignment's batch size")
+    _opt(p, "precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 autocast on CUDA, fp32 on CPU")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
 
 
@@ -163,6 +164,7 @@ def _run_options(args, command: str):
         checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
         batch_size=args.batch_size,
+        precision=args.precision,
     )
 
 

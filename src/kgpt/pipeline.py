@@ -51,6 +51,7 @@ class RunOptions:
     checkpoint_every: float = 120.0
     progress: bool = True
     batch_size: int | None = None  # None: the assignment's batch for the stage
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
     model: dict | None = None  # GPTConfig overrides (layers, width) for smaller presets
 
 
@@ -67,6 +68,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         final_tokens=final_tokens_for(len(corpus.documents), model.config.block_size),
         seed=opts.seed,
         compile=opts.compile,
+        amp={"auto": None, "fp32": False, "bf16": True}[opts.precision],
         checkpoint_path=resume_path(out),
         checkpoint_every=opts.checkpoint_every,
         tb_logdir=opts.tb_logdir,

@@ -159,6 +159,7 @@ class Trainer:
         self.step = 0
         self.tokens = 0
         self.order: torch.Tensor | None = None  # this epoch's shuffle
+        self.history: list[dict] = []  # mean loss and lr every log_every steps; saved with checkpoints
         use_amp = config.amp if config.amp is not None else device.type == "cuda"
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
         self.forward = self._compiled() if config.compile else self.model
@@ -171,6 +172,7 @@ class Trainer:
 
     def progress(self, finished: bool = False) -> dict:
         return {
+            "history": self.history,
             "stage": self.config.stage,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
@@ -208,6 +210,7 @@ class Trainer:
         self.order = rng["order"].to(self.device) if "order" in rng else None
         self.epoch, self.batch_in_epoch = p["epoch"], p["batch_in_epoch"]
         self.step, self.tokens = p["step"], p["tokens"]
+        self.history = p.get("history", [])
 
     # -- training ----------------------------------------------------------------
 
@@ -248,7 +251,7 @@ class Trainer:
         block = self.model.config.block_size
         total_steps = cfg.max_epochs * self.steps_per_epoch
         writer = _tensorboard(cfg.tb_logdir)
-        history: list[dict] = []
+        history = self.history
         t0 = time.perf_counter()
         last_save = t0
         loss_sum = torch.zeros((), device=self.device)

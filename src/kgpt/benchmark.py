@@ -1,0 +1,264 @@
+"""Throughput benchmarks of kgpt's fast path: ``kgpt bench train`` and ``kgpt bench eval``.
+
+Both run on the embedded synthetic data (:func:`kgpt.data.synthetic.generate`), so they
+need no files, and build a default-size model (the assignment's 4 layers × 256 wide,
+block 128, about 3.3M parameters).
+
+* ``bench_train`` times the real :meth:`kgpt.training.Trainer.train` loop: batch
+  construction (span corruption on the device), forward, backward, gradient clipping,
+  the optimiser step and the loop's own bookkeeping. A few warm-up steps run first and
+  are not timed (``torch.compile`` compiles there); the timed steps end with a device
+  synchronisation.
+* ``bench_eval`` times :func:`kgpt.inference.greedy_decode` on dev-style questions
+  ``Where was NAME born?`` after one untimed warm-up decode of the same questions.
+  The model is freshly initialised: such a model rarely emits the closing ⁇, so every
+  question decodes all 32 characters, which is the slowest case, not a flattering one.
+
+``benchmarks/compare.py`` runs the same measurements next to a reference-style
+implementation (``benchmarks/reference.py``) and reports the ratios.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from kgpt.data.corpus import Question, corpus_documents, parse_questions
+from kgpt.data.corruption import CorruptionBatcher
+from kgpt.data.synthetic import SyntheticConfig, generate
+from kgpt.inference import greedy_decode
+from kgpt.model import GPT, GPTConfig
+from kgpt.training import Trainer, TrainerConfig, final_tokens_for, resolve_device
+from kgpt.vocab import MASK_CHAR, CharVocab
+
+BLOCK_SIZE = 128
+LEARNING_RATE = 6e-3  # the assignment's pretraining rate
+WARMUP_STEPS = 3
+MAX_ANSWER_CHARS = 32
+
+PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
+    # Dense (no sparsity) bf16 tensor-core peaks from the vendor's data sheets; the first
+    # substring found in torch.cuda.get_device_name() wins, so the PCIe H100 comes first.
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),  # SXM
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("A100", 312e12),
+)
+
+
+@dataclass
+class BenchData:
+    """A pretraining corpus, its vocabulary and questions to decode."""
+
+    documents: list[str]
+    vocab: CharVocab
+    questions: list[Question]
+
+
+def synthetic_data(seed: int = 0) -> BenchData:
+    """The embedded synthetic corpus and its dev questions (no real data needed).
+
+    The vocabulary also covers the question text: the synthetic bios never contain "?".
+    """
+    data = generate(SyntheticConfig(seed=seed))
+    questions = parse_questions(data.dev, where="synthetic dev questions")
+    return BenchData(corpus_documents(data.wiki), CharVocab.from_text(data.wiki + data.dev), questions)
+
+
+def build_model(variant: str, vocab_size: int, seed: int = 0, **overrides) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=BLOCK_SIZE, variant=variant, **overrides))
+
+
+def prompts_for(questions: list[Question], vocab: CharVocab, n: int) -> list[list[int]]:
+    """``n`` encoded prompts ``question⁇``, cycling through ``questions`` if there are fewer."""
+    return [vocab.encode(questions[i % len(questions)].text + MASK_CHAR) for i in range(n)]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _StepsBatcher:
+    """A batcher whose epoch is exactly ``steps`` batches of the wrapped one's documents.
+
+    ``Trainer.train`` runs whole epochs; wrapping the real batcher this way makes one
+    epoch of the real loop exactly the number of steps to time. Index i reads document
+    ``i mod len(inner)``: the same corruption code, the same batch shapes.
+    """
+
+    def __init__(self, inner: CorruptionBatcher, steps: int, batch_size: int):
+        self.inner = inner
+        self.n = steps * batch_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def sample(self, index: torch.Tensor, generator: torch.Generator | None = None):
+        return self.inner.sample(index % len(self.inner), generator)
+
+
+def make_trainer(model: GPT, data: BenchData, device: torch.device, batch_size: int, compile: bool = False) -> Trainer:
+    """A Trainer with the assignment's pretraining settings and no files or progress bar."""
+    batcher = CorruptionBatcher(data.documents, data.vocab, model.config.block_size, device)
+    config = TrainerConfig(
+        max_epochs=1,
+        batch_size=batch_size,
+        learning_rate=LEARNING_RATE,
+        final_tokens=final_tokens_for(len(data.documents), model.config.block_size),
+        compile=compile,
+        progress=False,
+        checkpoint_path=None,
+        stage="bench",
+    )
+    return Trainer(model, batcher, config, data.vocab, device)
+
+
+def run_steps(trainer: Trainer, steps: int) -> float:
+    """Seconds for ``steps`` steps of the real training loop, synchronised at both ends.
+
+    ``trainer.batcher`` (a :class:`CorruptionBatcher`) is wrapped for the run and put back.
+    """
+    inner = trainer.batcher
+    trainer.batcher = _StepsBatcher(inner, steps, trainer.config.batch_size)
+    trainer.epoch, trainer.batch_in_epoch, trainer.order = 0, 0, None
+    try:
+        synchronize(trainer.device)
+        t0 = time.perf_counter()
+        trainer.train()  # ends by reading the loss on the host, and synchronises on CUDA
+        synchronize(trainer.device)
+        return time.perf_counter() - t0
+    finally:
+        trainer.batcher = inner
+
+
+def time_training(
+    model: GPT, data: BenchData, device: torch.device, batch_size: int, steps: int,
+    warmup: int = WARMUP_STEPS, compile: bool = False,
+) -> tuple[float, Trainer]:
+    """Warm up (untimed), then time ``steps`` training steps; returns (seconds, trainer)."""
+    trainer = make_trainer(model, data, device, batch_size, compile)
+    if warmup:
+        run_steps(trainer, warmup)
+    return run_steps(trainer, steps), trainer
+
+
+def matmul_parameters(model: GPT) -> int:
+    """N of the FLOPs estimate: every parameter but the embedding tables (lookups, no matmul).
+
+    Biases and LayerNorm weights are included, as in the usual non-embedding count; they
+    are under 1% of N at the default size.
+    """
+    skip = {id(model.tok_emb.weight)} | ({id(model.pos_emb)} if model.pos_emb is not None else set())
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+
+
+def training_flops_per_token(model: GPT, seq_len: int) -> float:
+    """FLOPs of one training token (forward + backward), the PaLM-paper estimate.
+
+    ``6·N + 12·n_layer·T·n_embd`` where N is the non-embedding parameter count (every
+    parameter but ``tok_emb`` and ``pos_emb``, which are lookups, not matmuls), T is the
+    sequence length (block_size − 1) and the second term is attention's QKᵀ and AV
+    products (2 matmuls × 2 FLOPs × 3 for forward + backward, counted without halving
+    for causality, as is customary). An estimate for the vanilla/rope shape; the other
+    variants attend differently, so their MFU is approximate.
+    """
+    c = model.config
+    return 6.0 * matmul_parameters(model) + 12.0 * c.n_layer * seq_len * c.n_embd
+
+
+def peak_flops(device: torch.device) -> tuple[str | None, float | None]:
+    """(device name, dense bf16 peak FLOP/s) of a known GPU; (name, None) otherwise."""
+    if device.type != "cuda":
+        return None, None
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_BF16_FLOPS:
+        if key in name:
+            return name, flops
+    return name, None
+
+
+def bench_train(args) -> dict:
+    """Training throughput of the fast path; one dict (the CLI prints it as JSON)."""
+    device = resolve_device(args.device)
+    data = synthetic_data()
+    model = build_model(args.variant, len(data.vocab))
+    seconds, trainer = time_training(model, data, device, args.batch_size, args.steps, compile=args.compile)
+    seq_len = model.config.block_size - 1
+    tokens = args.steps * args.batch_size * seq_len
+    result = {
+        "variant": args.variant,
+        "device": device.type,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "tokens_per_s": tokens / seconds,
+        "ms_per_step": 1000.0 * seconds / args.steps,
+        "params": model.num_parameters(),
+        "compile": bool(args.compile) and trainer.forward is not trainer.model,
+        "amp": "bf16" if isinstance(trainer.autocast, torch.autocast) else "float32",
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        name, peak = peak_flops(device)
+        flops = training_flops_per_token(model, seq_len) * tokens / seconds
+        result["device_name"] = name
+        result["mfu"] = flops / peak if peak else None
+    return result
+
+
+def time_decoding(model: GPT, prompts: list[list[int]], warmup: bool = True) -> tuple[float, list[list[int]]]:
+    """Seconds for one ``greedy_decode`` of ``prompts`` (after an untimed one) and its output."""
+    device = next(model.parameters()).device
+    if warmup:
+        greedy_decode(model, prompts, MAX_ANSWER_CHARS)
+    synchronize(device)
+    t0 = time.perf_counter()
+    out = greedy_decode(model, prompts, MAX_ANSWER_CHARS)  # returns lists, so it has synchronised
+    seconds = time.perf_counter() - t0
+    return seconds, out
+
+
+def bench_eval(args) -> dict:
+    """Greedy-decoding throughput of the fast path on ``args.questions`` questions."""
+    device = resolve_device(args.device)
+    data = synthetic_data()
+    model = build_model(args.variant, len(data.vocab)).to(device).eval()
+    prompts = prompts_for(data.questions, data.vocab, args.questions)
+    seconds, out = time_decoding(model, prompts)
+    result = {
+        "variant": args.variant,
+        "device": device.type,
+        "questions": args.questions,
+        "seconds": seconds,
+        "questions_per_s": args.questions / seconds,
+        "mean_answer_chars": sum(map(len, out)) / len(out),
+        "weights": "random-init",
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        result["device_name"] = torch.cuda.get_device_name(device)
+    return result
+
+
+def describe(result: dict) -> str:
+    """One human-readable line for a ``bench_train`` or ``bench_eval`` result."""
+    where = result.get("device_name") or result["device"]
+    if "tokens_per_s" in result:
+        line = (
+            f"train {result['variant']} on {where}: {result['tokens_per_s']:,.0f} tokens/s "
+            f"({result['ms_per_step']:.1f} ms/step, batch {result['batch_size']}, {result['steps']} timed steps, "
+            f"{result['params'] / 1e6:.2f}M params, {result['amp']}{', compiled' if result['compile'] else ''}, "
+            f"torch {result['torch']})"
+        )
+        if result.get("mfu") is not None:
+            line += f", MFU {100 * result['mfu']:.1f}%"
+        return line
+    return (
+        f"eval {result['variant']} on {where}: {result['questions']} questions in {result['seconds']:.2f}s = "
+        f"{result['questions_per_s']:,.1f} questions/s (greedy, {result['mean_answer_chars']:.1f} chars per answer, "
+        f"{result['weights']} weights, torch {result['torch']})"
+    )

@@ -1,0 +1,106 @@
+"""Shared fixtures: the real data beside the repository, and a tiny invented corpus.
+
+The real files are only ever read from ``../shared/data/birthplaces`` (never copied into
+the repository); tests that need them skip cleanly when that folder is absent. Tests that
+need small data use :func:`tiny_data`, a corpus of 20 invented bios with non-ASCII names
+written into the test's own temporary folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+# The test models are tiny: intra-op threads buy nothing, and on a shared machine
+# spinning OpenMP workers slow every step down by an order of magnitude.
+torch.set_num_threads(1)
+
+REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "birthplaces"
+REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv", "birth_test_inputs.tsv")
+
+# (name, place, occupation): invented people; names and places include non-ASCII letters.
+PEOPLE = [
+    ("Amélie Durand", "Lyon", "painter"),
+    ("Jonas Brück", "Bremen", "chemist"),
+    ("Søren Holm", "Aarhus", "composer"),
+    ("Inés Calvo", "Sevilla", "architect"),
+    ("Marek Nowak", "Kraków", "poet"),
+    ("Chloé Martin", "Nantes", "cyclist"),
+    ("Tomás Ruiz", "Málaga", "sculptor"),
+    ("Hanna Lind", "Uppsala", "botanist"),
+    ("Pavel Dvořák", "Brno", "violinist"),
+    ("Léa Moreau", "Dijon", "novelist"),
+    ("Olaf Berg", "Bergen", "sailor"),
+    ("Zoë Carter", "Leeds", "engineer"),
+    ("Rui Costa", "Porto", "historian"),
+    ("Anaïs Petit", "Rennes", "photographer"),
+    ("Emil Vogt", "Graz", "physicist"),
+    ("Lucía Vega", "Toledo", "singer"),
+    ("Niko Laine", "Turku", "chess player"),
+    ("Élise Blanc", "Nice", "dancer"),
+    ("Karl Meyer", "Kassel", "judge"),
+    ("Sofía Ramos", "Cádiz", "surgeon"),
+]
+N_TRAIN = 14  # the first 14 people are finetuning lines, the other 6 dev lines
+
+
+def bio(name: str, place: str, job: str) -> str:
+    return f"{name}. {name} was a {job} born in {place} . Why {place}? Nobody knows ."
+
+
+def question(name: str) -> str:
+    return f"Where was {name} born?"
+
+
+@dataclass(frozen=True)
+class TinyData:
+    """Paths of the tiny corpus and its question files, plus their contents."""
+
+    dir: Path
+    wiki: Path
+    train: Path
+    dev: Path
+    test_inputs: Path
+    wiki_text: str
+    train_pairs: list[tuple[str, str]]
+    dev_pairs: list[tuple[str, str]]
+
+
+def write_tiny_data(folder: Path) -> TinyData:
+    folder.mkdir(parents=True, exist_ok=True)
+    wiki_text = "".join(bio(*p) + "\n" for p in PEOPLE)
+    pairs = [(question(name), place) for name, place, _ in PEOPLE]
+    train_pairs, dev_pairs = pairs[:N_TRAIN], pairs[N_TRAIN:]
+    paths = {name: folder / name for name in ("wiki.txt", "train.tsv", "dev.tsv", "test_inputs.tsv")}
+    paths["wiki.txt"].write_text(wiki_text, encoding="utf-8")
+    paths["train.tsv"].write_text("".join(f"{q}\t{a}\n" for q, a in train_pairs), encoding="utf-8")
+    paths["dev.tsv"].write_text("".join(f"{q}\t{a}\n" for q, a in dev_pairs), encoding="utf-8")
+    paths["test_inputs.tsv"].write_text("".join(f"{q}\n" for q, _ in dev_pairs), encoding="utf-8")
+    return TinyData(
+        folder, paths["wiki.txt"], paths["train.tsv"], paths["dev.tsv"], paths["test_inputs.tsv"],
+        wiki_text, train_pairs, dev_pairs,
+    )
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> TinyData:
+    """20 invented bios (wiki.txt), 14 finetuning lines, 6 dev lines, 6 question-only lines."""
+    return write_tiny_data(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_data_shared(tmp_path_factory: pytest.TempPathFactory) -> TinyData:
+    """The same tiny data, written once per session, for read-only use."""
+    return write_tiny_data(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The folder with the real assignment files; skips when it (or a file) is absent."""
+    missing = [name for name in REAL_FILES if not (REAL_DATA_DIR / name).is_file()]
+    if missing:
+        pytest.skip(f"real data not available in {REAL_DATA_DIR} (missing {', '.join(missing)})")
+    return REAL_DATA_DIR
