@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,7 +69,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
 def compare(args: argparse.Namespace) -> dict:
+    load_before = _load_average()
     device = resolve_device(args.device)
     n_questions = args.questions or (500 if device.type == "cuda" else 100)
     data = load_data(args.data_dir)
@@ -113,6 +122,9 @@ def compare(args: argparse.Namespace) -> dict:
     kgpt_eval_s, ref_eval_s = min(kgpt_eval_times), min(ref_eval_times)
     kgpt_pred = [data.vocab.decode(p) for p in ids]
     same = sum(a == b for a, b in zip(kgpt_pred, ref_pred))
+    with torch.no_grad():  # the two forwards agree on whole training rows too, not just the answers
+        x, _ = trainer.batcher.sample(torch.arange(min(16, len(data.documents)), device=device), trainer.generator)
+        logit_diff = (model(x)[0] - ref_eval(x.contiguous())[0]).abs().max().item()
 
     result = {
         "device": device.type,
@@ -136,8 +148,10 @@ def compare(args: argparse.Namespace) -> dict:
         "eval_speedup": ref_eval_s / kgpt_eval_s,
         "seconds": {"kgpt_train": kgpt_times, "ref_train": ref_times, "kgpt_eval": kgpt_eval_times, "ref_eval": ref_eval_times},
         "predictions_identical": same,
+        "max_logit_diff": logit_diff,
         "mean_answer_chars": sum(map(len, kgpt_pred)) / n_questions,
         "distinct_predictions": len(set(kgpt_pred)),
+        "load_average": [load_before, _load_average()],  # 1-minute, at start and end
     }
     if device.type == "cuda":
         name, peak = benchmark.peak_flops(device)
@@ -171,9 +185,16 @@ def table(r: dict) -> str:
     for row in rows:
         lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
     lines.append("")
+    busy = [x for x in r["load_average"] if x is not None and x > r["threads"] + 0.5]
+    if r["device"] == "cpu" and busy:
+        lines.append(
+            f"warning: load average {max(busy):.1f} on a {r['threads']}-thread run: other processes shared the "
+            "CPU, so these timings are unreliable; rerun on a quiet machine or with --repeats"
+        )
     lines.append(
         f"predictions identical: {r['predictions_identical']}/{r['questions']} "
-        f"({r['distinct_predictions']} distinct, {r['mean_answer_chars']:.1f} chars on average)"
+        f"({r['distinct_predictions']} distinct, {r['mean_answer_chars']:.1f} chars on average); "
+        f"largest logit difference on 16 training rows {r['max_logit_diff']:.1e}"
     )
     return "\n".join(lines)
 

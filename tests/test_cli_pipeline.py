@@ -182,11 +182,6 @@ def test_training_is_deterministic_given_initial_state(tiny_data, tmp_path, caps
     assert_same_tensors(a, b)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the model is initialised before the Trainer seeds torch, so --seed does not govern "
-    "the initial weights; identical in-process runs give different checkpoints",
-    strict=True,
-)
 def test_seed_gives_identical_checkpoints(tiny_data, tmp_path, capsys):
     a, b = tmp_path / "a.params", tmp_path / "b.params"
     pretrain(tiny_data, a, capsys, "--seed", "7", "--batch_size", "10")

@@ -67,11 +67,6 @@ def test_london_baseline_errors_are_one_line(tiny_data, tmp_path, capsys):
     assert err.count("\n") == 1 and "does not exist" in err
 
 
-@pytest.mark.xfail(
-    reason="BUG: a predicted newline character is written verbatim, so the outputs file no longer "
-    "has one prediction per input line",
-    strict=True,
-)
 def test_predictions_file_one_line_per_input_even_if_model_emits_newline(tiny_data, tmp_path, capsys):
     """The corpus vocabulary contains '\\n', so a (badly trained) model can predict it."""
     vocab = CharVocab.from_text(tiny_data.wiki_text)

@@ -2,7 +2,7 @@
 
 Both run on the embedded synthetic data (:func:`kgpt.data.synthetic.generate`), so they
 need no files, and build a default-size model (the assignment's 4 layers × 256 wide,
-block 128, about 3.3M parameters).
+block 128, about 3.2M parameters).
 
 * ``bench_train`` times the real :meth:`kgpt.training.Trainer.train` loop: batch
   construction (span corruption on the device), forward, backward, gradient clipping,
@@ -42,6 +42,7 @@ PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
     # Dense (no sparsity) bf16 tensor-core peaks from the vendor's data sheets; the first
     # substring found in torch.cuda.get_device_name() wins, so the PCIe H100 comes first.
     ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
     ("H100", 989e12),  # SXM
     ("H200", 989e12),
     ("GH200", 989e12),

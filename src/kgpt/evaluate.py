@@ -38,7 +38,8 @@ def predict_places(model: GPT, vocab: CharVocab, questions: list[Question], wher
                 f"model's block of {model.config.block_size}; shorten it"
             )
         prompts.append(vocab.encode(prompt, where=f"{where}, line {q.line}"))
-    return [vocab.decode(ids) for ids in greedy_decode(model, prompts, MAX_ANSWER_CHARS)]
+    # An answer is one line of a file: a predicted newline ends it, like the closing ⁇.
+    return [vocab.decode(ids).split("\n")[0] for ids in greedy_decode(model, prompts, MAX_ANSWER_CHARS)]
 
 
 def most_frequent_place(questions: list[Question]) -> str:

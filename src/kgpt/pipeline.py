@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from kgpt.checkpoint import load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
@@ -87,6 +89,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
 
 
 def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int, opts: RunOptions) -> GPT:
+    torch.manual_seed(opts.seed)  # --seed decides the initial weights too
     config = GPTConfig(
         vocab_size=len(corpus.vocab), block_size=BLOCK_SIZE, variant=variant, bottleneck_dim=bottleneck_dim, **(opts.model or {})
     )

@@ -22,9 +22,16 @@ import random
 import torch
 
 from kgpt.data.corpus import corpus_documents
+from kgpt.errors import KgptError
 from kgpt.vocab import MASK_CHAR, MASK_ID, PAD_CHAR, PAD_ID, CharVocab
 
 MIN_TRUNCATION = 4
+MIN_BLOCK_SIZE = 9  # the longest kept prefix plus two ⁇ must fit: int(b*7/8) + 2 <= b
+
+
+def check_block_size(block_size: int) -> None:
+    if block_size < MIN_BLOCK_SIZE:
+        raise KgptError(f"block size {block_size} is too small for span corruption; use at least {MIN_BLOCK_SIZE}")
 
 
 def max_truncation(block_size: int) -> int:
@@ -62,6 +69,7 @@ class CharCorruptionDataset(torch.utils.data.Dataset):
     MASK_CHAR = MASK_CHAR
 
     def __init__(self, data: str, block_size: int):
+        check_block_size(block_size)
         self.vocab = CharVocab.from_text(data.replace("\r\n", "\n"))
         self.stoi = self.vocab.stoi
         self.itos = self.vocab.itos
@@ -86,6 +94,7 @@ class CorruptionBatcher:
     """
 
     def __init__(self, documents: list[str], vocab: CharVocab, block_size: int, device: torch.device | str = "cpu"):
+        check_block_size(block_size)
         self.block_size = block_size
         cap = max_truncation(block_size)
         rows = torch.full((len(documents), cap + 1), PAD_ID, dtype=torch.long)

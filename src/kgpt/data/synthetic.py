@@ -101,8 +101,11 @@ _FACTS = (
     "{pron} taught in {city}.",
     "{pron} moved to {city}.",
     "{pron} settled in {city}.",
+    "{pron} wrote Why {city}?",
     "{pron} died in {city}.",
 )
+# Every character of a question must be in the corpus vocabulary, as in the real data.
+_QUESTION_CHARS = frozenset("Where was born?")
 _LEAD_IN_RATE = 0.3
 
 MAX_DISTRACTORS = 3
@@ -204,6 +207,9 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
         start += size
     train, dev, test, extra = people
     corpus = [p.bio for split in people for p in split]
+    if not _QUESTION_CHARS <= set("".join(corpus)):
+        # Small configs may draw no "Why ...?" fact; one bio gets the characters instead.
+        corpus[0] += " Why?"
     rng.shuffle(corpus)  # the corpus order must not give the splits away
     counts = Counter(p.place for p in train)
     most_frequent = max(places, key=lambda place: (counts[place], -places.index(place)))

@@ -1,0 +1,267 @@
+"""Study runners: ``kgpt demo`` on embedded synthetic data and ``kgpt reproduce``.
+
+Both run the same three settings the assignment compares, cell by cell:
+
+* ``baseline``: one answer for everybody (the training file's most frequent place;
+  "London" on the real data, as the assignment's London baseline);
+* ``finetune-only``: finetune a fresh model on the questions, then answer dev;
+* ``pretrain+finetune``: span-corruption pretraining on the corpus, then the same.
+
+Every cell goes through :mod:`kgpt.pipeline`, the code behind the CLI. ``reproduce`` is
+resumable: a finished cell's JSON is kept and skipped; a finished pretraining is reused
+by later cells; an interrupted training continues from its ``.resume`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from kgpt.checkpoint import atomic_write_bytes, read_checkpoint
+from kgpt.data.corpus import read_questions
+from kgpt.data.synthetic import SyntheticConfig, generate
+from kgpt.errors import KgptError
+from kgpt.evaluate import evaluate_places, most_frequent_place, write_predictions
+from kgpt import pipeline
+
+REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
+# Published dev-set reference points (DESIGN.md): shown beside measured results.
+PUBLISHED = {
+    ("baseline", "vanilla"): "5.0% (London)",
+    ("finetune-only", "vanilla"): "about 2%",
+    ("pretrain+finetune", "vanilla"): "10–25% (14.4% in one write-up)",
+    ("pretrain+finetune", "synthesizer"): "about 17–24%",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes and schedules for one kind of study run."""
+
+    name: str
+    pretrain_epochs: int | None = None  # None: the assignment's defaults
+    finetune_epochs_scratch: int | None = None
+    finetune_epochs_pretrained: int | None = None
+    pretrain_lr: float = pipeline.PRETRAIN_LR
+    finetune_lr: float = pipeline.FINETUNE_LR
+    pretrain_batch: int | None = None
+    finetune_batch: int | None = None
+    model: dict = field(default_factory=dict)
+    data: SyntheticConfig | None = None  # the demo's generated data
+
+
+PRESETS = {
+    "assignment": Preset("assignment"),
+    # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
+    "quick": Preset("quick", pretrain_epochs=2, finetune_epochs_scratch=2, finetune_epochs_pretrained=2),
+}
+DEMO_PRESETS = {
+    # Sized so the whole demo finishes in about five minutes on a 2-core laptop CPU.
+    "cpu": Preset(
+        "cpu", pretrain_epochs=90, finetune_epochs_scratch=40, finetune_epochs_pretrained=20,
+        pretrain_lr=3e-3, finetune_lr=1e-3, pretrain_batch=64, finetune_batch=64,
+        model={"n_layer": 2, "n_head": 4, "n_embd": 128},
+        data=SyntheticConfig(n_train=400, n_dev=100, n_test=20, n_extra=0, n_places=20, distractors=1),
+    ),
+    # Seconds: exercises every step (tests use it); the numbers mean nothing.
+    "tiny": Preset(
+        "tiny", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
+        pretrain_batch=16, finetune_batch=16, model={"n_layer": 1, "n_head": 2, "n_embd": 32},
+        data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1),
+    ),
+}
+
+
+@dataclass
+class Cell:
+    setting: str
+    variant: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.setting}-{self.variant}-s{self.seed}"
+
+
+class Study:
+    """One study directory: data paths, the cells' results, and what is already done."""
+
+    def __init__(self, data_dir: Path, out: Path, preset: Preset, device: str, compile: bool = False, progress: bool = True):
+        self.data_dir, self.out, self.preset = data_dir, out, preset
+        self.device, self.compile, self.progress = device, compile, progress
+        self.wiki = data_dir / "wiki.txt"
+        self.train = data_dir / "birth_places_train.tsv"
+        self.dev = data_dir / "birth_dev.tsv"
+        for p in (self.wiki, self.train, self.dev):
+            if not p.is_file():
+                raise KgptError(f"{p} is missing; the data folder needs {', '.join(REAL_FILES)}")
+        for sub in ("cells", "checkpoints", "predictions"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+
+    def _opts(self, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
+        return pipeline.RunOptions(
+            seed=seed, device=self.device, compile=self.compile, resume=pipeline.resume_path(out_path).exists(),
+            progress=self.progress, batch_size=batch, model=self.preset.model or None, checkpoint_every=60.0,
+        )
+
+    def run(self, cells: list[Cell]) -> list[dict]:
+        rows = []
+        for i, cell in enumerate(cells, 1):
+            done = self.out / "cells" / f"{cell.key}.json"
+            if done.exists():
+                rows.append(json.loads(done.read_text()))
+                print(f"[{i}/{len(cells)}] {cell.key}: done earlier, {rows[-1]['accuracy']:.1f}%")
+                continue
+            print(f"[{i}/{len(cells)}] {cell.key}: running", flush=True)
+            t0 = time.perf_counter()
+            row = self._run_cell(cell)
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            atomic_write_bytes(done, json.dumps(row, indent=1).encode())
+            rows.append(row)
+            print(f"[{i}/{len(cells)}] {cell.key}: {row['correct']}/{row['total']} = {row['accuracy']:.1f}% ({row['seconds']}s)")
+        return rows
+
+    def _run_cell(self, cell: Cell) -> dict:
+        pred_path = self.out / "predictions" / f"{cell.key}.txt"
+        if cell.setting == "baseline":
+            place = most_frequent_place(read_questions(self.train, require_answers=True))
+            predictions = [place] * len(read_questions(self.dev))
+            write_predictions(pred_path, predictions)
+            total, correct = evaluate_places(self.dev, predictions)
+            return self._row(cell, int(correct), int(total), answer=place)
+        p = self.preset
+        ckpt = self.out / "checkpoints"
+        reading = None
+        if cell.setting == "pretrain+finetune":
+            reading = ckpt / f"pretrain-{cell.variant}-s{cell.seed}.params"
+            if not reading.exists():
+                pipeline.pretrain(
+                    cell.variant, self.wiki, reading, lr=p.pretrain_lr, max_epochs=p.pretrain_epochs,
+                    opts=self._opts(cell.seed, reading, p.pretrain_batch),
+                )
+        finetuned = ckpt / f"{cell.key}.params"
+        if not finetuned.exists():
+            epochs = p.finetune_epochs_pretrained if reading else p.finetune_epochs_scratch
+            pipeline.finetune(
+                cell.variant, self.wiki, finetuned, self.train, reading_params_path=reading, lr=p.finetune_lr,
+                max_epochs=epochs, opts=self._opts(cell.seed, finetuned, p.finetune_batch),
+            )
+        ev = pipeline.evaluate(cell.variant, self.wiki, finetuned, self.dev, pred_path, device=self.device)
+        return self._row(cell, ev.correct, ev.total)
+
+    def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
+        return {
+            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed,
+            "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
+        }
+
+    def loss_curves(self) -> dict[str, list[dict]]:
+        """Training histories kept in the checkpoints, by checkpoint name."""
+        curves = {}
+        for path in sorted((self.out / "checkpoints").glob("*.params")):
+            history = read_checkpoint(path).progress.get("history", [])
+            if history:
+                curves[path.stem] = history
+        return curves
+
+
+def study_cells(variants: list[str], seeds: list[int]) -> list[Cell]:
+    cells = [Cell("baseline", variants[0], seeds[0])]
+    for variant in variants:
+        for seed in seeds:
+            cells += [Cell("finetune-only", variant, seed), Cell("pretrain+finetune", variant, seed)]
+    return cells
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean ± std of accuracy per (setting, variant) over seeds."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["setting"], r["variant"]), []).append(r["accuracy"])
+    return [
+        {
+            "setting": s, "variant": v, "seeds": len(acc), "mean": statistics.fmean(acc),
+            "std": statistics.stdev(acc) if len(acc) > 1 else 0.0, "published": PUBLISHED.get((s, v), ""),
+        }
+        for (s, v), acc in groups.items()
+    ]
+
+
+def results_table(summary: list[dict], with_published: bool) -> str:
+    head = "| setting | variant | seeds | dev accuracy |" + (" published |" if with_published else "")
+    rule = "|---|---|---|---|" + ("---|" if with_published else "")
+    lines = [head, rule]
+    for s in summary:
+        acc = f"{s['mean']:.1f}%" + (f" ± {s['std']:.1f}" if s["seeds"] > 1 else "")
+        lines.append(f"| {s['setting']} | {s['variant']} | {s['seeds']} | {acc} |" + (f" {s['published']} |" if with_published else ""))
+    return "\n".join(lines)
+
+
+def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, title: str) -> None:
+    """Accuracy per cell (bars) beside the training loss curves."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    summary = summarize(rows)
+    labels = [f"{s['setting']}\n{s['variant']}" if s["setting"] != "baseline" else "baseline" for s in summary]
+    ax.bar(range(len(summary)), [s["mean"] for s in summary], yerr=[s["std"] for s in summary],
+           color=["0.6" if s["setting"] == "baseline" else "C0" if s["setting"] == "finetune-only" else "C1" for s in summary])
+    ax.set_xticks(range(len(summary)), labels, fontsize=8)
+    ax.set_ylabel("dev accuracy (%)")
+    ax.set_title(f"{title}: birthplace accuracy on dev")
+    for name, history in curves.items():
+        ax2.plot([h["step"] for h in history], [h["loss"] for h in history], label=name)
+    ax2.set_xlabel("optimiser step")
+    ax2.set_ylabel("training loss (mean over log interval)")
+    ax2.set_yscale("log")
+    ax2.set_title("training loss")
+    if curves:
+        ax2.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+
+
+def _write_outputs(study: Study, rows: list[dict], title: str, with_published: bool, extra: dict | None = None) -> str:
+    summary = summarize(rows)
+    table = results_table(summary, with_published)
+    payload = {"rows": rows, "summary": summary, **(extra or {})}
+    atomic_write_bytes(study.out / "results.json", json.dumps(payload, indent=1).encode())
+    atomic_write_bytes(study.out / "results.md", f"# {title}\n\n{table}\n\n![results](results.png)\n".encode())
+    plot_results(rows, study.loss_curves(), study.out / "results.png", title)
+    return table
+
+
+def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu", variant: str = "rope") -> list[dict]:
+    """Generate the embedded data and run the three settings; print and save the results."""
+    if preset not in DEMO_PRESETS:
+        raise KgptError(f"unknown demo preset {preset!r}; choose one of {', '.join(DEMO_PRESETS)}")
+    p = DEMO_PRESETS[preset]
+    data = generate(replace(p.data, seed=seed))
+    data_dir = out / "data"
+    data.write(data_dir)
+    print(f"kgpt demo: synthetic data in {data_dir} ({p.data.n_train} finetuning people, {p.data.n_dev} dev people); preset {preset}")
+    t0 = time.perf_counter()
+    study = Study(data_dir, out, p, device, progress=False)
+    cells = [Cell("baseline", variant, seed), Cell("finetune-only", variant, seed), Cell("pretrain+finetune", variant, seed)]
+    rows = study.run(cells)
+    table = _write_outputs(study, rows, "kgpt demo (synthetic data)", with_published=False,
+                           extra={"preset": preset, "seconds": round(time.perf_counter() - t0, 1)})
+    print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'} in {time.perf_counter() - t0:.0f}s")
+    return rows
+
+
+def run_reproduce(
+    data_dir: Path, out: Path, variants: list[str], seeds: list[int], preset: str = "assignment",
+    device: str = "auto", compile: bool = False,
+) -> list[dict]:
+    """The study matrix on the real files; finished cells are skipped on a rerun."""
+    if preset not in PRESETS:
+        raise KgptError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    study = Study(data_dir, out, PRESETS[preset], device, compile)
+    rows = study.run(study_cells(variants, seeds))
+    table = _write_outputs(study, rows, f"kgpt reproduce ({preset})", with_published=True, extra={"preset": preset})
+    print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
+    return rows
