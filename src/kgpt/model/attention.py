@@ -11,7 +11,6 @@ only and attends to everything cached so far, so no mask is needed.
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +75,15 @@ class DotProductAttention(nn.Module):
             self.register_buffer("rope_sin", sin, persistent=False)
 
     def heads(self, t: torch.Tensor) -> torch.Tensor:
-        return t.unflatten(-1, (self.n_head, -1)).transpose(1, 2)  # (B, nh, T, hs)
+        """(B, T, C) → contiguous (B, nh, T, hs).
+
+        Contiguous on purpose: in the H100 runs (docs/RESULTS.md) the two variants that
+        gave SDPA strided head views (vanilla, perceiver) trained badly, while rope, whose
+        rotation makes contiguous queries and keys, trained well; fused attention kernels
+        have a history of mishandling strided inputs. Not yet confirmed on a GPU; the copy
+        is cheap either way.
+        """
+        return t.unflatten(-1, (self.n_head, -1)).transpose(1, 2).contiguous()
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         kv_in = x if context is None else context
@@ -137,6 +144,3 @@ def make_attention(config: GPTConfig) -> nn.Module:
     if config.variant == "synthesizer":
         return SynthesizerAttention(config)
     return DotProductAttention(config, rotary=config.variant == "rope")
-
-
-

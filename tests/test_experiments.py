@@ -1,0 +1,103 @@
+"""The study runners: ``kgpt demo`` on a tiny preset and ``kgpt reproduce`` resumption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kgpt import experiments, pipeline
+from kgpt.cli import main
+from kgpt.data.synthetic import SyntheticConfig, generate
+
+SETTINGS = {"baseline", "finetune-only", "pretrain+finetune"}
+
+
+def test_demo_tiny_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--preset", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "| pretrain+finetune |" in printed
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    assert {r["setting"] for r in rows} == SETTINGS
+    for r in rows:
+        assert set(r) >= {"setting", "variant", "seed", "correct", "total", "accuracy"}
+        assert isinstance(r["correct"], int) and r["total"] == 8
+        assert r["accuracy"] == pytest.approx(100 * r["correct"] / r["total"], abs=0.01)
+    # The baseline answers the most frequent training place for everybody.
+    data = generate(experiments.DEMO_PRESETS["tiny"].data)
+    baseline = next(r for r in rows if r["setting"] == "baseline")
+    assert baseline["answer"] == data.most_frequent_place
+    preds = (out / "predictions" / "baseline-rope-s0.txt").read_text().splitlines()
+    assert preds == [data.most_frequent_place] * 8
+    assert (out / "results.png").stat().st_size > 1000
+    assert "| baseline |" in (out / "results.md").read_text()
+
+
+def test_demo_unknown_preset_is_one_line(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--preset", "huge"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown demo preset" in err[0]
+
+
+@pytest.fixture
+def study_data(tmp_path) -> Path:
+    """Small real-format data written by the generator (never the real files)."""
+    d = tmp_path / "data"
+    generate(SyntheticConfig(n_train=12, n_dev=6, n_test=2, n_extra=0, n_places=4, distractors=1)).write(d)
+    return d
+
+
+def test_reproduce_runs_matrix_and_resumes_without_work(study_data, tmp_path, monkeypatch, capsys):
+    small = experiments.Preset("small", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
+                               pretrain_batch=8, finetune_batch=8, model={"n_layer": 1, "n_head": 2, "n_embd": 16})
+    monkeypatch.setitem(experiments.PRESETS, "small", small)
+    out = tmp_path / "study"
+    args = ["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "small",
+            "--variants", "vanilla", "rope", "--seeds", "0", "1", "--device", "cpu"]
+    assert main(args) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert len(first["rows"]) == 1 + 2 * 2 * 2  # baseline + (2 settings × 2 variants × 2 seeds)
+    summary = {(s["setting"], s["variant"]): s for s in first["summary"]}
+    assert summary[("pretrain+finetune", "rope")]["seeds"] == 2
+    assert summary[("pretrain+finetune", "vanilla")]["published"].startswith("10–25%")
+    assert len(list((out / "predictions").glob("*.txt"))) == 9
+    md = (out / "results.md").read_text()
+    assert "± " in md and "published" in md
+    capsys.readouterr()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(pipeline, "pretrain", no_training)
+    monkeypatch.setattr(pipeline, "finetune", no_training)
+    monkeypatch.setattr(pipeline, "evaluate", no_training)
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("done earlier") == 9
+    assert json.loads((out / "results.json").read_text())["rows"] == first["rows"]
+
+
+def test_reproduce_reuses_a_finished_pretraining(study_data, tmp_path, monkeypatch):
+    small = experiments.Preset("small", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
+                               pretrain_batch=8, finetune_batch=8, model={"n_layer": 1, "n_head": 2, "n_embd": 16})
+    monkeypatch.setitem(experiments.PRESETS, "small", small)
+    out = tmp_path / "study"
+    run = lambda: experiments.run_reproduce(study_data, out, ["vanilla"], [0], preset="small", device="cpu")  # noqa: E731
+    run()
+    # Drop the finished cell but keep the checkpoints: only finetuning runs again.
+    (out / "cells" / "pretrain+finetune-vanilla-s0.json").unlink()
+    (out / "checkpoints" / "pretrain+finetune-vanilla-s0.params").unlink()
+    calls = []
+    real_finetune = pipeline.finetune
+    monkeypatch.setattr(pipeline, "pretrain", lambda *a, **k: calls.append("pretrain"))
+    monkeypatch.setattr(pipeline, "finetune", lambda *a, **k: (calls.append("finetune"), real_finetune(*a, **k))[1])
+    run()
+    assert calls == ["finetune"]
+
+
+def test_reproduce_missing_data_is_one_line(tmp_path, capsys):
+    assert main(["reproduce", "--data_dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing" in err[0]
