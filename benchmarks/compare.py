@@ -15,6 +15,7 @@ same data. Measures:
 Usage (from the repository root)::
 
     python benchmarks/compare.py --device cpu --steps 5
+    python benchmarks/compare.py --device cpu --steps 5 --repeats 3   # best of 3 on a shared machine
     python benchmarks/compare.py --device cuda --steps 20 --json
 
 ``--data-dir`` points at a folder with the real ``wiki.txt`` and ``birth_dev.tsv``;

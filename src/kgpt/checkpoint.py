@@ -3,19 +3,23 @@
 One file holds everything, so a model can never be separated from its description:
 tensors ``model.*`` (and, in resumable training checkpoints, ``optim.*`` and ``rng.*``),
 and a JSON header entry ``kgpt`` with the variant, model config, vocabulary, kgpt
-version and training progress. Reading never unpickles. Writes go to a temporary file
-in the same directory and are renamed into place, so a crash mid-write leaves the
-previous file intact.
+version, training progress and a SHA-256 of all of it (so a damaged file is refused
+rather than loaded as wrong weights). Reading never unpickles. Writes go to a temporary
+file in the same directory, are fsynced and renamed into place, so a crash or a kill
+mid-write leaves the previous file intact.
 
 State dicts saved by the assignment's code (``torch.save(model.state_dict())``) are
-imported through ``torch.load(weights_only=True)`` after their layout is checked
-against the model the command line describes.
+imported through ``torch.load(weights_only=True)`` (which refuses any pickle that is not
+plain tensors and containers, without running it), and their layout is checked against
+the model the command line describes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -27,13 +31,18 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 import kgpt
+from kgpt.data.corpus import read_input_bytes
 from kgpt.errors import KgptError
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
 
 FORMAT = "kgpt-checkpoint/1"
+_META_FIELDS = {"format", "kgpt_version", "variant", "config", "vocab", "progress", "sha256"}
 # Buffers the assignment's models saved in their state dicts; kgpt recomputes them.
 _LEGACY_BUFFERS = ("attn.mask", "rope_cache", "rope_cos", "rope_sin")
+# Most file systems allow 255 bytes; the temporary file adds 14 and ".resume" 7.
+_MAX_NAME_BYTES = 255 - 14 - 7
+_MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
 
 
 @dataclass
@@ -53,25 +62,60 @@ class Checkpoint:
         return {k[len(prefix) + 1 :]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
 
 
+def check_writable(path: str | Path, what: str = "output path") -> None:
+    """Refuse, before any work is done, an output path that could not be written.
+
+    Nothing is created: the path must not be a directory, and its nearest existing
+    ancestor must be a folder this process may write in (missing folders below it are
+    made when the file is written).
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise KgptError(f"{what} {p} is a directory; give a file name inside it")
+        folder = p.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise KgptError(f"{what} {p} cannot be created: {folder} is a file, not a folder; choose another path")
+        if len(os.fsencode(p.name)) > _MAX_NAME_BYTES:
+            raise KgptError(f"{what} {p} has a file name too long for the file system; choose a shorter one")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise KgptError(f"{what} {p} cannot be written: no permission to write in {folder}; choose another path")
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be written ({e.strerror or e}); choose another path") from None
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old or the new file."""
     path = Path(path)
-    if path.is_dir():
-        raise KgptError(f"output path {path} is a directory; give a file name")
+    check_writable(path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise KgptError(f"cannot write {path}: {e.strerror}") from None
-    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, permissions, …: the old file is still intact
+            raise KgptError(f"cannot write {path} ({e.strerror or e}); the previous file, if any, is unchanged") from None
         raise
+
+
+def checkpoint_digest(meta: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the metadata (less this digest) and the names, dtypes, shapes and bytes
+    of ``tensors`` (CPU, contiguous): any damaged byte of a checkpoint changes it."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -93,68 +137,105 @@ def save_checkpoint(
         "vocab": vocab.itos,
         "progress": progress or {},
     }
+    meta["sha256"] = checkpoint_digest(meta, tensors)
     atomic_write_bytes(path, st_save(tensors, metadata={"kgpt": json.dumps(meta, ensure_ascii=False)}))
 
 
 def _is_safetensors(raw: bytes) -> bool:
+    """A safetensors file starts with its JSON header's length, then the header.
+
+    A header longer than the file means a truncated safetensors file, which must be
+    reported as such, not handed to the pickle loader.
+    """
     if len(raw) < 10:
         return False
     (n,) = struct.unpack("<Q", raw[:8])
-    return 2 <= n <= len(raw) - 8 and raw[8:9] == b"{"
+    return 2 <= n <= _MAX_HEADER_BYTES and raw[8:9] == b"{"
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a kgpt checkpoint or an assignment state dict (marked ``imported``)."""
     p = Path(path)
-    if not p.exists():
-        raise KgptError(f"checkpoint {p} does not exist; check --reading_params_path")
-    if p.is_dir():
-        raise KgptError(f"checkpoint {p} is a directory, not a file")
-    raw = p.read_bytes()
-    if not raw:
-        raise KgptError(f"checkpoint {p} is empty")
+    raw = read_input_bytes(p, "checkpoint", "check --reading_params_path")
     if _is_safetensors(raw):
         return _read_kgpt(p, raw)
     return _read_legacy(p)
 
 
 def _read_kgpt(p: Path, raw: bytes) -> Checkpoint:
+    damaged = f"checkpoint {p} is truncated or corrupted"
     try:
         (n,) = struct.unpack("<Q", raw[:8])
         header = json.loads(raw[8 : 8 + n])
         meta = json.loads(header.get("__metadata__", {}).get("kgpt", "null"))
         tensors = st_load(raw)
-    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
-        raise KgptError(f"checkpoint {p} is truncated or corrupted ({str(e).splitlines()[0]}); retrain or restore it") from None
+    except (SafetensorError, ValueError, TypeError, AttributeError) as e:
+        raise KgptError(f"{damaged} ({str(e).splitlines()[0][:120]}); retrain or restore it") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise KgptError(f"checkpoint {p} is a safetensors file without kgpt metadata; it was not written by kgpt")
-    return Checkpoint(
-        config=GPTConfig.from_dict(meta["config"]),
-        vocab=CharVocab.from_itos(meta["vocab"]),
-        progress=meta.get("progress", {}),
-        tensors=tensors,
-    )
+    unknown = sorted(set(meta) - _META_FIELDS)
+    if unknown:  # e.g. a damaged "sha256" key, which would otherwise skip the check below
+        raise KgptError(f"{damaged} (unknown metadata fields {', '.join(unknown)}); retrain or restore it")
+    # Checkpoints written before the digest existed have none; every later one does.
+    if "sha256" in meta and meta["sha256"] != checkpoint_digest(meta, tensors):
+        raise KgptError(f"{damaged} (its contents do not match the SHA-256 it was saved with); retrain or restore it")
+    try:
+        return Checkpoint(
+            config=GPTConfig.from_dict(meta["config"]),
+            vocab=CharVocab.from_itos(meta["vocab"]),
+            progress=dict(meta.get("progress") or {}),
+            tensors=tensors,
+        )
+    except (KeyError, TypeError, ValueError, KgptError) as e:
+        raise KgptError(f"{damaged} (its kgpt metadata is incomplete or invalid: {e}); retrain or restore it") from None
 
 
 def _read_legacy(p: Path) -> Checkpoint:
     try:
+        # weights_only: only tensors and plain containers are rebuilt; any other pickle
+        # (code to run, arbitrary objects) is refused before anything in it executes.
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad pickle; all mean the same to a user
+        unsafe = re.search(r"GLOBAL (\S+)", str(e))
+        if unsafe:
+            raise KgptError(
+                f"checkpoint {p} is a pickle of Python objects (it refers to {unsafe.group(1)}), not a state dict "
+                "of tensors; refused without running it. Save the model's state_dict() instead"
+            ) from None
         raise KgptError(
             f"checkpoint {p} is neither a kgpt checkpoint nor a loadable state dict "
             f"({type(e).__name__}); it may be truncated or corrupted"
         ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise KgptError(f"checkpoint {p} does not hold a state dict of tensors")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise KgptError(f"checkpoint {p} does not hold a state dict (names to tensors); it is not a model checkpoint")
     state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFERS)}
-    if "tok_emb.weight" not in state:
-        raise KgptError(f"checkpoint {p} has no tok_emb.weight; it is not a GPT state dict from the assignment")
-    vocab_size, n_embd = state["tok_emb.weight"].shape
-    block_size = state["pos_emb"].shape[1] if "pos_emb" in state else 128
-    n_layer = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-    config = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_embd=n_embd, n_layer=n_layer)
+    config = _legacy_config(p, state)
     return Checkpoint(config=config, vocab=None, tensors={f"model.{k}": v for k, v in state.items()}, imported=True)
+
+
+def _legacy_config(p: Path, state: dict[str, torch.Tensor]) -> GPTConfig:
+    """The size of an assignment model, read off its state dict's shapes."""
+    layout = f"checkpoint {p} does not have the layout of the assignment's GPT"
+    emb = state.get("tok_emb.weight")
+    if emb is None or emb.dim() != 2:
+        raise KgptError(f"{layout} (no 2-D tok_emb.weight); give a state dict saved from the assignment's model")
+    vocab_size, n_embd = emb.shape
+    pos = state.get("pos_emb")
+    if pos is not None and (pos.dim() != 3 or pos.shape[0] != 1 or pos.shape[2] != n_embd):
+        raise KgptError(f"{layout} (pos_emb has shape {tuple(pos.shape)}, expected (1, block_size, {n_embd}))")
+    blocks = {k.split(".")[1] for k in state if k.startswith("blocks.")}
+    if not all(b.isdigit() for b in blocks):
+        raise KgptError(f"{layout} (block names {sorted(blocks)[:3]} are not numbered)")
+    try:
+        return GPTConfig(
+            vocab_size=vocab_size,
+            block_size=pos.shape[1] if pos is not None else 128,
+            n_embd=n_embd,
+            n_layer=len(blocks),
+        )
+    except KgptError as e:
+        raise KgptError(f"{layout} ({e})") from None
 
 
 def load_model(
@@ -205,12 +286,12 @@ def load_model(
             f"{len(vocab)}; pass the pretraining corpus it was trained on"
         )
     model = GPT(config)
-    _load_state(model, ckpt.model_state(), path)
+    load_state(model, ckpt.model_state(), path)
     ckpt.config = config
     return model, ckpt
 
 
-def _load_state(model: GPT, state: dict[str, torch.Tensor], path: str | Path) -> None:
+def load_state(model: GPT, state: dict[str, torch.Tensor], path: str | Path) -> None:
     """Load weights after checking names and shapes, so a mismatch reads as one line."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
 
 MAX_EPOCHS_LIMIT = 100_000
+MAX_SEED = 2**63 - 1  # what every RNG kgpt seeds (torch, numpy) accepts
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,34 +34,28 @@ def _opt(p: argparse.ArgumentParser, name: str, **kw) -> None:
     p.add_argument(*spellings, dest=name, **kw)
 
 
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"{s} is out of range; a learning rate must be in (0, 1)")
-    return v
+def _number(kind: type, low: float, high: float, what: str, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a ``kind`` number in [low, high] (open ends where asked)."""
+
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        above = v > low if low_open else v >= low
+        below = v < high if high_open else v <= high
+        if not (math.isfinite(v) and above and below):
+            raise argparse.ArgumentTypeError(f"{s} is out of range; {what}")
+        return v
+
+    return parse
 
 
-def _epochs(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-    if not 0 <= v <= MAX_EPOCHS_LIMIT:
-        raise argparse.ArgumentTypeError(f"{s} is out of range; use 0 to {MAX_EPOCHS_LIMIT}")
-    return v
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{s} must be at least 1")
-    return v
+_positive_float = _number(float, 0.0, 1.0, "a learning rate must be in (0, 1)", low_open=True, high_open=True)
+_epochs = _number(int, 0, MAX_EPOCHS_LIMIT, f"use 0 to {MAX_EPOCHS_LIMIT}")
+_positive_int = _number(int, 1, math.inf, "must be at least 1")
+_seed = _number(int, 0, MAX_SEED, "use 0 to 2**63-1")
+_seconds = _number(float, 0.0, math.inf, "use 0 (every epoch) or more seconds")
 
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
@@ -66,12 +63,13 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("pretrain_corpus_path", metavar="CORPUS", help="the pretraining corpus (wiki.txt)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None, help="perceiver bottleneck size (default 32)")
     _opt(p, "max_epochs", type=_epochs, default=None, help="override the number of epochs")
-    _opt(p, "seed", type=int, default=0)
+    _opt(p, "seed", type=_seed, default=0)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(p, "tb_expt_name", default=None, help="write TensorBoard scalars under expt/COMMAND/NAME_VARIANT")
     _opt(p, "compile", action="store_true", help="torch.compile the model (falls back to eager)")
     _opt(p, "resume", action="store_true", help="continue from WRITING_PARAMS_PATH.resume")
-    _opt(p, "checkpoint_every", type=float, default=120.0, help="seconds between resumable checkpoints")
+    _opt(p, "checkpoint_every", type=_seconds, default=120.0,
+         help="seconds between resumable checkpoints, written at epoch ends to WRITING_PARAMS_PATH.resume (0: every epoch)")
     _opt(p, "batch_size", type=_positive_int, default=None, help="override the assignment's batch size")
     _opt(p, "precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 autocast on CUDA, fp32 on CPU")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
@@ -109,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole experiment on embedded synthetic data, CPU, minutes")
     _opt(p, "out", default="kgpt-demo", help="output directory (default kgpt-demo)")
-    _opt(p, "seed", type=int, default=0)
+    _opt(p, "seed", type=_seed, default=0)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="cpu")
     _opt(p, "preset", default="cpu", help="demo size: cpu (default) or tiny (seconds, for tests)")
 
@@ -117,14 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "data_dir", required=True, help="folder with wiki.txt, birth_places_train.tsv, birth_dev.tsv")
     _opt(p, "out", default="runs/reproduce")
     _opt(p, "variants", nargs="+", choices=VARIANTS, default=["vanilla"])
-    _opt(p, "seeds", nargs="+", type=int, default=[0])
+    _opt(p, "seeds", nargs="+", type=_seed, default=[0])
     _opt(p, "preset", default="assignment", help="assignment (full) or quick")
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(p, "compile", action="store_true")
 
     p = sub.add_parser("attention-lab", help="the self-attention questions as numerical experiments")
     _opt(p, "out", default="attention-lab")
-    _opt(p, "seed", type=int, default=0)
+    _opt(p, "seed", type=_seed, default=0)
 
     p = sub.add_parser("data", help="verify or fetch the real data files")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -149,6 +147,45 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(q, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(q, "json", action="store_true")
     return parser
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b) if Path(a).exists() and Path(b).exists() else Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def _check_paths(args) -> None:
+    """Refuse, before any work, outputs that cannot be written or would destroy inputs.
+
+    Reading errors are the pipeline's (it reads every input before training); these are
+    the ones it would only find when writing, after the work is done.
+    """
+    from kgpt.checkpoint import check_writable
+
+    outputs = {"writing_params_path": getattr(args, "writing_params_path", None), "outputs_path": getattr(args, "outputs_path", None)}
+    inputs = [getattr(args, name, None) for name in ("pretrain_corpus_path", "finetune_corpus_path", "eval_corpus_path")]
+    if args.command == "evaluate":
+        inputs.append(args.reading_params_path)
+    for flag, out in outputs.items():
+        if out is None:
+            continue
+        check_writable(out, f"--{flag}")
+        clash = next((i for i in inputs if i is not None and _same_file(out, i)), None)
+        if clash is not None:
+            raise KgptError(f"--{flag} {out} is the input file {clash}; writing there would destroy it, choose another path")
+    if args.command in ("pretrain", "finetune"):
+        from kgpt.pipeline import resume_path
+
+        resumable = resume_path(args.writing_params_path)
+        check_writable(resumable, "resumable checkpoint")
+        if args.resume and not resumable.exists():
+            raise KgptError(f"--resume: no resumable checkpoint {resumable}; start without --resume")
+        if resumable.exists() and not args.resume:
+            raise KgptError(
+                f"{resumable} holds an interrupted run; continue it with --resume, or delete it to start over"
+            )
 
 
 def _run_options(args, command: str):
@@ -269,10 +306,13 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("pretrain", "finetune", "evaluate", "london-baseline"):
+            _check_paths(args)
         COMMANDS[args.command](args)
     except KgptError as e:
-        print(f"kgpt {args.command}: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
+        code = getattr(e, "exit_code", 1)  # 130: Ctrl-C saved a resumable state, not an error
+        print(f"kgpt {args.command}: {'' if code == 130 else 'error: '}{_one_line(e)}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print(f"kgpt {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -280,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kgpt {args.command}: error: out of memory ({str(e).splitlines()[0][:120]}); lower --batch_size", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 def _oom_errors() -> tuple[type[BaseException], ...]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from kgpt.checkpoint import load_model, read_checkpoint, save_checkpoint
+from kgpt.checkpoint import check_writable, load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
@@ -90,10 +90,17 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
 
 def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int, opts: RunOptions) -> GPT:
     torch.manual_seed(opts.seed)  # --seed decides the initial weights too
-    config = GPTConfig(
-        vocab_size=len(corpus.vocab), block_size=BLOCK_SIZE, variant=variant, bottleneck_dim=bottleneck_dim, **(opts.model or {})
-    )
-    return GPT(config)
+    sizes = {"block_size": BLOCK_SIZE, **(opts.model or {})}  # presets may shrink the block too
+    return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, bottleneck_dim=bottleneck_dim, **sizes))
+
+
+def _epochs(default: int, max_epochs: int | None, out: str | Path, opts: RunOptions) -> int:
+    """The epoch count: given, else the one a resumed run started with, else the default."""
+    if max_epochs is not None:
+        return max_epochs
+    if opts.resume and resume_path(out).exists():
+        return read_checkpoint(resume_path(out)).progress.get("max_epochs", default)
+    return default
 
 
 def _resumed_config_check(out: Path, model: GPT) -> None:
@@ -117,13 +124,14 @@ def pretrain(
 ) -> TrainResult:
     """Span-corruption pretraining on the corpus; writes the model to ``writing_params_path``."""
     opts = opts or RunOptions()
+    check_writable(writing_params_path, "--writing_params_path")  # before hours of training
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     model = _fresh_model(variant, corpus, bottleneck_dim, opts)
     if opts.resume:
         _resumed_config_check(Path(writing_params_path), model)
     batcher = CorruptionBatcher(corpus.documents, corpus.vocab, model.config.block_size, device)
-    epochs = PRETRAIN_EPOCHS if max_epochs is None else max_epochs
+    epochs = _epochs(PRETRAIN_EPOCHS, max_epochs, writing_params_path, opts)
     return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr, opts.batch_size or PRETRAIN_BATCH, opts, device)
 
 
@@ -140,6 +148,7 @@ def finetune(
 ) -> TrainResult:
     """Finetune on ``QUESTION<TAB>PLACE`` lines, from a pretrained model or from scratch."""
     opts = opts or RunOptions()
+    check_writable(writing_params_path, "--writing_params_path")
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     if reading_params_path is not None:
@@ -153,7 +162,7 @@ def finetune(
     questions = read_questions(finetune_corpus_path, require_answers=True)
     x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=f"finetuning file {finetune_corpus_path}")
     batcher = QuestionBatcher(x, y, device)
-    epochs = default_epochs if max_epochs is None else max_epochs
+    epochs = _epochs(default_epochs, max_epochs, writing_params_path, opts)
     return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr, opts.batch_size or FINETUNE_BATCH, opts, device)
 
 
@@ -178,6 +187,8 @@ def evaluate(
     device: str = "auto",
 ) -> Evaluation:
     """Greedy answers for every question; scored when the file has places."""
+    if outputs_path is not None:
+        check_writable(outputs_path, "--outputs_path")
     corpus = Corpus.load(corpus_path)
     model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
     model.to(resolve_device(device))

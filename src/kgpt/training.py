@@ -13,8 +13,9 @@ runs in bf16 autocast with fused AdamW; ``compile`` wraps the model in torch.com
 
 Safety: a resumable checkpoint (model, optimiser, RNG states, the epoch's shuffle and
 position) is written every ``checkpoint_every`` seconds and when Ctrl-C is pressed;
-``resume`` continues from it exactly. A non-finite loss stops training before anything
-is saved over the last good checkpoint.
+``resume`` continues from it exactly, and refuses a state saved with another
+vocabulary, batch size or number of examples. A non-finite loss stops training before
+anything is saved over the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Protocol
 
 import torch
 
-from kgpt.checkpoint import read_checkpoint, save_checkpoint
+from kgpt.checkpoint import load_state, read_checkpoint, save_checkpoint
 from kgpt.errors import KgptError
 from kgpt.model import GPT
 from kgpt.vocab import CharVocab
@@ -225,6 +226,8 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "max_epochs": self.config.max_epochs,
+            "batch_size": self.config.batch_size,
+            "examples": len(self.batcher),
             "finished": finished,
         }
 
@@ -241,22 +244,48 @@ class Trainer:
         save_checkpoint(self.config.checkpoint_path, self.model, self.vocab, self.progress(), extra)
 
     def resume(self, path: Path) -> None:
-        """Restore everything :meth:`save_resumable` wrote; the model must already match."""
+        """Restore everything :meth:`save_resumable` wrote; the model must already match.
+
+        Continuing exactly needs the same data and batch size (the saved shuffle indexes
+        this epoch's batches), the same vocabulary and the same model; anything else is
+        refused with what differs rather than silently training something else.
+        """
         ckpt = read_checkpoint(path)
         p = ckpt.progress
-        if p.get("stage") != self.config.stage or "optim" not in {k.split(".")[0] for k in ckpt.tensors}:
-            raise KgptError(f"{path} is not a resumable {self.config.stage} checkpoint; start without --resume")
-        self.model.load_state_dict(ckpt.model_state())
-        _restore_optimizer(self.optimizer, ckpt.group("optim"))
+        stage = self.config.stage
+        if p.get("stage") != stage or "optim" not in {k.split(".")[0] for k in ckpt.tensors}:
+            raise KgptError(f"{path} is not a resumable {stage} checkpoint; delete it or start without --resume")
+        if ckpt.vocab != self.vocab:
+            raise KgptError(f"{path} was trained with another corpus vocabulary; resume with the corpus it was started with")
+        saved_batch, saved_examples = p.get("batch_size"), p.get("examples")
+        if saved_batch is not None and saved_batch != self.config.batch_size:
+            raise KgptError(
+                f"{path} was started with batch size {saved_batch}, not {self.config.batch_size}; "
+                f"resume with --batch_size {saved_batch}"
+            )
+        if saved_examples is not None and saved_examples != len(self.batcher):
+            raise KgptError(
+                f"{path} was started on {saved_examples} training examples, not {len(self.batcher)}; "
+                "resume with the files it was started with"
+            )
+        load_state(self.model, ckpt.model_state(), path)
         rng = ckpt.group("rng")
-        torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["data"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self.order = rng["order"].to(self.device) if "order" in rng else None
-        self.epoch, self.batch_in_epoch = p["epoch"], p["batch_in_epoch"]
-        self.step, self.tokens = p["step"], p["tokens"]
-        self.history = p.get("history", [])
+        try:
+            _restore_optimizer(self.optimizer, ckpt.group("optim"))
+            torch.set_rng_state(rng["torch"])
+            self.generator.set_state(rng["data"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            order = rng["order"].to(self.device) if "order" in rng else None
+            epoch, batch_in_epoch, step, tokens = p["epoch"], p["batch_in_epoch"], p["step"], p["tokens"]
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise KgptError(f"{path} is a damaged resumable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                            "delete it and start without --resume") from None
+        if order is not None and order.numel() != len(self.batcher):
+            raise KgptError(f"{path} holds a shuffle of {order.numel()} examples, not {len(self.batcher)}; resume with the same files")
+        self.order = order
+        self.epoch, self.batch_in_epoch, self.step, self.tokens = epoch, batch_in_epoch, step, tokens
+        self.history = list(p.get("history", []))
 
     # -- training ----------------------------------------------------------------
 
@@ -363,10 +392,14 @@ class Trainer:
                     if since_log >= cfg.log_every or due_save or (end_of_epoch and self.epoch + 1 == cfg.max_epochs):
                         mean_loss = (loss_sum / since_log).item()  # the one host sync
                         if bad.item():
+                            # Nothing is saved from here on: the last resumable checkpoint
+                            # and any earlier output file stay as they were.
+                            kept = cfg.checkpoint_path is not None and cfg.checkpoint_path.exists()
                             raise KgptError(
                                 f"training diverged: non-finite loss or gradient by step {self.step} "
-                                f"(epoch {self.epoch + 1}); the last good checkpoint "
-                                f"{cfg.checkpoint_path or '(none)'} is kept; lower the learning rate"
+                                f"(epoch {self.epoch + 1}); "
+                                + (f"the last good checkpoint {cfg.checkpoint_path} is kept" if kept else "nothing was saved")
+                                + "; lower the learning rate"
                             )
                         history.append({"step": self.step, "epoch": self.epoch + 1, "tokens": self.tokens, "loss": mean_loss, "lr": lr})
                         if writer is not None:
@@ -387,7 +420,7 @@ class Trainer:
                     if sigint["hit"]:
                         if bar is not None:
                             bar.close()
-                        where = f"; resume with --resume from {cfg.checkpoint_path}" if cfg.checkpoint_path else ""
+                        where = f"; saved {cfg.checkpoint_path}: run the same command with --resume to continue" if cfg.checkpoint_path else ""
                         raise Interrupted(f"interrupted at step {self.step} (epoch {self.epoch + 1}){where}")
                     if end_of_epoch:
                         break

@@ -26,17 +26,30 @@ class Question:
     line: int
 
 
+def read_input_bytes(path: str | Path, what: str, hint: str = "check the path") -> bytes:
+    """The bytes of an input file that must exist, be a file and be non-empty.
+
+    Every way a path can be wrong (missing, a directory, unreadable, a name the system
+    refuses) is a :class:`KgptError` naming ``what`` and the path.
+    """
+    p = Path(path)
+    try:
+        if not p.exists():
+            raise KgptError(f"{what} {p} does not exist; {hint}")
+        if p.is_dir():
+            raise KgptError(f"{what} {p} is a directory, not a file; {hint}")
+        raw = p.read_bytes()
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); {hint}") from None
+    if not raw:
+        raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
+    return raw
+
+
 def read_text(path: str | Path, what: str) -> str:
     """The whole file as text with ``\\n`` line endings, or a clear error."""
     p = Path(path)
-    if not p.exists():
-        raise KgptError(f"{what} {p} does not exist; check the path")
-    if p.is_dir():
-        raise KgptError(f"{what} {p} is a directory, not a file")
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise KgptError(f"{what} {p} cannot be read: {e.strerror}") from None
+    raw = read_input_bytes(p, what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -44,7 +57,7 @@ def read_text(path: str | Path, what: str) -> str:
         raise KgptError(f"{what} {p}, line {line}: bytes that are not UTF-8; save the file as UTF-8") from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     if not text.strip():
-        raise KgptError(f"{what} {p} is empty")
+        raise KgptError(f"{what} {p} is empty (only blank lines); check the path")
     return text
 
 
@@ -87,13 +100,24 @@ def parse_questions(text: str, where: str = "questions") -> list[Question]:
 
 
 def read_questions(path: str | Path, require_answers: bool = False) -> list[Question]:
-    """A question file; with ``require_answers`` every line must carry its place."""
+    """A question file; with ``require_answers`` every line must carry its place.
+
+    Without it, a file is either all ``QUESTION<TAB>PLACE`` (scored) or all
+    ``QUESTION`` (predictions only): a mix is almost always a lost tab, and scoring it
+    would silently count those lines as wrong.
+    """
     questions = parse_questions(read_text(path, "question file"), where=f"question file {path}")
-    if require_answers:
-        for q in questions:
-            if q.answer is None:
-                raise KgptError(
-                    f"question file {path}, line {q.line}: no tab and place; "
-                    "a finetuning line must be QUESTION<TAB>PLACE"
-                )
+    first = questions[0]
+    for q in questions:
+        if require_answers and q.answer is None:
+            raise KgptError(
+                f"question file {path}, line {q.line}: no tab and place; "
+                "a finetuning line must be QUESTION<TAB>PLACE"
+            )
+        if (q.answer is None) != (first.answer is None):
+            with_place, without = (first, q) if q.answer is None else (q, first)
+            raise KgptError(
+                f"question file {path}, line {without.line}: no tab and place, but line {with_place.line} has one; "
+                "give every line QUESTION<TAB>PLACE, or none"
+            )
     return questions
