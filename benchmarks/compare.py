@@ -5,8 +5,8 @@ same data. Measures:
 
 * training throughput in tokens/s (batch × 127 labels per step): ``--warmup`` untimed
   steps, then ``--steps`` timed steps each, batch construction included. kgpt runs its
-  real ``Trainer.train`` loop (on CUDA in bf16 autocast with fused AdamW, its default;
-  on CPU in float32); the reference runs minGPT's loop in float32;
+  real ``Trainer.train`` loop (its defaults: on CUDA bf16 autocast, fused AdamW and a
+  CUDA-graph step; on CPU float32); the reference runs minGPT's loop in float32;
 * evaluation in questions/s: kgpt's batched, KV-cached ``greedy_decode`` of all
   questions against the reference's one-question-at-a-time sampling of 32 characters
   with full recomputation. The reference decodes with kgpt's weights, copied after
@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per implementation")
-    p.add_argument("--warmup", type=int, default=2, help="untimed training steps before them")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed training steps before them (default 2 on CPU; on CUDA 5, so kgpt's CUDA graph is captured)")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=128)
     p.add_argument("--questions", type=int, default=None, help="questions to decode (default 100 on CPU, 500 on GPU)")
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None, help="folder with wiki.txt and birth_dev.tsv")
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print one JSON line")
     args = p.parse_args(argv)
-    if min(args.steps, args.batch_size, args.repeats, args.questions or 1) < 1 or args.warmup < 0:
+    if min(args.steps, args.batch_size, args.repeats, args.questions or 1) < 1 or (args.warmup or 0) < 0:
         p.error("--steps, --batch_size, --questions and --repeats must be at least 1, --warmup at least 0")
     return args
 
@@ -97,9 +98,10 @@ def compare(args: argparse.Namespace) -> dict:
         learning_rate=benchmark.LEARNING_RATE, final_tokens=final_tokens_for(len(data.documents), benchmark.BLOCK_SIZE),
         seed=args.seed,
     )
-    if args.warmup:
-        benchmark.run_steps(trainer, args.warmup)
-        ref_trainer.run_steps(args.warmup)
+    warmup = benchmark.default_warmup(device) if args.warmup is None else args.warmup
+    if warmup:
+        benchmark.run_steps(trainer, warmup)
+        ref_trainer.run_steps(warmup)
     for _ in range(args.repeats):
         kgpt_times.append(benchmark.run_steps(trainer, args.steps))
         ref_times.append(ref_trainer.run_steps(args.steps))
@@ -135,11 +137,12 @@ def compare(args: argparse.Namespace) -> dict:
         "data": args.data_dir or "synthetic",
         "params": model.num_parameters(),
         "batch_size": args.batch_size,
-        "warmup_steps": args.warmup,
+        "warmup_steps": warmup,
         "steps": args.steps,
         "repeats": args.repeats,
         "kgpt_amp": "bf16" if isinstance(trainer.autocast, torch.autocast) else "float32",
         "kgpt_compile": bool(args.compile) and trainer.forward is not trainer.model,
+        "kgpt_cuda_graph": getattr(trainer, "graphed", None) is not None,
         "kgpt_tokens_per_s": tokens / kgpt_s,
         "ref_tokens_per_s": tokens / ref_s,
         "train_speedup": ref_s / kgpt_s,
@@ -179,7 +182,8 @@ def table(r: dict) -> str:
     lines = [
         f"vanilla GPT, {r['params'] / 1e6:.2f}M params, {where}, torch {r['torch']}, data: {r['data']}",
         f"training: batch {r['batch_size']}, {r['warmup_steps']} warm-up + {r['steps']} timed steps each{best}; "
-        f"kgpt {r['kgpt_amp']}{' compiled' if r['kgpt_compile'] else ''}, reference float32",
+        f"kgpt {r['kgpt_amp']}{' compiled' if r['kgpt_compile'] else ''}{' CUDA graph' if r['kgpt_cuda_graph'] else ''}, "
+        "reference float32",
         f"evaluation: {r['questions']} questions, 32 characters max{best}",
         "",
     ]

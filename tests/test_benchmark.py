@@ -85,6 +85,14 @@ def test_flops_formula_and_peak():
     assert benchmark.peak_flops(torch.device("cpu")) == (None, None)
 
 
+def test_cuda_warmup_covers_graph_capture():
+    """On CUDA the Trainer captures its step as a graph after some eager steps: not timed."""
+    from kgpt.training import GRAPH_WARMUP_STEPS
+
+    assert benchmark.default_warmup(torch.device("cuda")) >= GRAPH_WARMUP_STEPS + 2
+    assert benchmark.default_warmup(torch.device("cpu")) >= 1
+
+
 def test_steps_batcher_runs_exactly_the_asked_steps():
     data = benchmark.synthetic_data()
     model = GPT(GPTConfig(vocab_size=len(data.vocab), block_size=benchmark.BLOCK_SIZE, n_layer=1, n_head=2, n_embd=16))

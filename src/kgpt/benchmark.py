@@ -6,9 +6,9 @@ block 128, about 3.2M parameters).
 
 * ``bench_train`` times the real :meth:`kgpt.training.Trainer.train` loop: batch
   construction (span corruption on the device), forward, backward, gradient clipping,
-  the optimiser step and the loop's own bookkeeping. A few warm-up steps run first and
-  are not timed (``torch.compile`` compiles there); the timed steps end with a device
-  synchronisation.
+  the optimiser step and the loop's own bookkeeping. Warm-up steps run first and are
+  not timed (``torch.compile`` compiles there, and on CUDA the step's CUDA graph is
+  captured there); the timed steps end with a device synchronisation.
 * ``bench_eval`` times :func:`kgpt.inference.greedy_decode` on dev-style questions
   ``Where was NAME born?`` after one untimed warm-up decode of the same questions.
   The model is freshly initialised: such a model rarely emits the closing ⁇, so every
@@ -30,12 +30,11 @@ from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import Trainer, TrainerConfig, final_tokens_for, resolve_device
+from kgpt.training import GRAPH_WARMUP_STEPS, Trainer, TrainerConfig, final_tokens_for, resolve_device
 from kgpt.vocab import MASK_CHAR, CharVocab
 
 BLOCK_SIZE = 128
 LEARNING_RATE = 6e-3  # the assignment's pretraining rate
-WARMUP_STEPS = 3
 MAX_ANSWER_CHARS = 32
 
 PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
@@ -119,6 +118,12 @@ def make_trainer(model: GPT, data: BenchData, device: torch.device, batch_size: 
     return Trainer(model, batcher, config, data.vocab, device)
 
 
+def default_warmup(device: torch.device) -> int:
+    """Untimed steps before timing: on CUDA the Trainer runs GRAPH_WARMUP_STEPS eager steps,
+    then captures its CUDA graph; two more make sure capture and first replay are untimed."""
+    return GRAPH_WARMUP_STEPS + 2 if device.type == "cuda" else 2
+
+
 def run_steps(trainer: Trainer, steps: int) -> float:
     """Seconds for ``steps`` steps of the real training loop, synchronised at both ends.
 
@@ -139,10 +144,12 @@ def run_steps(trainer: Trainer, steps: int) -> float:
 
 def time_training(
     model: GPT, data: BenchData, device: torch.device, batch_size: int, steps: int,
-    warmup: int = WARMUP_STEPS, compile: bool = False,
+    warmup: int | None = None, compile: bool = False,
 ) -> tuple[float, Trainer]:
-    """Warm up (untimed), then time ``steps`` training steps; returns (seconds, trainer)."""
+    """Warm up (untimed; ``None``: :func:`default_warmup`), then time ``steps`` training
+    steps; returns (seconds, trainer)."""
     trainer = make_trainer(model, data, device, batch_size, compile)
+    warmup = default_warmup(device) if warmup is None else warmup
     if warmup:
         run_steps(trainer, warmup)
     return run_steps(trainer, steps), trainer
@@ -204,6 +211,7 @@ def bench_train(args) -> dict:
         "torch": torch.__version__,
     }
     if device.type == "cuda":
+        result["cuda_graph"] = getattr(trainer, "graphed", None) is not None
         name, peak = peak_flops(device)
         flops = training_flops_per_token(model, seq_len) * tokens / seconds
         result["device_name"] = name

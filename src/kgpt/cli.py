@@ -241,14 +241,15 @@ def _cmd_evaluate(args) -> None:
 
 def _cmd_london(args) -> None:
     from kgpt.data.corpus import read_questions
-    from kgpt.evaluate import evaluate_places, score_line, write_predictions
+    from kgpt.evaluate import score, score_line, write_predictions
 
-    predictions = ["London"] * len(read_questions(args.eval_corpus_path))
-    if args.outputs_path:
-        write_predictions(args.outputs_path, predictions)
-    total, correct = evaluate_places(args.eval_corpus_path, predictions)
+    questions = read_questions(args.eval_corpus_path)
+    predictions = ["London"] * len(questions)
+    total, correct = score(questions, predictions, where=args.eval_corpus_path)
     if not total:
         raise KgptError(f"{args.eval_corpus_path} has no places to score the baseline against")
+    if args.outputs_path:
+        write_predictions(args.outputs_path, predictions)
     print(score_line(correct, total))
 
 

@@ -17,12 +17,16 @@ MAX_ANSWER_CHARS = 32
 
 def evaluate_places(filepath: str | Path, predicted_places: list[str]) -> tuple[float, float]:
     """``(total, correct)`` as floats, exact string match; ``(0, 0)`` without gold places."""
-    questions = read_questions(filepath)
+    return score(read_questions(filepath), predicted_places, where=str(filepath))
+
+
+def score(questions: list[Question], predicted_places: list[str], where: str = "questions") -> tuple[float, float]:
+    """:func:`evaluate_places` for questions already read."""
     gold = [q.answer for q in questions]
     if not gold or gold[0] is None:
         return (0.0, 0.0)
     if len(predicted_places) != len(gold):
-        raise KgptError(f"{len(predicted_places)} predictions for {len(gold)} questions in {filepath}")
+        raise KgptError(f"{len(predicted_places)} predictions for {len(gold)} questions in {where}")
     correct = sum(p == g for p, g in zip(predicted_places, gold))
     return (float(len(gold)), float(correct))
 

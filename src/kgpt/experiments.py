@@ -24,7 +24,7 @@ from kgpt.checkpoint import atomic_write_bytes, read_checkpoint
 from kgpt.data.corpus import read_questions
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.errors import KgptError
-from kgpt.evaluate import evaluate_places, most_frequent_place, write_predictions
+from kgpt.evaluate import most_frequent_place, score, write_predictions
 from kgpt import pipeline
 
 REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
@@ -131,9 +131,10 @@ class Study:
         pred_path = self.out / "predictions" / f"{cell.key}.txt"
         if cell.setting == "baseline":
             place = most_frequent_place(read_questions(self.train, require_answers=True))
-            predictions = [place] * len(read_questions(self.dev))
+            dev = read_questions(self.dev)
+            predictions = [place] * len(dev)
             write_predictions(pred_path, predictions)
-            total, correct = evaluate_places(self.dev, predictions)
+            total, correct = score(dev, predictions, where=str(self.dev))
             return self._row(cell, int(correct), int(total), answer=place)
         p = self.preset
         ckpt = self.out / "checkpoints"

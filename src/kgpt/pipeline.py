@@ -16,7 +16,7 @@ from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
-from kgpt.evaluate import evaluate_places, predict_places, write_predictions
+from kgpt.evaluate import predict_places, score, write_predictions
 from kgpt.model import GPT, GPTConfig
 from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, resolve_device
 from kgpt.vocab import CharVocab
@@ -196,5 +196,5 @@ def evaluate(
     predictions = predict_places(model, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
     if outputs_path is not None:
         write_predictions(outputs_path, predictions)
-    total, correct = evaluate_places(eval_corpus_path, predictions)
+    total, correct = score(questions, predictions, where=str(eval_corpus_path))
     return Evaluation(predictions, int(correct), int(total))
