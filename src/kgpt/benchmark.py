@@ -11,8 +11,9 @@ block 128, about 3.2M parameters).
   captured there); the timed steps end with a device synchronisation.
 * ``bench_eval`` times :func:`kgpt.inference.greedy_decode` on dev-style questions
   ``Where was NAME born?`` after one untimed warm-up decode of the same questions.
-  The model is freshly initialised: such a model rarely emits the closing ⁇, so every
-  question decodes all 32 characters, which is the slowest case, not a flattering one.
+  The model is freshly initialised: such a model seldom emits the closing ⁇, so nearly
+  every question decodes all 32 characters (``mean_answer_chars`` says how many): close
+  to the slowest case, not a flattering one.
 
 ``benchmarks/compare.py`` runs the same measurements next to a reference-style
 implementation (``benchmarks/reference.py``) and reports the ratios.
@@ -59,13 +60,10 @@ class BenchData:
 
 
 def synthetic_data(seed: int = 0) -> BenchData:
-    """The embedded synthetic corpus and its dev questions (no real data needed).
-
-    The vocabulary also covers the question text: the synthetic bios never contain "?".
-    """
+    """The embedded synthetic corpus, its vocabulary (as the pipeline builds it) and dev questions."""
     data = generate(SyntheticConfig(seed=seed))
     questions = parse_questions(data.dev, where="synthetic dev questions")
-    return BenchData(corpus_documents(data.wiki), CharVocab.from_text(data.wiki + data.dev), questions)
+    return BenchData(corpus_documents(data.wiki), CharVocab.from_text(data.wiki), questions)
 
 
 def build_model(variant: str, vocab_size: int, seed: int = 0, **overrides) -> GPT:
