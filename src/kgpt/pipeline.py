@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from kgpt.checkpoint import check_writable, load_model, read_checkpoint, save_checkpoint
+from kgpt.checkpoint import Checkpoint, check_writable, load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
@@ -62,7 +62,7 @@ def resume_path(writing_params_path: str | Path) -> Path:
     return Path(f"{writing_params_path}.resume")
 
 
-def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device) -> TrainResult:
+def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device, saved: Checkpoint | None) -> TrainResult:
     cfg = TrainerConfig(
         max_epochs=max_epochs,
         batch_size=batch,
@@ -78,10 +78,8 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         stage=stage,
     )
     trainer = Trainer(model, batcher, cfg, corpus.vocab, device)
-    if opts.resume:
-        if not cfg.checkpoint_path.exists():
-            raise KgptError(f"--resume: no resumable checkpoint {cfg.checkpoint_path}; start without --resume")
-        trainer.resume(cfg.checkpoint_path)
+    if saved is not None:
+        trainer.resume(cfg.checkpoint_path, saved)
     result = trainer.train()
     save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress(finished=True))
     cfg.checkpoint_path.unlink(missing_ok=True)
@@ -94,23 +92,27 @@ def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int, opts: RunOpt
     return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, bottleneck_dim=bottleneck_dim, **sizes))
 
 
-def _epochs(default: int, max_epochs: int | None, out: str | Path, opts: RunOptions) -> int:
+def _epochs(default: int, max_epochs: int | None, saved: Checkpoint | None) -> int:
     """The epoch count: given, else the one a resumed run started with, else the default."""
     if max_epochs is not None:
         return max_epochs
-    if opts.resume and resume_path(out).exists():
-        return read_checkpoint(resume_path(out)).progress.get("max_epochs", default)
-    return default
+    return saved.progress.get("max_epochs", default) if saved is not None else default
 
 
-def _resumed_config_check(out: Path, model: GPT) -> None:
-    """--resume must continue the same model, not silently start another."""
-    saved = read_checkpoint(resume_path(out)).config if resume_path(out).exists() else None
-    if saved is not None and saved.to_dict() != model.config.to_dict():
+def _read_resumable(out: str | Path, model: GPT, opts: RunOptions) -> Checkpoint | None:
+    """With --resume, the saved state (read once), checked to continue this same model."""
+    if not opts.resume:
+        return None
+    path = resume_path(out)
+    if not path.exists():
+        raise KgptError(f"--resume: no resumable checkpoint {path}; start without --resume")
+    saved = read_checkpoint(path)
+    if saved.config.to_dict() != model.config.to_dict():
         raise KgptError(
-            f"--resume: {resume_path(out)} holds a {saved.variant} model with other settings; "
+            f"--resume: {path} holds a {saved.config.variant} model with other settings; "
             "use the variant and options it was started with"
         )
+    return saved
 
 
 def pretrain(
@@ -128,11 +130,11 @@ def pretrain(
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     model = _fresh_model(variant, corpus, bottleneck_dim, opts)
-    if opts.resume:
-        _resumed_config_check(Path(writing_params_path), model)
+    saved = _read_resumable(writing_params_path, model, opts)
     batcher = CorruptionBatcher(corpus.documents, corpus.vocab, model.config.block_size, device)
-    epochs = _epochs(PRETRAIN_EPOCHS, max_epochs, writing_params_path, opts)
-    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr, opts.batch_size or PRETRAIN_BATCH, opts, device)
+    epochs = _epochs(PRETRAIN_EPOCHS, max_epochs, saved)
+    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr,
+                  opts.batch_size or PRETRAIN_BATCH, opts, device, saved)
 
 
 def finetune(
@@ -157,13 +159,13 @@ def finetune(
     else:
         model = _fresh_model(variant, corpus, bottleneck_dim or 32, opts)
         default_epochs = FINETUNE_EPOCHS_SCRATCH
-    if opts.resume:
-        _resumed_config_check(Path(writing_params_path), model)
+    saved = _read_resumable(writing_params_path, model, opts)
     questions = read_questions(finetune_corpus_path, require_answers=True)
     x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=f"finetuning file {finetune_corpus_path}")
     batcher = QuestionBatcher(x, y, device)
-    epochs = _epochs(default_epochs, max_epochs, writing_params_path, opts)
-    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr, opts.batch_size or FINETUNE_BATCH, opts, device)
+    epochs = _epochs(default_epochs, max_epochs, saved)
+    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr,
+                  opts.batch_size or FINETUNE_BATCH, opts, device, saved)
 
 
 @dataclass

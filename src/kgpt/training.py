@@ -32,7 +32,7 @@ from typing import Protocol
 
 import torch
 
-from kgpt.checkpoint import load_state, read_checkpoint, save_checkpoint
+from kgpt.checkpoint import Checkpoint, load_state, read_checkpoint, save_checkpoint
 from kgpt.errors import KgptError
 from kgpt.model import GPT
 from kgpt.vocab import CharVocab
@@ -243,14 +243,14 @@ class Trainer:
             extra["rng.order"] = self.order
         save_checkpoint(self.config.checkpoint_path, self.model, self.vocab, self.progress(), extra)
 
-    def resume(self, path: Path) -> None:
+    def resume(self, path: Path, ckpt: Checkpoint | None = None) -> None:
         """Restore everything :meth:`save_resumable` wrote; the model must already match.
 
         Continuing exactly needs the same data and batch size (the saved shuffle indexes
         this epoch's batches), the same vocabulary and the same model; anything else is
         refused with what differs rather than silently training something else.
         """
-        ckpt = read_checkpoint(path)
+        ckpt = ckpt if ckpt is not None else read_checkpoint(path)
         p = ckpt.progress
         stage = self.config.stage
         if p.get("stage") != stage or "optim" not in {k.split(".")[0] for k in ckpt.tensors}:
