@@ -201,3 +201,29 @@ def test_invariants_hold_for_any_config(
     for name, place in answered(data):
         assert bios[name].index(place) + len(place) <= BIRTH_WITHIN
     assert data == generate(config)
+
+
+def test_several_bios_per_person_agree_on_the_facts_in_varied_words() -> None:
+    config = SyntheticConfig(n_train=40, n_dev=10, n_test=2, n_extra=0, distractors=2, bios_per_person=4, seed=5)
+    data = generate(config)
+    docs = corpus_documents(data.wiki)
+    assert len(docs) == config.n_bios == 4 * config.n_people
+    by_name: dict[str, list[str]] = {}
+    for doc in docs:
+        by_name.setdefault(doc[: doc.index(". ")], []).append(doc)
+    assert len(by_name) == config.n_people and all(len(v) == 4 for v in by_name.values())
+    places = set(PLACES[: config.n_places])
+    for name, place in answered(data):
+        bios = by_name[name]
+        assert all(place in bio and bio.index(place) + len(place) <= BIRTH_WITHIN for bio in bios)
+        # The same other cities and years in every bio of a person: facts, not noise.
+        named = [frozenset(c for c in places if c in bio) for bio in bios]
+        assert len(set(named)) == 1, name
+        years = {y for bio in bios for y in re.findall(r"\b(?:18|19|20)\d\d\b", bio)}
+        assert len(years) <= 2, (name, years)  # birth and death, never a second birth year
+    # Different wordings: most people are not written up the same way twice.
+    varied = sum(len(set(v)) > 1 for v in by_name.values())
+    assert varied >= 0.8 * len(by_name)
+    # Bios of one person are spread through the corpus, not next to each other.
+    order = [doc[: doc.index(". ")] for doc in docs]
+    assert sum(a == b for a, b in zip(order, order[1:])) < 0.2 * len(order)

@@ -119,6 +119,13 @@ class SyntheticConfig:
     ``n_train`` people get finetuning questions, ``n_dev`` and ``n_test`` people get dev
     questions and test inputs (never finetuning ones), ``n_extra`` appear only in the
     corpus. ``distractors`` is the number of facts about other cities in every bio.
+
+    ``bios_per_person`` > 1 writes each person up several times, the same facts in
+    freshly drawn phrasings and positions ("knowledge augmentation"). Finetuning can
+    only teach a model to *access* stored facts for people it never saw a question about
+    if the facts were stored in a form that does not depend on one wording; Allen-Zhu &
+    Li (2023, "Physics of Language Models: Part 3.1") found that extraction from one
+    bio per person mostly fails and that varied bios per person make it work.
     """
 
     n_train: int = 1000
@@ -127,10 +134,11 @@ class SyntheticConfig:
     n_extra: int = 100
     n_places: int = 40
     distractors: int = 2
+    bios_per_person: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for field, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0)):
+        for field, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0), ("bios_per_person", 1)):
             value = getattr(self, field)
             if value < least:
                 raise KgptError(f"synthetic data: {field} must be at least {least}, got {value}")
@@ -148,8 +156,12 @@ class SyntheticConfig:
 
     @property
     def n_people(self) -> int:
-        """Every person has exactly one bio, so this is the corpus's line count."""
         return self.n_train + self.n_dev + self.n_test + self.n_extra
+
+    @property
+    def n_bios(self) -> int:
+        """The corpus's line count."""
+        return self.n_people * self.bios_per_person
 
 
 @dataclass(frozen=True)
@@ -183,9 +195,25 @@ class SyntheticData:
 
 @dataclass(frozen=True)
 class _Person:
+    """One fictional life: what every bio of this person says, in whatever words."""
+
     name: str
     place: str
-    bio: str
+    year: int
+    death: int
+    job: str
+    pron: str
+    cities: tuple[str, ...]  # the other cities the bios mention, in life order
+    facts: tuple[int, ...]  # which of _FACTS goes with each of them
+
+
+def _person(rng: random.Random, name: str, place: str, places: tuple[str, ...], distractors: int) -> _Person:
+    year = rng.randint(1820, 1950)
+    return _Person(
+        name=name, place=place, year=year, death=year + rng.randint(40, 72), job=rng.choice(OCCUPATIONS),
+        pron=rng.choice(("He", "She")), cities=tuple(rng.sample([c for c in places if c != place], distractors)),
+        facts=tuple(sorted(rng.sample(range(len(_FACTS)), distractors))),
+    )
 
 
 def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
@@ -201,12 +229,12 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
         # share as in train rather than whatever a random draw gives.
         split_places = _allocate_places(rng, places, size)
         people.append([
-            _Person(name, place, _bio(rng, name, place, places, config.distractors))
+            _person(rng, name, place, places, config.distractors)
             for name, place in zip(names[start : start + size], split_places)
         ])
         start += size
     train, dev, test, extra = people
-    corpus = [p.bio for split in people for p in split]
+    corpus = [_bio(rng, p) for split in people for p in split for _ in range(config.bios_per_person)]
     if not _QUESTION_CHARS <= set("".join(corpus)):
         # Small configs may draw no "Why ...?" fact; one bio gets the characters instead.
         corpus[0] += " Why?"
@@ -298,26 +326,23 @@ def _article(phrase: str) -> str:
     return f"{'an' if phrase[0].lower() in 'aeiou' else 'a'} {phrase}"
 
 
-def _bio(rng: random.Random, name: str, place: str, places: tuple[str, ...], distractors: int) -> str:
-    """One corpus line: ``NAME. <birth fact> <facts about other cities>``.
+def _bio(rng: random.Random, person: _Person) -> str:
+    """One corpus line: ``NAME. <birth fact> <facts about other cities>``, phrasing drawn here.
 
     Only phrasings that keep the birthplace within :data:`BIRTH_WITHIN` characters are
     used; the plainest one always fits, even for the longest names.
     """
-    year = rng.randint(1820, 1950)
-    job = rng.choice(OCCUPATIONS)
+    name, place, cities = person.name, person.place, person.cities
     fields = {
         "name": name,
         "place": place,
-        "year": year,
-        "death": year + rng.randint(40, 72),
-        "job": _article(job),
-        "place_job": _article(f"{place}-born {job}"),
-        "pron": rng.choice(("He", "She")),
+        "year": person.year,
+        "death": person.death,
+        "job": _article(person.job),
+        "place_job": _article(f"{place}-born {person.job}"),
+        "pron": person.pron,
     }
-    cities = rng.sample([c for c in places if c != place], distractors)
-    templates = sorted(rng.sample(range(len(_FACTS)), distractors))
-    facts = [_FACTS[t].format(city=c, **fields) for t, c in zip(templates, cities)]
+    facts = [_FACTS[t].format(city=c, **fields) for t, c in zip(person.facts, cities)]
     title = f"{name}."
     if facts and rng.random() < _LEAD_IN_RATE:
         lead_in = rng.choice(_LEAD_INS).format(city=cities[0], **fields)
