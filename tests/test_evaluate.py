@@ -86,3 +86,52 @@ def test_predictions_file_one_line_per_input_even_if_model_emits_newline(tiny_da
     assert rc == 0
     assert capsys.readouterr().out.strip() == "Correct: 0 out of 6: 0.0%"
     assert len(out.read_text(encoding="utf-8").splitlines()) == 6
+
+
+BIOS = [
+    "Ada Quill. Ada Quill was born in Paris and moved to Rome.",
+    "Bo Venn. Born in Oslo, Bo Venn became a poet.",
+    "Cy Dorn. Cy Dorn is a singer.",  # names no birthplace: cannot be probed
+]
+ASKED = "Where was Ada Quill born?\tParis\nWhere was Bo Venn born?\tOslo\nWhere was Cy Dorn born?\tLima\nWhere was Di Ro born?\tKyiv\n"
+
+
+def test_recall_probes_each_bio_just_before_the_place(monkeypatch):
+    from kgpt import evaluate as ev
+    from kgpt.data.corpus import parse_questions
+
+    vocab = CharVocab.from_text("\n".join(BIOS) + "LimaKyiv")
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    seen = []
+
+    def oracle(model, prompts, max_new_tokens, stop_id):  # recites Paris, gets Oslo wrong
+        seen.extend(vocab.decode(p) for p in prompts)
+        return [vocab.encode("Paris and" if vocab.decode(p).endswith("born in ") else "Bergen") for p in prompts]
+
+    monkeypatch.setattr(ev, "greedy_decode", oracle)
+    result = ev.recall_birthplaces(model, vocab, BIOS, parse_questions(ASKED))
+    assert seen == ["Ada Quill. Ada Quill was born in ", "Bo Venn. Born in "]
+    assert result == ev.Recall(recalled=1, probed=2, total=4)
+
+
+def test_recall_tells_a_model_that_memorised_bios_from_one_that_did_not():
+    from kgpt.data.corpus import parse_questions
+    from kgpt.evaluate import Recall, recall_birthplaces
+
+    vocab = CharVocab.from_text("\n".join(BIOS) + "LimaKyiv")
+    questions = parse_questions(ASKED)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=2, n_head=2, n_embd=64,
+                          embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0))
+    assert recall_birthplaces(model, vocab, BIOS, questions).recalled == 0
+    ids = [vocab.encode(b + "\n") for b in BIOS]
+    x = torch.zeros(len(ids), 64, dtype=torch.long)
+    for i, row in enumerate(ids):
+        x[i, : len(row)] = torch.tensor(row)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert recall_birthplaces(model, vocab, BIOS, questions) == Recall(recalled=2, probed=2, total=4)

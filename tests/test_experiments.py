@@ -34,6 +34,10 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     assert preds == [data.most_frequent_place] * 8
     assert (out / "results.png").stat().st_size > 1000
     assert "| baseline |" in (out / "results.md").read_text()
+    # Storage beside access: the pretrained cell says how many dev bios it completes.
+    pretrained = next(r for r in rows if r["setting"] == "pretrain+finetune")
+    assert 0 <= pretrained["recalled_from_bio"] <= pretrained["bios_probed"] == 8
+    assert "pretraining stored" in printed and "pretraining stored" in (out / "results.md").read_text()
 
 
 def test_demo_unknown_preset_is_one_line(tmp_path, capsys):

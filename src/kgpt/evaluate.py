@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from kgpt.checkpoint import atomic_write_bytes
@@ -61,3 +63,48 @@ def write_predictions(path: str | Path, predictions: list[str]) -> None:
 def score_line(correct: float, total: float) -> str:
     """The assignment's result line."""
     return f"Correct: {int(correct)} out of {int(total)}: {100.0 * correct / total:.1f}%"
+
+
+_QUESTION = re.compile(r"^Where was (.+) born\?$")
+
+
+@dataclass(frozen=True)
+class Recall:
+    """How many people's birthplaces a pretrained model recites when it reads their bio."""
+
+    recalled: int  # bio prefix → the right place, greedily
+    probed: int  # people with a bio that names their birthplace within the model's block
+    total: int  # people asked about
+
+
+def recall_birthplaces(model: GPT, vocab: CharVocab, documents: list[str], questions: list[Question]) -> Recall:
+    """Storage without access: does the model continue "NAME. … born in " with the place?
+
+    For each person asked about, the first document that starts with their name and
+    mentions their birthplace is cut just before the place; the model, straight from
+    pretraining, decodes greedily from there. A person counts as recalled when the
+    continuation starts with the place. Finetuning can only get out what is stored, so
+    this bounds what ``pretrain+finetune`` can reach and tells a storage failure apart
+    from an access failure.
+    """
+    by_start: dict[str, list[str]] = {}
+    for doc in documents:
+        by_start.setdefault(doc.split(".")[0].split(" (")[0], []).append(doc)
+    prompts, places = [], []
+    for q in questions:
+        match = _QUESTION.match(q.text)
+        if q.answer is None or match is None:
+            continue
+        bio = next((d for d in by_start.get(match.group(1), []) if q.answer in d), None)
+        if bio is None:
+            continue
+        prefix = bio[: bio.index(q.answer)]
+        if not prefix or len(prefix) + len(q.answer) > model.max_length:
+            continue
+        prompts.append(vocab.encode(prefix, where="corpus"))
+        places.append(q.answer)
+    if not prompts:
+        return Recall(0, 0, len(questions))
+    outputs = greedy_decode(model, prompts, max(map(len, places)), stop_id=-1)
+    recalled = sum(vocab.decode(ids).startswith(place) for ids, place in zip(outputs, places))
+    return Recall(recalled, len(prompts), len(questions))

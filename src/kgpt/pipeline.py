@@ -16,7 +16,7 @@ from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
-from kgpt.evaluate import predict_places, score, write_predictions
+from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
 from kgpt.model import GPT, GPTConfig
 from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, resolve_device
 from kgpt.vocab import CharVocab
@@ -67,6 +67,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         max_epochs=max_epochs,
         batch_size=batch,
         learning_rate=lr,
+        # As in the assignment, finetuning too counts its cosine in pretraining-corpus passes.
         final_tokens=final_tokens_for(len(corpus.documents), model.config.block_size),
         seed=opts.seed,
         compile=opts.compile,
@@ -200,3 +201,14 @@ def evaluate(
         write_predictions(outputs_path, predictions)
     total, correct = score(questions, predictions, where=str(eval_corpus_path))
     return Evaluation(predictions, int(correct), int(total))
+
+
+def recall(
+    variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions_path: str | Path,
+    device: str = "auto",
+) -> Recall:
+    """How many of the asked-about people's birthplaces a pretrained model recites from their bio."""
+    corpus = Corpus.load(corpus_path)
+    model, _ = load_model(reading_params_path, corpus.vocab, variant, None, BLOCK_SIZE)
+    model.to(resolve_device(device))
+    return recall_birthplaces(model, corpus.vocab, corpus.documents, read_questions(questions_path))
