@@ -88,7 +88,7 @@ def test_reproduce_reuses_a_finished_pretraining(study_data, tmp_path, monkeypat
                                pretrain_batch=8, finetune_batch=8, model={"n_layer": 1, "n_head": 2, "n_embd": 16})
     monkeypatch.setitem(experiments.PRESETS, "small", small)
     out = tmp_path / "study"
-    run = lambda: experiments.run_reproduce(study_data, out, ["vanilla"], [0], preset="small", device="cpu")  # noqa: E731
+    run = lambda: experiments.run_reproduce(study_data, out, ["vanilla"], [0], preset="small", device="cpu")
     run()
     # Drop the finished cell but keep the checkpoints: only finetuning runs again.
     (out / "cells" / "pretrain+finetune-vanilla-s0.json").unlink()

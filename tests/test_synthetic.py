@@ -6,6 +6,7 @@ pretraining and finetuning will actually see.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgpt.data.corpus import corpus_documents, parse_questions, read_corpus, read_questions
+from kgpt.data.corpus import (
+    corpus_documents,
+    parse_questions,
+    read_corpus,
+    read_questions,
+)
 from kgpt.data.synthetic import (
     BIRTH_WITHIN,
     FILE_NAMES,
@@ -226,4 +232,4 @@ def test_several_bios_per_person_agree_on_the_facts_in_varied_words() -> None:
     assert varied >= 0.8 * len(by_name)
     # Bios of one person are spread through the corpus, not next to each other.
     order = [doc[: doc.index(". ")] for doc in docs]
-    assert sum(a == b for a, b in zip(order, order[1:])) < 0.2 * len(order)
+    assert sum(a == b for a, b in itertools.pairwise(order)) < 0.2 * len(order)

@@ -24,7 +24,7 @@ MAX_SEED = 2**63 - 1  # what every RNG kgpt seeds (torch, numpy) accepts
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, like every other kgpt error."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's API
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -11,14 +11,32 @@ from pathlib import Path
 
 import torch
 
-from kgpt.checkpoint import Checkpoint, check_writable, load_model, read_checkpoint, save_checkpoint
+from kgpt.checkpoint import (
+    Checkpoint,
+    check_writable,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
-from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
+from kgpt.evaluate import (
+    Recall,
+    predict_places,
+    recall_birthplaces,
+    score,
+    write_predictions,
+)
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, resolve_device
+from kgpt.training import (
+    Trainer,
+    TrainerConfig,
+    TrainResult,
+    final_tokens_for,
+    resolve_device,
+)
 from kgpt.vocab import CharVocab
 
 BLOCK_SIZE = 128
@@ -36,7 +54,7 @@ class Corpus:
     vocab: CharVocab
 
     @classmethod
-    def load(cls, path: str | Path) -> "Corpus":
+    def load(cls, path: str | Path) -> Corpus:
         text = read_corpus(path)
         return cls(Path(path), corpus_documents(text), CharVocab.from_text(text))
 

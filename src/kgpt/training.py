@@ -10,6 +10,9 @@ Speed: batches are built on the training device by a batcher (span corruption or
 pre-encoded questions); the loop never waits for the GPU except every ``log_every``
 steps, where it reads the loss, checks it is finite and updates the progress bar. CUDA
 runs in bf16 autocast with fused AdamW; ``compile`` wraps the model in torch.compile.
+Where shapes may vary (no CUDA graph, no compile: the CPU), each batch is run in length
+buckets with its trailing PAD cut off (:func:`length_buckets`), the same gradient for
+about half the arithmetic.
 
 Safety: a resumable checkpoint (model, optimiser, RNG states, the epoch's shuffle and
 position) is written every ``checkpoint_every`` seconds and when Ctrl-C is pressed;
@@ -56,7 +59,7 @@ class _GraphedStep:
     learning rate is a device tensor the captured optimiser reads.
     """
 
-    def __init__(self, trainer: "Trainer", x: torch.Tensor, y: torch.Tensor):
+    def __init__(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor):
         self.x, self.y = x.clone(), y.clone()
         trainer.optimizer.zero_grad(set_to_none=True)
         torch.cuda.synchronize(trainer.device)

@@ -35,11 +35,11 @@ class CharVocab:
         self.stoi: dict[str, int] = {c: i for i, c in enumerate(self.itos)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
+    def from_text(cls, text: str) -> CharVocab:
         return cls(set(text))
 
     @classmethod
-    def from_itos(cls, itos: Sequence[str]) -> "CharVocab":
+    def from_itos(cls, itos: Sequence[str]) -> CharVocab:
         """Rebuild a vocabulary saved in a checkpoint, checking its layout."""
         if len(itos) < 2 or itos[0] != PAD_CHAR or itos[1] != MASK_CHAR:
             raise KgptError("saved vocabulary does not start with PAD and MASK; the checkpoint is not kgpt's")

@@ -233,7 +233,7 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
             for name, place in zip(names[start : start + size], split_places)
         ])
         start += size
-    train, dev, test, extra = people
+    train, dev, test, _extra = people
     corpus = [_bio(rng, p) for split in people for p in split for _ in range(config.bios_per_person)]
     if not _QUESTION_CHARS <= set("".join(corpus)):
         # Small configs may draw no "Why ...?" fact; one bio gets the characters instead.

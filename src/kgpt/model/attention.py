@@ -77,11 +77,11 @@ class DotProductAttention(nn.Module):
     def heads(self, t: torch.Tensor) -> torch.Tensor:
         """(B, T, C) → contiguous (B, nh, T, hs).
 
-        Contiguous on purpose: in the H100 runs (docs/RESULTS.md) the two variants that
-        gave SDPA strided head views (vanilla, perceiver) trained badly, while rope, whose
-        rotation makes contiguous queries and keys, trained well; fused attention kernels
-        have a history of mishandling strided inputs. Not yet confirmed on a GPU; the copy
-        is cheap either way.
+        Contiguous on purpose: fused attention kernels have mishandled strided inputs
+        (pytorch/pytorch#112577), and in the H100 runs the two variants that gave SDPA
+        strided head views (vanilla, perceiver) trained worst. A CPU rerun of vanilla with
+        contiguous heads had the H100 strided run's loss to within 0.04 over its first 300
+        steps (docs/RESULTS.md), so this is probably not the cause; the copy is cheap.
         """
         return t.unflatten(-1, (self.n_head, -1)).transpose(1, 2).contiguous()
 
