@@ -427,6 +427,8 @@ class Trainer:
                     self.step += 1
                     self.batch_in_epoch += 1
                     self.tokens += x.shape[0] * (block - 1)
+                    if bar is not None and self.device.type == "cpu":
+                        bar.update(1)  # free on a CPU; on a GPU the bar moves at the log's sync
                     end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
                     now = time.perf_counter()
                     due_save = cfg.checkpoint_path is not None and (
