@@ -55,6 +55,7 @@ def test_bench_train_prints_one_json_line(capsys):
     assert (r["variant"], r["device"], r["batch_size"], r["steps"]) == ("vanilla", "cpu", 4, 2)
     assert r["tokens_per_s"] > 0 and r["ms_per_step"] > 0 and r["params"] > 3_000_000
     assert r["compile"] is False and r["amp"] == "float32"
+    assert r["length_buckets"] == 1  # batch 4 is below one 16-row bucket
     assert "mfu" not in r  # only measured on CUDA
 
 

@@ -214,6 +214,7 @@ def bench_train(args) -> dict:
         "params": model.num_parameters(),
         "compile": bool(args.compile) and trainer.forward is not trainer.model,
         "amp": "bf16" if isinstance(trainer.autocast, torch.autocast) else "float32",
+        "length_buckets": trainer.length_buckets,  # 1: whole batches (CUDA graphs, compile)
         "torch": torch.__version__,
     }
     if device.type == "cuda":
