@@ -11,32 +11,14 @@ from pathlib import Path
 
 import torch
 
-from kgpt.checkpoint import (
-    Checkpoint,
-    check_writable,
-    load_model,
-    read_checkpoint,
-    save_checkpoint,
-)
+from kgpt.checkpoint import Checkpoint, check_writable, load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
-from kgpt.evaluate import (
-    Recall,
-    predict_places,
-    recall_birthplaces,
-    score,
-    write_predictions,
-)
+from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import (
-    Trainer,
-    TrainerConfig,
-    TrainResult,
-    final_tokens_for,
-    resolve_device,
-)
+from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, resolve_device
 from kgpt.vocab import CharVocab
 
 BLOCK_SIZE = 128
@@ -187,6 +169,15 @@ def finetune(
                   opts.batch_size or FINETUNE_BATCH, opts, device, saved)
 
 
+def _trained_model(
+    variant: str | None, corpus_path: str | Path, params_path: str | Path, bottleneck_dim: int | None, device: str
+) -> tuple[Corpus, GPT]:
+    """The corpus and a saved model checked against it, on ``device``, for decoding."""
+    corpus = Corpus.load(corpus_path)
+    model, _ = load_model(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+    return corpus, model.to(resolve_device(device))
+
+
 @dataclass
 class Evaluation:
     predictions: list[str]
@@ -210,9 +201,7 @@ def evaluate(
     """Greedy answers for every question; scored when the file has places."""
     if outputs_path is not None:
         check_writable(outputs_path, "--outputs_path")
-    corpus = Corpus.load(corpus_path)
-    model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
-    model.to(resolve_device(device))
+    corpus, model = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
     questions = read_questions(eval_corpus_path)
     predictions = predict_places(model, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
     if outputs_path is not None:
@@ -226,7 +215,5 @@ def recall(
     device: str = "auto",
 ) -> Recall:
     """How many of the asked-about people's birthplaces a pretrained model recites from their bio."""
-    corpus = Corpus.load(corpus_path)
-    model, _ = load_model(reading_params_path, corpus.vocab, variant, None, BLOCK_SIZE)
-    model.to(resolve_device(device))
+    corpus, model = _trained_model(variant, corpus_path, reading_params_path, None, device)
     return recall_birthplaces(model, corpus.vocab, corpus.documents, read_questions(questions_path))
