@@ -188,18 +188,24 @@ def study_cells(variants: list[str], seeds: list[int]) -> list[Cell]:
     return cells
 
 
+def _groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows by (setting, variant), in first-seen order: one group per table line and bar."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["setting"], r["variant"]), []).append(r)
+    return groups
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     """Mean ± std of accuracy per (setting, variant) over seeds."""
-    groups: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["setting"], r["variant"]), []).append(r["accuracy"])
-    return [
-        {
+    summary = []
+    for (s, v), group in _groups(rows).items():
+        acc = [r["accuracy"] for r in group]
+        summary.append({
             "setting": s, "variant": v, "seeds": len(acc), "mean": statistics.fmean(acc),
             "std": statistics.stdev(acc) if len(acc) > 1 else 0.0, "published": PUBLISHED.get((s, v), ""),
-        }
-        for (s, v), acc in groups.items()
-    ]
+        })
+    return summary
 
 
 def results_table(summary: list[dict], with_published: bool) -> str:
@@ -224,12 +230,12 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
            color=["0.6" if s["setting"] == "baseline" else "C0" if s["setting"] == "finetune-only" else "C1" for s in summary])
     ax.set_xticks(range(len(summary)), labels, fontsize=8)
     # Storage beside access: the share of dev bios the pretrained model completes correctly.
-    stored = [
-        (i, statistics.fmean(100.0 * r["recalled_from_bio"] / r["bios_probed"] for r in group))
-        for i, sm in enumerate(summary)
-        if (group := [r for r in rows if (r["setting"], r["variant"]) == (sm["setting"], sm["variant"])
-                      and r.get("bios_probed")])
-    ]
+    # The bars are summarize()'s groups in the same order, so bar i is group i.
+    stored = []
+    for i, group in enumerate(_groups(rows).values()):
+        probed = [r for r in group if r.get("bios_probed")]
+        if probed:
+            stored.append((i, statistics.fmean(100.0 * r["recalled_from_bio"] / r["bios_probed"] for r in probed)))
     if stored:
         ax.scatter(*zip(*stored), marker="_", s=900, color="k", zorder=3,
                    label="stored after pretraining\n(bio completed with the place)")
