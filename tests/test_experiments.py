@@ -106,21 +106,3 @@ def test_reproduce_missing_data_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0]
 
-
-def test_cpu_demo_preset_only_asks_facts_its_pretraining_can_see():
-    """Pretraining shows at most int(7/8 · block) characters of a bio: every birthplace must end inside."""
-    from kgpt.data.corpus import corpus_documents, parse_questions
-    from kgpt.data.corruption import max_truncation
-
-    preset = experiments.DEMO_PRESETS["cpu"]
-    data = generate(preset.data)
-    visible = max_truncation(preset.model["block_size"])
-    docs = corpus_documents(data.wiki)
-    assert len(docs) == preset.data.n_bios
-    by_name: dict[str, list[str]] = {}
-    for doc in docs:
-        by_name.setdefault(doc[: doc.index(". ")], []).append(doc)
-    for q in parse_questions(data.train + data.dev):
-        bios = by_name[q.text[len("Where was "): -len(" born?")]]
-        assert len(bios) == preset.data.bios_per_person
-        assert all(bio.index(q.answer) + len(q.answer) <= visible for bio in bios), q.text

@@ -15,12 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgpt.data.corpus import (
-    corpus_documents,
-    parse_questions,
-    read_corpus,
-    read_questions,
-)
+from kgpt.data.corpus import corpus_documents, parse_questions, read_corpus, read_questions
+from kgpt.data.corruption import max_truncation
 from kgpt.data.synthetic import (
     BIRTH_WITHIN,
     FILE_NAMES,
@@ -30,6 +26,7 @@ from kgpt.data.synthetic import (
     generate,
 )
 from kgpt.errors import KgptError
+from kgpt.experiments import DEMO_PRESETS
 
 SMALL = SyntheticConfig(n_train=120, n_dev=40, n_test=15, n_extra=25, n_places=20, seed=3)
 QUESTION = re.compile(r"^Where was (\S+ \S+) born\?$")
@@ -41,14 +38,25 @@ def name_of(question: str) -> str:
     return match.group(1)
 
 
-def bios_by_name(data: SyntheticData) -> dict[str, str]:
-    """Bios keyed by the name in their ``NAME.`` title."""
-    bios = {}
+def title_of(doc: str) -> str:
+    """The name in a bio's ``NAME.`` title."""
+    return doc[: doc.index(". ")]
+
+
+def all_bios_by_name(data: SyntheticData) -> dict[str, list[str]]:
+    """Every bio, grouped by the name in its title, in corpus order."""
+    bios: dict[str, list[str]] = {}
     for doc in corpus_documents(data.wiki):
-        name = doc[: doc.index(". ")]
-        assert name not in bios, f"two bios for {name}"
-        bios[name] = doc
+        bios.setdefault(title_of(doc), []).append(doc)
     return bios
+
+
+def bios_by_name(data: SyntheticData) -> dict[str, str]:
+    """The one bio of each person (configs with ``bios_per_person`` = 1)."""
+    grouped = all_bios_by_name(data)
+    for name, bios in grouped.items():
+        assert len(bios) == 1, f"{len(bios)} bios for {name}"
+    return {name: bios[0] for name, bios in grouped.items()}
 
 
 def answered(data: SyntheticData) -> list[tuple[str, str]]:
@@ -214,9 +222,7 @@ def test_several_bios_per_person_agree_on_the_facts_in_varied_words() -> None:
     data = generate(config)
     docs = corpus_documents(data.wiki)
     assert len(docs) == config.n_bios == 4 * config.n_people
-    by_name: dict[str, list[str]] = {}
-    for doc in docs:
-        by_name.setdefault(doc[: doc.index(". ")], []).append(doc)
+    by_name = all_bios_by_name(data)
     assert len(by_name) == config.n_people and all(len(v) == 4 for v in by_name.values())
     places = set(PLACES[: config.n_places])
     for name, place in answered(data):
@@ -231,5 +237,18 @@ def test_several_bios_per_person_agree_on_the_facts_in_varied_words() -> None:
     varied = sum(len(set(v)) > 1 for v in by_name.values())
     assert varied >= 0.8 * len(by_name)
     # Bios of one person are spread through the corpus, not next to each other.
-    order = [doc[: doc.index(". ")] for doc in docs]
+    order = [title_of(doc) for doc in docs]
     assert sum(a == b for a, b in itertools.pairwise(order)) < 0.2 * len(order)
+
+
+def test_cpu_demo_preset_only_asks_facts_its_pretraining_can_see() -> None:
+    """Pretraining shows at most int(7/8 · block) characters of a bio: every birthplace must end inside."""
+    preset = DEMO_PRESETS["cpu"]
+    data = generate(preset.data)
+    visible = max_truncation(preset.model["block_size"])
+    assert len(corpus_documents(data.wiki)) == preset.data.n_bios
+    by_name = all_bios_by_name(data)
+    for name, place in answered(data):
+        bios = by_name[name]
+        assert len(bios) == preset.data.bios_per_person
+        assert all(bio.index(place) + len(place) <= visible for bio in bios), name
