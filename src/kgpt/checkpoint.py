@@ -17,6 +17,7 @@ the model the command line describes.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -159,7 +160,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     raw = read_input_bytes(p, "checkpoint", "check --reading_params_path")
     if _is_safetensors(raw):
         return _read_kgpt(p, raw)
-    return _read_legacy(p)
+    return _read_legacy(p, raw)
 
 
 def _read_kgpt(p: Path, raw: bytes) -> Checkpoint:
@@ -190,11 +191,11 @@ def _read_kgpt(p: Path, raw: bytes) -> Checkpoint:
         raise KgptError(f"{damaged} (its kgpt metadata is incomplete or invalid: {e}); retrain or restore it") from None
 
 
-def _read_legacy(p: Path) -> Checkpoint:
+def _read_legacy(p: Path, raw: bytes) -> Checkpoint:
     try:
         # weights_only: only tensors and plain containers are rebuilt; any other pickle
         # (code to run, arbitrary objects) is refused before anything in it executes.
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)  # bytes already read
     except Exception as e:  # torch raises many types for a bad pickle; all mean the same to a user
         unsafe = re.search(r"GLOBAL (\S+)", str(e))
         if unsafe:
