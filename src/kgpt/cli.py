@@ -180,8 +180,7 @@ def _check_paths(args) -> None:
 
         resumable = resume_path(args.writing_params_path)
         check_writable(resumable, "resumable checkpoint")
-        if args.resume and not resumable.exists():
-            raise KgptError(f"--resume: no resumable checkpoint {resumable}; start without --resume")
+        # A missing state under --resume is the pipeline's check (pipeline._read_resumable).
         if resumable.exists() and not args.resume:
             raise KgptError(
                 f"{resumable} holds an interrupted run; continue it with --resume, or delete it to start over"
