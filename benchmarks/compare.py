@@ -96,7 +96,6 @@ def compare(args: argparse.Namespace) -> dict:
     ref_trainer = ReferenceTrainer(
         ref_model, CorruptionDataset(data.documents, data.vocab, benchmark.BLOCK_SIZE), device, args.batch_size,
         learning_rate=benchmark.LEARNING_RATE, final_tokens=final_tokens_for(len(data.documents), benchmark.BLOCK_SIZE),
-        seed=args.seed,
     )
     warmup = benchmark.default_warmup(device) if args.warmup is None else args.warmup
     if warmup:
@@ -140,8 +139,8 @@ def compare(args: argparse.Namespace) -> dict:
         "warmup_steps": warmup,
         "steps": args.steps,
         "repeats": args.repeats,
-        "kgpt_amp": "bf16" if isinstance(trainer.autocast, torch.autocast) else "float32",
-        "kgpt_compile": bool(args.compile) and trainer.forward is not trainer.model,
+        "kgpt_amp": "bf16" if isinstance(trainer.runner.autocast, torch.autocast) else "float32",
+        "kgpt_compile": trainer.runner.compiled,
         "kgpt_cuda_graph": getattr(trainer, "graphed", None) is not None,
         "kgpt_tokens_per_s": tokens / kgpt_s,
         "ref_tokens_per_s": tokens / ref_s,

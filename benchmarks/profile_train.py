@@ -40,7 +40,7 @@ def main() -> None:
         for _ in range(n):
             idx = torch.randint(0, len(batcher), (PRETRAIN_BATCH,), device=device, generator=gen)
             x, y = batcher.sample(idx, gen)
-            trainer._step(x, y, PRETRAIN_LR)
+            trainer.runner(x, y, PRETRAIN_LR)
 
     steps(5)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -5,15 +5,20 @@ the way the original course code (minGPT-derived) works, on purpose:
 
 * data: a per-sample ``Dataset`` that span-corrupts one document per ``__getitem__``
   with Python's ``random`` (:func:`kgpt.data.corruption.corrupt`, the same spec),
-  encodes it character by character, and a ``DataLoader(shuffle=True, num_workers=0)``
-  that collates the samples into a batch on the CPU, copied to the device every step;
+  encodes it character by character, and a ``DataLoader(num_workers=0)`` without
+  shuffling, as the course's trainer builds it, that collates the samples into a batch
+  on the CPU, copied to the device every step;
 * model: minGPT's layout with hand-written masked attention (``q @ kᵀ / √d``,
   ``masked_fill`` with a registered lower-triangular buffer, softmax, dropout, ``@ v``),
   the same sizes and the same parameter names as kgpt's vanilla GPT, so a state dict
   copies across in either direction;
-* optimiser: ``torch.optim.AdamW`` with its defaults (not fused), minGPT's two groups
-  (decay on Linear weights only), gradient clipping to 1.0, and the loss read on the
-  host every step (``loss.item()``), as the original's progress bar does; float32;
+* trainer: written from the course's ``src/trainer.py`` (CS224N, e.g. the public copy
+  in ZubinGou/CS224n-Assignment, a5/src/trainer.py): ``torch.optim.AdamW`` (not fused)
+  with two groups split by parameter *name* (no decay where the name contains "bias" or
+  "LayerNorm.weight"), ``model.zero_grad()``, backward, clipping to 1.0, a step, then
+  ``tokens += (y >= 0).sum()`` and the next step's learning rate from an unclamped
+  cosine; the loss read on the host every step (``loss.item()``), as the original's
+  progress bar does; float32;
 * sampling: one question at a time, 32 greedy characters, every character recomputing
   the whole prefix (no cache), the prediction being the text between the first and the
   second ⁇.
@@ -144,24 +149,6 @@ class ReferenceGPT(nn.Module):
             module.bias.data.zero_()
             module.weight.data.fill_(1.0)
 
-    def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.1, betas=(0.9, 0.95)):
-        """minGPT's groups: decay on Linear weights; none on biases, norms, embeddings."""
-        decay, no_decay = set(), set()
-        for mn, m in self.named_modules():
-            for pn, _ in m.named_parameters(recurse=False):
-                full = f"{mn}.{pn}" if mn else pn
-                if pn == "weight" and isinstance(m, nn.Linear):
-                    decay.add(full)
-                else:
-                    no_decay.add(full)
-        params = dict(self.named_parameters())
-        assert decay | no_decay == params.keys() and not decay & no_decay
-        groups = [
-            {"params": [params[n] for n in sorted(decay)], "weight_decay": weight_decay},
-            {"params": [params[n] for n in sorted(no_decay)], "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
-
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         b, t = idx.size()
         assert t <= self.block_size, "cannot forward, model block size is exhausted"
@@ -178,34 +165,35 @@ class ReferenceGPT(nn.Module):
 
 
 class ReferenceTrainer:
-    """minGPT's training loop: DataLoader batches, one optimiser step each, lr schedule."""
+    """The course's training loop, step for step (see the module docstring)."""
 
     def __init__(
-        self, model: ReferenceGPT, dataset: Dataset, device: torch.device, batch_size: int,
+        self, model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int,
         learning_rate: float = 6e-3, final_tokens: int = 10**12, warmup_tokens: int = 512 * 20,
-        grad_norm_clip: float = 1.0, seed: int = 0,
+        grad_norm_clip: float = 1.0, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95),
     ):
         self.model = model.to(device)
         self.device = device
-        self.optimizer = model.configure_optimizers(learning_rate)
+        no_decay = ["bias", "LayerNorm.weight"]
+        named = list(model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if not any(nd in n for nd in no_decay)], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
         self.learning_rate = learning_rate
         self.final_tokens = final_tokens
         self.warmup_tokens = warmup_tokens
         self.grad_norm_clip = grad_norm_clip
         self.tokens = 0
-        g = torch.Generator()
-        g.manual_seed(seed)
-        self.loader = DataLoader(
-            dataset, shuffle=True, batch_size=batch_size, num_workers=0,
-            pin_memory=device.type == "cuda", generator=g,
-        )
+        self.loader = DataLoader(dataset, batch_size=batch_size, num_workers=0, pin_memory=device.type == "cuda")
         self._batches = iter(self.loader)
         self.losses: list[float] = []
 
     def _next_batch(self):
         try:
             return next(self._batches)
-        except StopIteration:  # a new epoch
+        except StopIteration:  # a new epoch, in the same order
             self._batches = iter(self.loader)
             return next(self._batches)
 
@@ -225,8 +213,7 @@ class ReferenceTrainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_norm_clip)
             self.optimizer.step()
-            # minGPT's schedule: linear warmup, then cosine to 10%, tokens counted as labels.
-            self.tokens += (y >= 0).sum()
+            self.tokens += (y >= 0).sum()  # every label position: PAD is 0, never negative
             if self.tokens < self.warmup_tokens:
                 mult = float(self.tokens) / float(max(1, self.warmup_tokens))
             else:

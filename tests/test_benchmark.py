@@ -22,7 +22,7 @@ from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import Trainer, TrainerConfig
+from kgpt.training import ASSIGNMENT, Trainer, TrainerConfig, decay_groups
 from kgpt.vocab import MASK_CHAR, CharVocab
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -98,7 +98,7 @@ def test_steps_batcher_runs_exactly_the_asked_steps():
     data = benchmark.synthetic_data()
     model = GPT(GPTConfig(vocab_size=len(data.vocab), block_size=benchmark.BLOCK_SIZE, n_layer=1, n_head=2, n_embd=16))
     seconds, trainer = benchmark.time_training(model, data, torch.device("cpu"), batch_size=3, steps=4, warmup=2)
-    assert seconds > 0 and trainer.step == 6
+    assert seconds > 0 and trainer.progress.step == 6
 
 
 def _tiny_pair(seed: int = 0):
@@ -125,12 +125,13 @@ def test_reference_gives_the_same_logits_and_loss():
     torch.testing.assert_close(ref_loss, loss, atol=1e-5, rtol=1e-5)
 
 
-def test_reference_optimizer_groups_match_kgpts():
+def test_reference_optimizer_groups_match_the_assignment_recipe():
     model, ref = _tiny_pair()
     names = {id(p): n for n, p in model.named_parameters()}
     ref_names = {id(p): n for n, p in ref.named_parameters()}
-    ours = [sorted(names[id(p)] for p in g["params"]) for g in model.optimizer_groups(0.1)]
-    theirs = [sorted(ref_names[id(p)] for p in g["params"]) for g in ref.configure_optimizers(1e-3).param_groups]
+    ours = [sorted(names[id(p)] for p in g["params"]) for g in decay_groups(model, 0.1, ASSIGNMENT.decay)]
+    ref_trainer = reference.ReferenceTrainer(ref, [], torch.device("cpu"), batch_size=1)
+    theirs = [sorted(ref_names[id(p)] for p in g["params"]) for g in ref_trainer.optimizer.param_groups]
     assert ours == theirs
 
 

@@ -15,6 +15,7 @@ from kgpt.data.corpus import parse_questions
 from kgpt.data.questions import encode_questions
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT, VARIANTS, GPTConfig
+from kgpt.training import decay_groups
 from kgpt.vocab import MASK_CHAR, MASK_ID, CharVocab
 
 BLOCK = 64
@@ -45,7 +46,7 @@ def trained(setup):
         config = GPTConfig(vocab_size=len(vocab), block_size=BLOCK, n_layer=3, n_head=2, n_embd=32,
                            variant=variant, bottleneck_dim=16)
         model = GPT(config)
-        opt = torch.optim.AdamW(model.optimizer_groups(0.1), lr=1e-2, betas=(0.9, 0.95))
+        opt = torch.optim.AdamW(decay_groups(model, 0.1, "matmul"), lr=1e-2, betas=(0.9, 0.95))
         model.train()
         for _ in range(40):
             loss = model(x, y)[1]

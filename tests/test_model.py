@@ -19,6 +19,7 @@ from kgpt.data import CorruptionBatcher
 from kgpt.errors import KgptError
 from kgpt.model import GPT, VARIANTS, GPTConfig
 from kgpt.model.attention import SynthesizerAttention
+from kgpt.training import decay_groups
 from kgpt.vocab import CharVocab
 
 V = 40
@@ -114,7 +115,7 @@ def test_training_lowers_loss(variant, tiny_data_shared):
     batcher = CorruptionBatcher(tiny_data_shared.wiki_text.splitlines(), vocab, 64)
     g = torch.Generator().manual_seed(3)
     x, y = batcher.sample(torch.arange(len(batcher)), g)
-    opt = torch.optim.AdamW(model.optimizer_groups(0.1), lr=1e-2, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(decay_groups(model, 0.1, "matmul"), lr=1e-2, betas=(0.9, 0.95))
     model.train()
     losses = []
     for _ in range(40):
@@ -193,9 +194,55 @@ def test_default_parameter_count():
     c = model.config
     assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.variant) == (4, 8, 256, 128, "vanilla")
     assert (c.embd_pdrop, c.resid_pdrop, c.attn_pdrop) == (0.1, 0.1, 0.1)
-    n = model.num_parameters()
-    assert n == sum(p.numel() for p in model.parameters())
-    assert 3.2e6 < n < 3.45e6, n
+    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+
+
+def test_exact_parameter_counts_at_the_assignment_size():
+    """Counted by hand from the layer shapes (vocabulary 256, as the README's wiki.txt)."""
+    V, T, L, h, d, m = 256, 128, 4, 8, 256, 32  # vocab, block, layers, heads, width, bottleneck
+
+    def linear(n_in: int, n_out: int) -> int:  # weight + bias
+        return n_in * n_out + n_out
+
+    layer_norm = 2 * d
+    mlp = linear(d, 4 * d) + linear(4 * d, d)
+    dot_attention = 4 * linear(d, d)  # key, query, value, proj
+    synthesizer_attention = linear(d, d) + (d // h) * (T - 1) + (T - 1) + 2 * linear(d, d)  # w1, w2, b2, value, proj
+    dot_block = 2 * layer_norm + dot_attention + mlp
+    synthesizer_block = 2 * layer_norm + synthesizer_attention + mlp
+    tok_emb, pos_emb, ln_f, head = V * d, T * d, layer_norm, d * V  # the head has no bias
+    expected = {
+        "vanilla": tok_emb + pos_emb + L * dot_block + ln_f + head,
+        "rope": tok_emb + L * dot_block + ln_f + head,  # no position table
+        "synthesizer": tok_emb + pos_emb + L * synthesizer_block + ln_f + head,
+        # basis C (1, m, d) in the down block; down block + (L - 2) blocks + up block
+        "perceiver": tok_emb + pos_emb + m * d + (1 + (L - 2) + 1) * dot_block + ln_f + head,
+    }
+    assert expected == {"vanilla": 3_323_392, "rope": 3_290_624, "synthesizer": 3_076_988, "perceiver": 3_331_584}
+    for variant, n in expected.items():
+        config = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=h, n_embd=d, variant=variant, bottleneck_dim=m)
+        assert GPT(config).num_parameters() == n, variant
+
+
+def test_perceiver_has_the_course_layout():
+    torch.manual_seed(7)
+    d, m = 256, 32
+    model = GPT(GPTConfig(vocab_size=V, block_size=128, variant="perceiver", bottleneck_dim=m))
+    names = {name for name, _ in model.named_parameters()}
+    assert "down_block.C" in names and "C" not in names
+    assert not any("ln_kv" in name for name in names)
+    for block in ("down_block", "up_block"):
+        for part in ("ln1.weight", "ln2.bias", "attn.key.weight", "attn.query.weight", "attn.value.weight",
+                     "attn.proj.weight", "mlp.0.weight", "mlp.2.bias"):
+            assert f"{block}.{part}" in names
+    # xavier-uniform on (1, m, d): fan_in = m·d, fan_out = d, bound sqrt(6 / (fan_in + fan_out)),
+    # and GPT's own init (normal 0.02 on Linear/Embedding) must not have replaced it
+    C = model.down_block.C.detach()
+    assert C.shape == (1, m, d)
+    bound = math.sqrt(6 / (m * d + d))
+    assert C.abs().max().item() <= bound
+    assert abs(C.std().item() - bound / math.sqrt(3)) < 0.03 * bound
+    assert abs(C.mean().item()) < 0.02 * bound
 
 
 def test_variant_structure():
@@ -207,28 +254,12 @@ def test_variant_structure():
     for n_layer in (2, 4, 6):
         perceiver = GPT(GPTConfig(vocab_size=V, block_size=32, variant="perceiver", n_layer=n_layer, bottleneck_dim=8))
         assert len(perceiver.blocks) == n_layer - 2
-        assert perceiver.C.shape == (1, 8, 256)
+        assert perceiver.down_block.C.shape == (1, 8, 256)
     synth = GPT(GPTConfig(vocab_size=V, block_size=32, variant="synthesizer"))
     attns = [b.attn for b in synth.blocks]
     assert len(attns) == 4 and all(isinstance(a, SynthesizerAttention) for a in attns)
     assert attns[0].w2.shape == (256 // 8, 31)
     assert not any(name.endswith(("query.weight", "key.weight")) for name, _ in synth.named_parameters())
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_weight_decay_groups(variant):
-    model = GPT(tiny_config(variant))
-    groups = model.optimizer_groups(0.1)
-    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
-    decay = {id(p) for p in groups[0]["params"]}
-    no_decay = {id(p) for p in groups[1]["params"]}
-    expected = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    if variant == "synthesizer":
-        expected |= {id(m.w2) for m in model.modules() if isinstance(m, SynthesizerAttention)}
-    assert decay == expected
-    assert not decay & no_decay
-    assert decay | no_decay == {id(p) for p in model.parameters()}
-    assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(list(model.parameters()))
 
 
 def test_config_legacy_flags_and_errors():

@@ -39,7 +39,7 @@ from kgpt.cli import main
 from kgpt.errors import KgptError
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import RunOptions, resume_path
-from kgpt.training import Interrupted, Trainer
+from kgpt.training import Interrupted, StepRunner
 from kgpt.vocab import CharVocab
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32}
@@ -66,7 +66,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 def interrupt_at(monkeypatch, step: int) -> None:
     """Press Ctrl-C during the ``step``-th optimiser step of the real training loop."""
     calls = {"n": 0}
-    original = Trainer._step
+    original = StepRunner.__call__
 
     def step_then_sigint(self, x, y, lr):
         calls["n"] += 1
@@ -74,7 +74,7 @@ def interrupt_at(monkeypatch, step: int) -> None:
             signal.raise_signal(signal.SIGINT)
         return original(self, x, y, lr)
 
-    monkeypatch.setattr(Trainer, "_step", step_then_sigint)
+    monkeypatch.setattr(StepRunner, "__call__", step_then_sigint)
 
 
 def one_line_error(fn, *args, **kw) -> str:

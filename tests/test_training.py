@@ -66,18 +66,20 @@ def test_trainer_with_and_without_buckets_takes_the_same_steps(tiny_data_shared)
     def train(buckets: int) -> tuple[GPT, list[dict]]:
         torch.manual_seed(0)
         model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=2, n_head=2, n_embd=32,
-                              embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0))
+                              embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0)).double()
         cfg = TrainerConfig(max_epochs=3, batch_size=8, learning_rate=3e-3, final_tokens=10**6, warmup_tokens=1,
                             log_every=1, progress=False, length_buckets=buckets)
         trainer = Trainer(model, batcher, cfg, vocab, torch.device("cpu"))
-        assert trainer.length_buckets == buckets
+        assert trainer.runner.buckets == buckets
         return model, trainer.train().history
 
     plain, plain_history = train(1)
     bucketed, bucketed_history = train(3)
-    assert [h["loss"] for h in bucketed_history] == pytest.approx([h["loss"] for h in plain_history], rel=1e-4)
+    assert [h["loss"] for h in bucketed_history] == pytest.approx([h["loss"] for h in plain_history], rel=1e-6)  # logged in float32
+    # Adam divides by sqrt(v): where a gradient is nearly zero, a summation-order rounding
+    # difference (the buckets' kernels see other shapes) moves a weight by up to ~1e-5 (seen: 6e-6 on a rare character's embedding).
     for (name, p), q in zip(plain.named_parameters(), bucketed.parameters()):
-        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=2e-5, msg=name)
 
 
 def test_buckets_default_on_cpu_and_off_for_static_shapes():
@@ -86,7 +88,7 @@ def test_buckets_default_on_cpu_and_off_for_static_shapes():
 
     def buckets(batch_size: int = 128, **kw) -> int:
         cfg = TrainerConfig(max_epochs=1, batch_size=batch_size, learning_rate=1e-3, final_tokens=1, progress=False, **kw)
-        return Trainer(model, [], cfg, vocab, torch.device("cpu")).length_buckets
+        return Trainer(model, [], cfg, vocab, torch.device("cpu")).runner.buckets
 
     assert buckets() == 8
     assert buckets(512) == 8

@@ -83,30 +83,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class _StepsBatcher:
-    """A batcher whose epoch is exactly ``steps`` batches of the wrapped one's documents.
-
-    ``Trainer.train`` runs whole epochs; wrapping the real batcher this way makes one
-    epoch of the real loop exactly the number of steps to time. Index i reads document
-    ``i mod len(inner)``: the same corruption code, the same batch shapes.
-    """
-
-    def __init__(self, inner: CorruptionBatcher, steps: int, batch_size: int):
-        self.inner = inner
-        self.n = steps * batch_size
-
-    def __len__(self) -> int:
-        return self.n
-
-    def sample(self, index: torch.Tensor, generator: torch.Generator | None = None):
-        return self.inner.sample(index % len(self.inner), generator)
-
-
 def make_trainer(model: GPT, data: BenchData, device: torch.device, batch_size: int, compile: bool = False) -> Trainer:
     """A Trainer with the assignment's pretraining settings and no files or progress bar."""
     batcher = CorruptionBatcher(data.documents, data.vocab, model.config.block_size, device)
     config = TrainerConfig(
-        max_epochs=1,
+        max_epochs=10**6,  # never the limit: runs are counted in steps
         batch_size=batch_size,
         learning_rate=LEARNING_RATE,
         final_tokens=final_tokens_for(len(data.documents), model.config.block_size),
@@ -125,21 +106,12 @@ def default_warmup(device: torch.device) -> int:
 
 
 def run_steps(trainer: Trainer, steps: int) -> float:
-    """Seconds for ``steps`` steps of the real training loop, synchronised at both ends.
-
-    ``trainer.batcher`` (a :class:`CorruptionBatcher`) is wrapped for the run and put back.
-    """
-    inner = trainer.batcher
-    trainer.batcher = _StepsBatcher(inner, steps, trainer.config.batch_size)
-    trainer.epoch, trainer.batch_in_epoch, trainer.order = 0, 0, None
-    try:
-        synchronize(trainer.device)
-        t0 = time.perf_counter()
-        trainer.train()  # ends by reading the loss on the host, and synchronises on CUDA
-        synchronize(trainer.device)
-        return time.perf_counter() - t0
-    finally:
-        trainer.batcher = inner
+    """Seconds for ``steps`` more steps of the real training loop, synchronised at both ends."""
+    synchronize(trainer.device)
+    t0 = time.perf_counter()
+    trainer.run(steps)  # ends by reading the loss on the host, and synchronises on CUDA
+    synchronize(trainer.device)
+    return time.perf_counter() - t0
 
 
 def time_training(
@@ -206,9 +178,9 @@ def bench_train(args) -> dict:
         "tokens_per_s": tokens / seconds,
         "ms_per_step": 1000.0 * seconds / args.steps,
         "params": model.num_parameters(),
-        "compile": bool(args.compile) and trainer.forward is not trainer.model,
-        "amp": "bf16" if isinstance(trainer.autocast, torch.autocast) else "float32",
-        "length_buckets": trainer.length_buckets,  # 1: whole batches (CUDA graphs, compile)
+        "compile": trainer.runner.compiled,
+        "amp": "bf16" if isinstance(trainer.runner.autocast, torch.autocast) else "float32",
+        "length_buckets": trainer.runner.buckets,  # 1: whole batches (CUDA graphs, compile)
         "torch": torch.__version__,
     }
     if device.type == "cuda":

@@ -39,7 +39,8 @@ from kgpt.vocab import CharVocab
 
 FORMAT = "kgpt-checkpoint/1"
 _META_FIELDS = {"format", "kgpt_version", "variant", "config", "vocab", "progress", "sha256"}
-# Buffers the assignment's models saved in their state dicts; kgpt recomputes them.
+# Buffers the assignment's models saved in their state dicts (every attention's causal
+# ``mask``, the 2024 edition's ``rope_cache``); kgpt recomputes them.
 _LEGACY_BUFFERS = ("attn.mask", "rope_cache", "rope_cos", "rope_sin")
 # Most file systems allow 255 bytes; the temporary file adds 14 and ".resume" 7.
 _MAX_NAME_BYTES = 255 - 14 - 7
@@ -197,7 +198,7 @@ def _read_legacy(p: Path, raw: bytes) -> Checkpoint:
         # (code to run, arbitrary objects) is refused before anything in it executes.
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)  # bytes already read
     except Exception as e:  # torch raises many types for a bad pickle; all mean the same to a user
-        unsafe = re.search(r"GLOBAL (\S+)", str(e))
+        unsafe = re.search(r"GLOBAL (\w+(?:\.\w+)+)", str(e))  # module.name; a damaged byte gives "GLOBAL ."
         if unsafe:
             raise KgptError(
                 f"checkpoint {p} is a pickle of Python objects (it refers to {unsafe.group(1)}), not a state dict "
@@ -215,8 +216,25 @@ def _read_legacy(p: Path, raw: bytes) -> Checkpoint:
     return Checkpoint(config=config, vocab=None, tensors={f"model.{k}": v for k, v in state.items()}, imported=True)
 
 
+def _legacy_variant(state: dict[str, torch.Tensor]) -> tuple[str, str]:
+    """The variant an assignment state dict has the layout of, and the names that show it."""
+    if any(k.startswith(("down_block.", "up_block.")) for k in state):
+        return "perceiver", "down_block/up_block"
+    if any(k.startswith("blocks.") and k.endswith(".attn.w2") for k in state):
+        return "synthesizer", "attention w1/w2/b2"
+    if "pos_emb" not in state:
+        return "rope", "no pos_emb"
+    return "vanilla", "pos_emb and query/key attention"
+
+
 def _legacy_config(p: Path, state: dict[str, torch.Tensor]) -> GPTConfig:
-    """The size of an assignment model, read off its state dict's shapes."""
+    """The size and variant of an assignment model, read off its state dict's names and shapes.
+
+    The course's editions: vanilla (2021-24), synthesizer (2021), perceiver (2023: the basis
+    ``down_block.C`` gives bottleneck_dim) and rope (2024: no ``pos_emb``, so block_size is
+    the command line's). Head counts are not in the shapes except the synthesizer's (w2 has
+    n_embd / n_head rows); the others get the assignment's 8.
+    """
     layout = f"checkpoint {p} does not have the layout of the assignment's GPT"
     emb = state.get("tok_emb.weight")
     if emb is None or emb.dim() != 2:
@@ -228,12 +246,25 @@ def _legacy_config(p: Path, state: dict[str, torch.Tensor]) -> GPTConfig:
     blocks = {k.split(".")[1] for k in state if k.startswith("blocks.")}
     if not all(b.isdigit() for b in blocks):
         raise KgptError(f"{layout} (block names {sorted(blocks)[:3]} are not numbered)")
+    variant, _ = _legacy_variant(state)
+    sizes = {"n_layer": len(blocks)}
+    if variant == "perceiver":
+        basis = state.get("down_block.C")
+        if basis is None or basis.dim() != 3 or basis.shape[0] != 1 or basis.shape[2] != n_embd:
+            shape = "missing" if basis is None else f"of shape {tuple(basis.shape)}"
+            raise KgptError(f"{layout} (down_block.C is {shape}, expected (1, bottleneck_dim, {n_embd}))")
+        sizes = {"n_layer": len(blocks) + 2, "bottleneck_dim": basis.shape[1]}
+    elif variant == "synthesizer":
+        w2 = next(v for k, v in state.items() if k.startswith("blocks.") and k.endswith(".attn.w2"))
+        if w2.dim() == 2 and 0 < w2.shape[0] and n_embd % w2.shape[0] == 0:
+            sizes["n_head"] = n_embd // w2.shape[0]  # otherwise the shape check names w2
     try:
         return GPTConfig(
             vocab_size=vocab_size,
             block_size=pos.shape[1] if pos is not None else 128,
             n_embd=n_embd,
-            n_layer=len(blocks),
+            variant=variant,
+            **sizes,
         )
     except KgptError as e:
         raise KgptError(f"{layout} ({e})") from None
@@ -255,16 +286,21 @@ def load_model(
     ckpt = read_checkpoint(path)
     config = ckpt.config
     if ckpt.imported:
-        # An assignment state dict carries no description: the command line supplies it.
-        config = GPTConfig.from_dict(
-            {
-                **config.to_dict(),
-                "variant": variant or "vanilla",
-                "bottleneck_dim": bottleneck_dim or 32,
-                "block_size": block_size or config.block_size,
-                "n_layer": config.n_layer + (2 if variant == "perceiver" else 0),
-            }
-        )
+        # An assignment state dict carries no description: its names and shapes give the
+        # variant and sizes, the command line the block size (a rope model has no pos_emb).
+        if variant is not None and variant != config.variant:
+            _, shown_by = _legacy_variant(ckpt.model_state())
+            raise KgptError(
+                f"checkpoint {path} has the layout of the assignment's {config.variant} model ({shown_by}), "
+                f"not {variant}; run with variant {config.variant} or give a {variant} state dict"
+            )
+        if config.variant == "perceiver" and bottleneck_dim is not None and bottleneck_dim != config.bottleneck_dim:
+            raise KgptError(
+                f"checkpoint {path} has bottleneck_dim {config.bottleneck_dim} (down_block.C has "
+                f"{config.bottleneck_dim} rows), not {bottleneck_dim}; pass --bottleneck_dim {config.bottleneck_dim} "
+                "or leave it out"
+            )
+        config = GPTConfig.from_dict({**config.to_dict(), "block_size": block_size or config.block_size})
     else:
         if variant is not None and variant != config.variant:
             raise KgptError(

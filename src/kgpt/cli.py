@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
+from kgpt.training.recipe import RECIPES
 
 MAX_EPOCHS_LIMIT = 100_000
 MAX_SEED = 2**63 - 1  # what every RNG kgpt seeds (torch, numpy) accepts
@@ -71,7 +72,10 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     _opt(p, "checkpoint_every", type=_seconds, default=120.0,
          help="seconds between resumable checkpoints, written at epoch ends to WRITING_PARAMS_PATH.resume (0: every epoch)")
     _opt(p, "batch_size", type=_positive_int, default=None, help="override the assignment's batch size")
-    _opt(p, "precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    _opt(p, "precision", choices=("auto", "fp32", "bf16"), default="auto",
+         help="auto: the recipe's choice on CUDA (the assignment's: fp32), fp32 on CPU")
+    _opt(p, "recipe", choices=tuple(RECIPES), default="assignment",
+         help="how to train: 'assignment' is the course's trainer exactly; others are named departures from it")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
 
 
@@ -201,6 +205,7 @@ def _run_options(args, command: str):
         progress=not args.no_progress,
         batch_size=args.batch_size,
         precision=args.precision,
+        recipe=args.recipe,
     )
 
 

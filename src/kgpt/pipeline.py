@@ -18,7 +18,7 @@ from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
 from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, resolve_device
+from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, get_recipe, resolve_device
 from kgpt.vocab import CharVocab
 
 BLOCK_SIZE = 128
@@ -53,7 +53,8 @@ class RunOptions:
     checkpoint_every: float = 120.0
     progress: bool = True
     batch_size: int | None = None  # None: the assignment's batch for the stage
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
+    precision: str = "auto"  # auto: the recipe's choice on CUDA (bf16 or float32), float32 on CPU
+    recipe: str = "assignment"  # see kgpt.training.recipe
     model: dict | None = None  # GPTConfig overrides (layers, width) for smaller presets
 
 
@@ -67,6 +68,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         max_epochs=max_epochs,
         batch_size=batch,
         learning_rate=lr,
+        recipe=get_recipe(opts.recipe),
         # As in the assignment, finetuning too counts its cosine in pretraining-corpus passes.
         final_tokens=final_tokens_for(len(corpus.documents), model.config.block_size),
         seed=opts.seed,
@@ -78,11 +80,12 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         progress=opts.progress,
         stage=stage,
     )
+    torch.manual_seed(opts.seed)  # the global generator draws dropout (a resumed run restores its state)
     trainer = Trainer(model, batcher, cfg, corpus.vocab, device)
     if saved is not None:
         trainer.resume(cfg.checkpoint_path, saved)
     result = trainer.train()
-    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress(finished=True))
+    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress.to_dict())
     cfg.checkpoint_path.unlink(missing_ok=True)
     return result
 

@@ -5,9 +5,10 @@ Layout and parameter names follow the assignment's minGPT-derived model (``tok_e
 
 * vanilla / synthesizer: token + learned position embeddings → n_layer blocks → head.
 * rope: no position table; the attention rotates queries and keys instead.
-* perceiver: a learned basis ``C`` of ``bottleneck_dim`` rows cross-attends to the input
-  (down-projection), n_layer − 2 blocks run on that bottleneck, then the input positions
-  cross-attend back to it (up-projection). Attention cost drops from O(T²) to O(T·m).
+* perceiver (the 2023 course layout): a learned basis ``down_block.C`` of ``bottleneck_dim``
+  rows cross-attends to the input (down-projection), n_layer − 2 blocks run on that
+  bottleneck, then the input positions cross-attend back to it (up-projection). Attention
+  cost drops from O(T²) to O(T·m).
 """
 
 from __future__ import annotations
@@ -16,18 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kgpt.model.attention import DotProductAttention, KVCache, SynthesizerAttention, make_attention
+from kgpt.model.attention import DotProductAttention, KVCache, make_attention
 from kgpt.model.config import GPTConfig
 from kgpt.vocab import PAD_ID
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block; cross-attends when given a context."""
+    """Pre-LayerNorm transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
 
-    def __init__(self, config: GPTConfig, attn: nn.Module, cross: bool = False):
+    def __init__(self, config: GPTConfig, attn: nn.Module):
         super().__init__()
         self.ln1 = nn.LayerNorm(config.n_embd)
-        self.ln_kv = nn.LayerNorm(config.n_embd) if cross else None
         self.attn = attn
         self.ln2 = nn.LayerNorm(config.n_embd)
         self.mlp = nn.Sequential(
@@ -37,10 +37,48 @@ class Block(nn.Module):
             nn.Dropout(config.resid_pdrop),
         )
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
-        kv = None if context is None else self.ln_kv(context)
-        x = x + self.attn(self.ln1(x), kv, cache)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        return self.feed_forward(x + self.attn(self.ln1(x), cache=cache))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mlp(self.ln2(x))
+
+
+# The perceiver's two cross-attention blocks, in the course's layout and names. The
+# course's skeleton is silent on residuals; both keep one on the query side (C in the down
+# block, the input in the up block), like every other block: without it the up block's
+# output at position t would be only a mix of bottleneck rows, and the token at t would
+# reach the head through the m-row bottleneck alone.
+
+
+class DownProjectBlock(Block):
+    """The learned basis ``C`` (1, m, n_embd) cross-attends to the input: T rows in, m out.
+
+    ``C`` lives here and is xavier-uniform initialised, as in the course; ln1 normalises
+    C (the query side), the input is attended as it is.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config, DotProductAttention(config))
+        # GPT._init_weights only touches Linear, Embedding and LayerNorm: this init stays.
+        self.C = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, config.bottleneck_dim, config.n_embd)))
+
+    def forward(self, x_input: torch.Tensor) -> torch.Tensor:
+        q = self.ln1(self.C).expand(x_input.shape[0], -1, -1)
+        return self.feed_forward(self.C + self.attn(q, context=x_input))
+
+
+class UpProjectBlock(Block):
+    """The input positions cross-attend to the bottleneck ``y``: m rows in, T out.
+
+    As in the course, ln1 normalises y (the key/value side); the queries are the input.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config, DotProductAttention(config))
+
+    def forward(self, y: torch.Tensor, x_input: torch.Tensor) -> torch.Tensor:
+        return self.feed_forward(x_input + self.attn(x_input, context=self.ln1(y)))
 
 
 class GPT(nn.Module):
@@ -53,19 +91,16 @@ class GPT(nn.Module):
         self.pos_emb = None if config.variant == "rope" else nn.Parameter(torch.zeros(1, config.block_size, config.n_embd))
         self.drop = nn.Dropout(config.embd_pdrop)
         if config.variant == "perceiver":
-            self.C = nn.Parameter(torch.empty(1, config.bottleneck_dim, config.n_embd))
-            self.down_block = Block(config, DotProductAttention(config), cross=True)
+            self.down_block = DownProjectBlock(config)
             n_inner = config.n_layer - 2
         else:
             n_inner = config.n_layer
         self.blocks = nn.ModuleList(Block(config, make_attention(config)) for _ in range(n_inner))
         if config.variant == "perceiver":
-            self.up_block = Block(config, DotProductAttention(config), cross=True)
+            self.up_block = UpProjectBlock(config)
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.apply(self._init_weights)
-        if config.variant == "perceiver":
-            nn.init.normal_(self.C, mean=0.0, std=0.02)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -91,23 +126,13 @@ class GPT(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def optimizer_groups(self, weight_decay: float) -> list[dict]:
-        """Weight decay on matmul weights only; none on biases, norms, embeddings, C."""
-        decay = {id(m.weight) for m in self.modules() if isinstance(m, nn.Linear)}
-        decay |= {id(m.w2) for m in self.modules() if isinstance(m, SynthesizerAttention)}
-        params = list(self.parameters())
-        return [
-            {"params": [p for p in params if id(p) in decay], "weight_decay": weight_decay},
-            {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0},
-        ]
-
     def new_cache(self) -> list[KVCache]:
         return [KVCache() for _ in self.blocks]
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: list[KVCache] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = idx.shape
+        T = idx.shape[1]
         start = cache[0].length if cache else 0
         if start + T > self.max_length:
             raise ValueError(f"sequence of {start + T} positions is longer than the model's {self.max_length}")
@@ -117,10 +142,10 @@ class GPT(nn.Module):
         x = self.drop(x)
         if self.config.variant == "perceiver":
             assert cache is None, "the perceiver decodes by recomputation"
-            h = self.down_block(self.C.expand(B, -1, -1), context=x)
+            h = self.down_block(x)
             for block in self.blocks:
                 h = block(h)
-            x = self.up_block(x, context=h)
+            x = self.up_block(h, x)
         else:
             for i, block in enumerate(self.blocks):
                 x = block(x, cache=cache[i] if cache else None)
