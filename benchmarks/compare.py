@@ -5,8 +5,8 @@ same data. Measures:
 
 * training throughput in tokens/s (batch × 127 labels per step): ``--warmup`` untimed
   steps, then ``--steps`` timed steps each, batch construction included. kgpt runs its
-  real ``Trainer.train`` loop (its defaults: on CUDA bf16 autocast, fused AdamW and a
-  CUDA-graph step; on CPU float32); the reference runs minGPT's loop in float32;
+  real training loop (the assignment recipe: float32; on CUDA fused AdamW and a
+  CUDA-graph step, on CPU length buckets); the reference runs the course's loop;
 * evaluation in questions/s: kgpt's batched, KV-cached ``greedy_decode`` of all
   questions against the reference's one-question-at-a-time sampling of 32 characters
   with full recomputation. The reference decodes with kgpt's weights, copied after

@@ -190,6 +190,16 @@ def test_seed_gives_identical_checkpoints(tiny_data, tmp_path, capsys):
     assert_same_tensors(a, b)
 
 
+def test_recipe_flag_chooses_how_to_train_and_is_recorded(tiny_data, tmp_path, capsys):
+    course, legacy = tmp_path / "a.params", tmp_path / "b.params"
+    pretrain(tiny_data, course, capsys, "--batch_size", "10")
+    pretrain(tiny_data, legacy, capsys, "--batch_size", "10", "--recipe", "kgpt-0.1")
+    assert read_checkpoint(course).progress["recipe"] == "assignment"
+    assert read_checkpoint(legacy).progress["recipe"] == "kgpt-0.1"
+    ta, tb = checkpoint_tensors(course), checkpoint_tensors(legacy)
+    assert any(not torch.equal(ta[k], tb[k]) for k in ta)  # same seed, another recipe, other weights
+
+
 def test_different_seeds_give_different_checkpoints(tiny_data, tmp_path, capsys):
     a, b = tmp_path / "a.params", tmp_path / "b.params"
     torch.manual_seed(99)

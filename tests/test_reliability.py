@@ -192,6 +192,7 @@ ROWS = [
     Row("checkpoint-every-negative", pretrain("{wiki}", "--checkpoint_every", "-5"), "out of range"),
     Row("checkpoint-every-inf", pretrain("{wiki}", "--checkpoint_every", "inf"), "out of range"),
     Row("bottleneck-zero", pretrain("{wiki}", "--bottleneck_dim", "0"), "at least 1"),
+    Row("unknown-recipe", pretrain("{wiki}", "--recipe", "fast"), "invalid choice"),
     Row("evaluate-without-reading-path",
         ["evaluate", "vanilla", "{wiki}", "--eval_corpus_path", "{dev}", "--outputs_path", "{preds}"],
         "--reading_params_path", subprocess=True),

@@ -137,6 +137,12 @@ def test_resume_with_another_batch_size_is_refused(interrupted, tiny_data):
     assert "--batch_size 4" in msg
 
 
+def test_resume_with_another_recipe_is_refused(interrupted, tiny_data):
+    """The optimiser state is saved by position in the recipe's parameter groups."""
+    msg = one_line_error(run_stage, "pretrain", tiny_data, interrupted, resume=True, recipe="kgpt-0.1")
+    assert "--recipe assignment" in msg
+
+
 def test_resume_with_another_corpus_is_refused(interrupted, tiny_data):
     lines = tiny_data.wiki_text.splitlines()
     tiny_data.wiki.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # same characters, one document fewer

@@ -4,7 +4,7 @@ Both run on the embedded synthetic data (:func:`kgpt.data.synthetic.generate`), 
 need no files, and build a default-size model (the assignment's 4 layers × 256 wide,
 block 128, about 3.2M parameters).
 
-* ``bench_train`` times the real :meth:`kgpt.training.Trainer.train` loop: batch
+* ``bench_train`` times the real training loop (:meth:`kgpt.training.Trainer.run`): batch
   construction (span corruption on the device), forward, backward, gradient clipping,
   the optimiser step and the loop's own bookkeeping. Warm-up steps run first and are
   not timed (``torch.compile`` compiles there, and on CUDA the step's CUDA graph is
