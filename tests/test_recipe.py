@@ -166,6 +166,15 @@ def test_lr_used_by_each_step_is_set_after_the_previous_step():
     assert expected[1] == pytest.approx(1e-2 * 28 / 60) and expected[-1] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 136 / 340)))
 
 
+def test_loss_is_logged_every_log_every_steps_whatever_the_saves(tmp_path):
+    trainer = _tiny_trainer(RecordingBatcher(10), checkpoint_path=tmp_path / "r.resume", checkpoint_every=0.0)
+    trainer.config.log_every = 2
+    history = trainer.train().history
+    assert [h["step"] for h in history] == [2, 4, 6, 8, 9]  # saves at 3, 6 and 9 add no entries
+    assert [h["epoch"] for h in history] == [1, 2, 2, 3, 3]
+    assert (tmp_path / "r.resume").exists()
+
+
 def test_recipes_are_named_and_the_assignment_is_the_default():
     assert TrainerConfig(max_epochs=1, batch_size=1, learning_rate=1e-3, final_tokens=1).recipe is ASSIGNMENT
     assert ASSIGNMENT == RECIPES["assignment"]

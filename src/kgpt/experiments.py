@@ -51,6 +51,7 @@ class Preset:
     finetune_batch: int | None = None
     model: dict = field(default_factory=dict)
     data: SyntheticConfig | None = None  # the demo's generated data
+    recipe: str = "assignment"  # how every cell trains (kgpt.training.recipe)
 
 
 PRESETS = {
@@ -112,6 +113,7 @@ class Study:
         return pipeline.RunOptions(
             seed=seed, device=self.device, compile=self.compile, resume=pipeline.resume_path(out_path).exists(),
             progress=self.progress, batch_size=batch, model=self.preset.model or None, checkpoint_every=60.0,
+            recipe=self.preset.recipe,
         )
 
     def run(self, cells: list[Cell]) -> list[dict]:
@@ -166,7 +168,7 @@ class Study:
 
     def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
         return {
-            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed,
+            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed, "recipe": self.preset.recipe,
             "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
         }
 

@@ -3,7 +3,7 @@
 Batches are built on the training device by a batcher (span corruption or pre-encoded
 questions). The loop never waits for the GPU except every ``log_every`` steps, where it
 reads the mean loss, checks that loss and gradients are finite and moves the progress
-bar. A resumable checkpoint is written every ``checkpoint_every`` seconds (at the end of
+bar, and before a save, where it checks them too. A resumable checkpoint is written every ``checkpoint_every`` seconds (at the end of
 an epoch) and when Ctrl-C is pressed; a non-finite loss stops training before anything
 is saved over the last good checkpoint.
 """
@@ -187,9 +187,10 @@ class Trainer:
                 due_save = cfg.checkpoint_path is not None and (
                     sigint["hit"] or (p.batch_in_epoch == 0 and now - last_save >= cfg.checkpoint_every)
                 )
-                if losses.count >= cfg.log_every or due_save or p.step == stop_at:
+                if p.step % cfg.log_every == 0 or p.step == stop_at:  # aligned, also after a resume
                     self._log(losses.read(self._diverged), lr, writer, bar)
                 if due_save:
+                    losses.check(self._diverged)  # never save a diverged state over a good one
                     self.save_resumable()
                     last_save = now
                 if sigint["hit"]:
@@ -242,10 +243,13 @@ class _LossMeter:
         self.bad |= ~(torch.isfinite(loss) & torch.isfinite(norm))
         self.count += 1
 
-    def read(self, diverged) -> float:
-        mean = (self.sum / self.count).item()
+    def check(self, diverged) -> None:
         if self.bad.item():
             raise diverged()
+
+    def read(self, diverged) -> float:
+        mean = (self.sum / self.count).item()
+        self.check(diverged)
         self.sum.zero_()
         self.count = 0
         return mean
