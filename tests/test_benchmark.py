@@ -181,3 +181,12 @@ def test_reference_refuses_other_variants(variant):
     model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8, variant=variant))
     with pytest.raises(ValueError, match="vanilla"):
         reference.ReferenceGPT.like(model)
+
+
+def test_curves_window_means_weight_entries_by_the_steps_they_cover():
+    curves = _load("curves")
+    # entries: steps 1-20 at 4.0, 21-23 at 1.0 (a save), 24-40 at 2.0
+    history = [{"step": 20, "loss": 4.0}, {"step": 23, "loss": 1.0}, {"step": 40, "loss": 2.0}]
+    assert curves.window_means(history, 10) == pytest.approx({10: 4.0, 20: 4.0, 30: (3 * 1.0 + 7 * 2.0) / 10, 40: 2.0})
+    assert curves.window_means(history, 40) == pytest.approx({40: (80 + 3 + 34) / 40})
+    assert curves.window_means(history, 30) == pytest.approx({30: (80 + 3 + 14) / 30})  # 31-60 is incomplete
