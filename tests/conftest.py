@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from kgpt.errors import KgptError
+
 # The test models are tiny: intra-op threads buy nothing, and on a shared machine
 # spinning OpenMP workers slow every step down by an order of magnitude.
 torch.set_num_threads(1)
@@ -104,3 +106,12 @@ def real_data() -> Path:
     if missing:
         pytest.skip(f"real data not available in {REAL_DATA_DIR} (missing {', '.join(missing)})")
     return REAL_DATA_DIR
+
+
+def one_line_error(fn, *args, **kw) -> str:
+    """The message of the KgptError ``fn(*args, **kw)`` raises, checked to be one non-empty line."""
+    with pytest.raises(KgptError) as e:
+        fn(*args, **kw)
+    message = str(e.value)
+    assert message.strip() and "\n" not in message
+    return message

@@ -267,3 +267,16 @@ def test_assignment_commands_on_real_data(real_data, tmp_path, capsys, all_threa
     assert out.strip() == f"Predictions written to {tmp_path / 'test.predictions'}; no targets provided"
     rc, out, err = run(["london-baseline", "--eval_corpus_path", dev], capsys)
     assert rc == 0 and out.strip() == "Correct: 25 out of 500: 5.0%"
+
+
+def test_pipeline_itself_refuses_an_output_over_an_input(tiny_data):
+    """The checks live in the pipeline, so API users and studies get them too, before any work."""
+    from kgpt import pipeline
+    from kgpt.errors import KgptError
+
+    before = tiny_data.wiki.read_bytes(), tiny_data.dev.read_bytes()
+    with pytest.raises(KgptError, match="is the input file"):
+        pipeline.pretrain("vanilla", tiny_data.wiki, tiny_data.wiki, max_epochs=1)
+    with pytest.raises(KgptError, match="is the input file"):
+        pipeline.london_baseline(tiny_data.dev, tiny_data.dev)
+    assert (tiny_data.wiki.read_bytes(), tiny_data.dev.read_bytes()) == before

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import one_line_error
 
 from kgpt.checkpoint import load_model
 from kgpt.cli import main
-from kgpt.errors import KgptError
 from kgpt.model import VARIANTS
 from kgpt.model.attention import apply_rotary
 from kgpt.vocab import CharVocab
@@ -116,14 +116,6 @@ def saved(variant: str, vocab: CharVocab, folder, edit=None):
     path = folder / f"course-{variant}.pt"
     torch.save(state, path)
     return path, state
-
-
-def one_line_error(fn, *args, **kw) -> str:
-    with pytest.raises(KgptError) as e:
-        fn(*args, **kw)
-    message = str(e.value)
-    assert message.strip() and "\n" not in message
-    return message
 
 
 def check_imported(variant: str, vocab: CharVocab, tmp_path, **load_kw):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as st_save
@@ -36,7 +37,6 @@ from safetensors.torch import save as st_save
 from kgpt import pipeline
 from kgpt.checkpoint import load_model, read_checkpoint, save_checkpoint
 from kgpt.cli import main
-from kgpt.errors import KgptError
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import RunOptions, resume_path
 from kgpt.training import Interrupted, StepRunner
@@ -75,14 +75,6 @@ def interrupt_at(monkeypatch, step: int) -> None:
         return original(self, x, y, lr)
 
     monkeypatch.setattr(StepRunner, "__call__", step_then_sigint)
-
-
-def one_line_error(fn, *args, **kw) -> str:
-    with pytest.raises(KgptError) as e:
-        fn(*args, **kw)
-    message = str(e.value)
-    assert message.strip() and "\n" not in message
-    return message
 
 
 # -- exact resume, in process --------------------------------------------------------------

@@ -19,10 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +30,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 import kgpt
-from kgpt.data.corpus import read_input_bytes
 from kgpt.errors import KgptError
+from kgpt.io import atomic_write_bytes, read_input_bytes
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
 
@@ -42,8 +40,6 @@ _META_FIELDS = {"format", "kgpt_version", "variant", "config", "vocab", "progres
 # Buffers the assignment's models saved in their state dicts (every attention's causal
 # ``mask``, the 2024 edition's ``rope_cache``); kgpt recomputes them.
 _LEGACY_BUFFERS = ("attn.mask", "rope_cache", "rope_cos", "rope_sin")
-# Most file systems allow 255 bytes; the temporary file adds 14 and ".resume" 7.
-_MAX_NAME_BYTES = 255 - 14 - 7
 _MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
 
 
@@ -62,51 +58,6 @@ class Checkpoint:
 
     def group(self, prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) + 1 :]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
-
-
-def check_writable(path: str | Path, what: str = "output path") -> None:
-    """Refuse, before any work is done, an output path that could not be written.
-
-    Nothing is created: the path must not be a directory, and its nearest existing
-    ancestor must be a folder this process may write in (missing folders below it are
-    made when the file is written).
-    """
-    p = Path(path)
-    try:
-        if p.is_dir():
-            raise KgptError(f"{what} {p} is a directory; give a file name inside it")
-        folder = p.parent
-        while not folder.exists():
-            folder = folder.parent
-        if not folder.is_dir():
-            raise KgptError(f"{what} {p} cannot be created: {folder} is a file, not a folder; choose another path")
-        if len(os.fsencode(p.name)) > _MAX_NAME_BYTES:
-            raise KgptError(f"{what} {p} has a file name too long for the file system; choose a shorter one")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise KgptError(f"{what} {p} cannot be written: no permission to write in {folder}; choose another path")
-    except OSError as e:
-        raise KgptError(f"{what} {p} cannot be written ({e.strerror or e}); choose another path") from None
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
-    path = Path(path)
-    check_writable(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):  # disk full, permissions, …: the old file is still intact
-            raise KgptError(f"cannot write {path} ({e.strerror or e}); the previous file, if any, is unchanged") from None
-        raise
 
 
 def checkpoint_digest(meta: dict, tensors: dict[str, torch.Tensor]) -> str:
@@ -285,38 +236,26 @@ def load_model(
     """
     ckpt = read_checkpoint(path)
     config = ckpt.config
+    if variant is not None and variant != config.variant:
+        if ckpt.imported:
+            held, kind = f"has the layout of the assignment's {config.variant} model ({_legacy_variant(ckpt.model_state())[1]})", "state dict"
+        else:
+            held, kind = f"holds a {config.variant} model", "checkpoint"
+        raise KgptError(f"checkpoint {path} {held}, not {variant}; run with variant {config.variant} or give a {variant} {kind}")
+    if config.variant == "perceiver" and bottleneck_dim is not None and bottleneck_dim != config.bottleneck_dim:
+        raise KgptError(
+            f"checkpoint {path} has bottleneck_dim {config.bottleneck_dim}, not {bottleneck_dim}; "
+            f"pass --bottleneck_dim {config.bottleneck_dim} or leave it out"
+        )
     if ckpt.imported:
-        # An assignment state dict carries no description: its names and shapes give the
-        # variant and sizes, the command line the block size (a rope model has no pos_emb).
-        if variant is not None and variant != config.variant:
-            _, shown_by = _legacy_variant(ckpt.model_state())
-            raise KgptError(
-                f"checkpoint {path} has the layout of the assignment's {config.variant} model ({shown_by}), "
-                f"not {variant}; run with variant {config.variant} or give a {variant} state dict"
-            )
-        if config.variant == "perceiver" and bottleneck_dim is not None and bottleneck_dim != config.bottleneck_dim:
-            raise KgptError(
-                f"checkpoint {path} has bottleneck_dim {config.bottleneck_dim} (down_block.C has "
-                f"{config.bottleneck_dim} rows), not {bottleneck_dim}; pass --bottleneck_dim {config.bottleneck_dim} "
-                "or leave it out"
-            )
+        # An assignment state dict carries no description: its names and shapes gave the
+        # variant and sizes; the block size comes from the command line (rope has no pos_emb).
         config = GPTConfig.from_dict({**config.to_dict(), "block_size": block_size or config.block_size})
-    else:
-        if variant is not None and variant != config.variant:
-            raise KgptError(
-                f"checkpoint {path} holds a {config.variant} model, not {variant}; "
-                f"run with variant {config.variant} or give a {variant} checkpoint"
-            )
-        if config.variant == "perceiver" and bottleneck_dim is not None and bottleneck_dim != config.bottleneck_dim:
-            raise KgptError(
-                f"checkpoint {path} has bottleneck_dim {config.bottleneck_dim}, not {bottleneck_dim}; "
-                f"pass --bottleneck_dim {config.bottleneck_dim}"
-            )
-        if ckpt.vocab != vocab:
-            raise KgptError(
-                f"checkpoint {path} was trained with a different vocabulary ({len(ckpt.vocab)} characters) "
-                f"than the corpus given here ({len(vocab)}); pass the pretraining corpus it was trained on"
-            )
+    elif ckpt.vocab != vocab:
+        raise KgptError(
+            f"checkpoint {path} was trained with a different vocabulary ({len(ckpt.vocab)} characters) "
+            f"than the corpus given here ({len(vocab)}); pass the pretraining corpus it was trained on"
+        )
     if config.vocab_size != len(vocab):
         raise KgptError(
             f"checkpoint {path} has a vocabulary of {config.vocab_size} characters, the corpus given here "

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
+from kgpt.pipeline import FINETUNE_LR, PRETRAIN_LR
 from kgpt.training.recipe import RECIPES
 
 MAX_EPOCHS_LIMIT = 100_000
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="span-corruption pretraining on the corpus")
     _training_flags(p)
     _opt(p, "writing_params_path", required=True, help="where the pretrained model goes")
-    _opt(p, "pretrain_lr", type=_positive_float, default=6e-3)
+    _opt(p, "pretrain_lr", type=_positive_float, default=PRETRAIN_LR)
     _opt(p, "reading_params_path", help=argparse.SUPPRESS)  # accepted for the assignment's scripts; unused
 
     p = sub.add_parser("finetune", help="finetune on birthplace questions")
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "reading_params_path", default=None, help="pretrained model (omit to finetune from scratch)")
     _opt(p, "writing_params_path", required=True, help="where the finetuned model goes")
     _opt(p, "finetune_corpus_path", required=True, help="QUESTION<TAB>PLACE lines")
-    _opt(p, "finetune_lr", type=_positive_float, default=6e-4)
+    _opt(p, "finetune_lr", type=_positive_float, default=FINETUNE_LR)
 
     p = sub.add_parser("evaluate", help="answer a question file greedily and score it")
     p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
@@ -102,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "reading_params_path", default=None, help="the finetuned model")
     _opt(p, "eval_corpus_path", required=True, help="question file, with or without places")
     _opt(p, "outputs_path", required=True, help="one prediction per line is written here")
+    _opt(p, "bottleneck_dim", type=_positive_int, default=None)
+    _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
+    _opt(p, "analysis_dir", default=None,
+         help="also write analysis.json, analysis.md and figures: confidence, calibration, abstention, errors")
+    _opt(p, "finetune_corpus_path", default=None, help="with --analysis_dir: the finetuning file, to tell which gold places it taught")
+    _opt(p, "pretrained_params_path", default=None,
+         help="with --analysis_dir: the model before finetuning, to probe which birthplaces it stored")
+
+    p = sub.add_parser("ask", help="answer questions with confidence and the most probable answers")
+    p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
+    p.add_argument("pretrain_corpus_path", metavar="CORPUS", help="the pretraining corpus (for its vocabulary)")
+    p.add_argument("questions", nargs="*", metavar="QUESTION", help='e.g. "Where was NAME born?" (default: one per line on stdin)')
+    _opt(p, "reading_params_path", required=True, help="the finetuned model")
+    _opt(p, "top_k", type=_number(int, 0, 20, "use 0 (none) to 20"), default=3, help="most probable answers to list (default 3)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -153,44 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    try:
-        return os.path.samefile(a, b) if Path(a).exists() and Path(b).exists() else Path(a).resolve() == Path(b).resolve()
-    except (OSError, ValueError):
-        return False
-
-
-def _check_paths(args) -> None:
-    """Refuse, before any work, outputs that cannot be written or would destroy inputs.
-
-    Reading errors are the pipeline's (it reads every input before training); these are
-    the ones it would only find when writing, after the work is done.
-    """
-    from kgpt.checkpoint import check_writable
-
-    outputs = {"writing_params_path": getattr(args, "writing_params_path", None), "outputs_path": getattr(args, "outputs_path", None)}
-    inputs = [getattr(args, name, None) for name in ("pretrain_corpus_path", "finetune_corpus_path", "eval_corpus_path")]
-    if args.command == "evaluate":
-        inputs.append(args.reading_params_path)
-    for flag, out in outputs.items():
-        if out is None:
-            continue
-        check_writable(out, f"--{flag}")
-        clash = next((i for i in inputs if i is not None and _same_file(out, i)), None)
-        if clash is not None:
-            raise KgptError(f"--{flag} {out} is the input file {clash}; writing there would destroy it, choose another path")
-    if args.command in ("pretrain", "finetune"):
-        from kgpt.pipeline import resume_path
-
-        resumable = resume_path(args.writing_params_path)
-        check_writable(resumable, "resumable checkpoint")
-        # A missing state under --resume is the pipeline's check (pipeline._read_resumable).
-        if resumable.exists() and not args.resume:
-            raise KgptError(
-                f"{resumable} holds an interrupted run; continue it with --resume, or delete it to start over"
-            )
-
-
 def _run_options(args, command: str):
     from kgpt.pipeline import RunOptions
 
@@ -214,7 +190,7 @@ def _cmd_pretrain(args) -> None:
 
     r = pipeline.pretrain(
         args.variant, args.pretrain_corpus_path, args.writing_params_path, lr=args.pretrain_lr,
-        max_epochs=args.max_epochs, bottleneck_dim=args.bottleneck_dim or 32, opts=_run_options(args, "pretrain"),
+        max_epochs=args.max_epochs, bottleneck_dim=args.bottleneck_dim, opts=_run_options(args, "pretrain"),
     )
     print(f"pretrained {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
 
@@ -238,23 +214,49 @@ def _cmd_evaluate(args) -> None:
         raise KgptError("evaluate needs --reading_params_path (the finetuned model to evaluate)")
     ev = pipeline.evaluate(
         args.variant, args.pretrain_corpus_path, args.reading_params_path, args.eval_corpus_path,
-        args.outputs_path, args.bottleneck_dim, args.device,
+        args.outputs_path, args.bottleneck_dim, args.device, analysis_dir=args.analysis_dir,
+        finetune_corpus_path=args.finetune_corpus_path, pretrained_params_path=args.pretrained_params_path,
     )
     print(score_line(ev.correct, ev.total) if ev.total else f"Predictions written to {args.outputs_path}; no targets provided")
+    if ev.analysis is not None:
+        print(f"Analysis written to {ev.analysis}")
+
+
+def _read_stdin_questions() -> list[str]:
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise KgptError("the questions on stdin are not UTF-8; save them as UTF-8") from None
+    questions = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    if not questions:
+        raise KgptError('no questions: give them as arguments ("Where was NAME born?") or one per line on stdin')
+    return questions
+
+
+def _cmd_ask(args) -> None:
+    from kgpt import pipeline
+    from kgpt.analysis import format_answer
+
+    questions = args.questions or _read_stdin_questions()
+    answers = pipeline.ask(args.variant, args.pretrain_corpus_path, args.reading_params_path, questions,
+                           top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device)
+    failed = 0
+    for a in answers:
+        if isinstance(a, KgptError):
+            failed += 1
+            print(f"kgpt ask: error: {_one_line(a)}", file=sys.stderr, flush=True)
+        else:
+            print(format_answer(a), flush=True)
+    if failed:
+        raise KgptError(f"{failed} of {len(answers)} questions could not be answered (see above)")
 
 
 def _cmd_london(args) -> None:
-    from kgpt.data.corpus import read_questions
-    from kgpt.evaluate import score, score_line, write_predictions
+    from kgpt import pipeline
+    from kgpt.evaluate import score_line
 
-    questions = read_questions(args.eval_corpus_path)
-    predictions = ["London"] * len(questions)
-    total, correct = score(questions, predictions, where=args.eval_corpus_path)
-    if not total:
-        raise KgptError(f"{args.eval_corpus_path} has no places to score the baseline against")
-    if args.outputs_path:
-        write_predictions(args.outputs_path, predictions)
-    print(score_line(correct, total))
+    ev = pipeline.london_baseline(args.eval_corpus_path, args.outputs_path)
+    print(score_line(ev.correct, ev.total))
 
 
 def _cmd_demo(args) -> None:
@@ -299,6 +301,7 @@ COMMANDS = {
     "pretrain": _cmd_pretrain,
     "finetune": _cmd_finetune,
     "evaluate": _cmd_evaluate,
+    "ask": _cmd_ask,
     "london-baseline": _cmd_london,
     "demo": _cmd_demo,
     "reproduce": _cmd_reproduce,
@@ -309,10 +312,14 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "ask":  # argparse gives questions after the options (as documented) back as extras
+        args.questions += [a for a in extra if not a.startswith("-")]
+        extra = [a for a in extra if a.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        if args.command in ("pretrain", "finetune", "evaluate", "london-baseline"):
-            _check_paths(args)
         COMMANDS[args.command](args)
     except KgptError as e:
         code = getattr(e, "exit_code", 1)  # 130: Ctrl-C saved a resumable state, not an error

@@ -7,10 +7,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kgpt.checkpoint import atomic_write_bytes
 from kgpt.data.corpus import Question, read_questions
 from kgpt.errors import KgptError
 from kgpt.inference import greedy_decode
+from kgpt.io import atomic_write_bytes
 from kgpt.model import GPT
 from kgpt.vocab import MASK_CHAR, CharVocab
 
@@ -35,17 +35,20 @@ def score(questions: list[Question], predicted_places: list[str], where: str = "
 
 def predict_places(model: GPT, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
     """Greedy answers: the characters after ``question⁇`` up to the closing ⁇."""
-    prompts = []
-    for q in questions:
-        prompt = q.text + MASK_CHAR
-        if len(prompt) >= model.max_length:
-            raise KgptError(
-                f"{where}, line {q.line}: the question is {len(q.text)} characters, too long for the "
-                f"model's block of {model.config.block_size}; shorten it"
-            )
-        prompts.append(vocab.encode(prompt, where=f"{where}, line {q.line}"))
+    prompts = [question_prompt(model, vocab, q, where=f"{where}, line {q.line}") for q in questions]
     # An answer is one line of a file: a predicted newline ends it, like the closing ⁇.
     return [vocab.decode(ids).split("\n")[0] for ids in greedy_decode(model, prompts, MAX_ANSWER_CHARS)]
+
+
+def question_prompt(model: GPT, vocab: CharVocab, q: Question, where: str) -> list[int]:
+    """The ids of ``question⁇``, or a user error when it cannot be asked of this model."""
+    prompt = q.text + MASK_CHAR
+    if len(prompt) >= model.max_length:
+        raise KgptError(
+            f"{where}: the question is {len(q.text)} characters, too long for the "
+            f"model's block of {model.config.block_size}; shorten it"
+        )
+    return vocab.encode(prompt, where=where)
 
 
 def most_frequent_place(questions: list[Question]) -> str:
@@ -77,6 +80,49 @@ class Recall:
     total: int  # people asked about
 
 
+def bios_by_name(documents: list[str]) -> dict[str, list[str]]:
+    """The documents under the name they open with: wiki.txt starts a bio "NAME. …" or "NAME (…"."""
+    bios: dict[str, list[str]] = {}
+    for doc in documents:
+        bios.setdefault(doc.split(".")[0].split(" (")[0], []).append(doc)
+    return bios
+
+
+def asked_name(question: str) -> str | None:
+    """NAME in "Where was NAME born?"; None for a question of another form."""
+    match = _QUESTION.match(question)
+    return match.group(1) if match else None
+
+
+def person_bio(bios: dict[str, list[str]], q: Question) -> str | None:
+    """The first bio of the person ``q`` asks about that mentions ``q.answer``, if any."""
+    name = asked_name(q.text)
+    if q.answer is None or name is None:
+        return None
+    return next((d for d in bios.get(name, []) if q.answer in d), None)
+
+
+def recite_birthplaces(model: GPT, vocab: CharVocab, documents: list[str], questions: list[Question]) -> list[bool | None]:
+    """Per question, whether the model continues the person's bio with the place (see
+    :func:`recall_birthplaces`); None where no bio names the place within the model's block."""
+    bios = bios_by_name(documents)
+    probes: dict[int, tuple[list[int], str]] = {}
+    for i, q in enumerate(questions):
+        bio = person_bio(bios, q)
+        if bio is None:
+            continue
+        prefix = bio[: bio.index(q.answer)]
+        if not prefix or len(prefix) + len(q.answer) > model.max_length:
+            continue
+        probes[i] = (vocab.encode(prefix, where="corpus"), q.answer)
+    if not probes:
+        return [None] * len(questions)
+    places = [place for _, place in probes.values()]
+    outputs = greedy_decode(model, [ids for ids, _ in probes.values()], max(map(len, places)), stop_id=-1)
+    recited = {i: vocab.decode(ids).startswith(place) for i, ids, place in zip(probes, outputs, places)}
+    return [recited.get(i) for i in range(len(questions))]
+
+
 def recall_birthplaces(model: GPT, vocab: CharVocab, documents: list[str], questions: list[Question]) -> Recall:
     """Storage without access: does the model continue "NAME. … born in " with the place?
 
@@ -87,24 +133,5 @@ def recall_birthplaces(model: GPT, vocab: CharVocab, documents: list[str], quest
     this bounds what ``pretrain+finetune`` can reach and tells a storage failure apart
     from an access failure.
     """
-    by_start: dict[str, list[str]] = {}
-    for doc in documents:
-        by_start.setdefault(doc.split(".")[0].split(" (")[0], []).append(doc)
-    prompts, places = [], []
-    for q in questions:
-        match = _QUESTION.match(q.text)
-        if q.answer is None or match is None:
-            continue
-        bio = next((d for d in by_start.get(match.group(1), []) if q.answer in d), None)
-        if bio is None:
-            continue
-        prefix = bio[: bio.index(q.answer)]
-        if not prefix or len(prefix) + len(q.answer) > model.max_length:
-            continue
-        prompts.append(vocab.encode(prefix, where="corpus"))
-        places.append(q.answer)
-    if not prompts:
-        return Recall(0, 0, len(questions))
-    outputs = greedy_decode(model, prompts, max(map(len, places)), stop_id=-1)
-    recalled = sum(vocab.decode(ids).startswith(place) for ids, place in zip(outputs, places))
-    return Recall(recalled, len(prompts), len(questions))
+    recited = recite_birthplaces(model, vocab, documents, questions)
+    return Recall(sum(r is True for r in recited), sum(r is not None for r in recited), len(questions))

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kgpt import pipeline
-from kgpt.checkpoint import atomic_write_bytes, read_checkpoint
+from kgpt.checkpoint import read_checkpoint
 from kgpt.data.corpus import read_questions
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.errors import KgptError
 from kgpt.evaluate import most_frequent_place, score, write_predictions
+from kgpt.io import atomic_write_bytes
 
 REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
 # Published dev-set reference points (DESIGN.md): shown beside measured results.
@@ -60,7 +61,7 @@ PRESETS = {
     "quick": Preset("quick", pretrain_epochs=2, finetune_epochs_scratch=2, finetune_epochs_pretrained=2),
 }
 DEMO_PRESETS = {
-    # Sized for a 2-core laptop CPU (about 8 minutes): 260 people, each written up in 4 short
+    # Sized for a 2-core laptop CPU (3-4 minutes): 260 people, each written up in 4 short
     # bios (the same facts in varied words, so finetuning can get them out again, see
     # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs. The
     # first version (150 epochs, set before any run) took 9.4 minutes, too close to 10;
@@ -143,16 +144,13 @@ class Study:
             total, correct = score(dev, predictions, where=str(self.dev))
             return self._row(cell, int(correct), int(total), answer=place)
         p = self.preset
-        ckpt = self.out / "checkpoints"
-        reading = None
-        if cell.setting == "pretrain+finetune":
-            reading = ckpt / f"pretrain-{cell.variant}-s{cell.seed}.params"
-            if not reading.exists():
-                pipeline.pretrain(
-                    cell.variant, self.wiki, reading, lr=p.pretrain_lr, max_epochs=p.pretrain_epochs,
-                    opts=self._opts(cell.seed, reading, p.pretrain_batch),
-                )
-        finetuned = ckpt / f"{cell.key}.params"
+        reading = self._pretrained_path(cell)
+        if reading is not None and not reading.exists():
+            pipeline.pretrain(
+                cell.variant, self.wiki, reading, lr=p.pretrain_lr, max_epochs=p.pretrain_epochs,
+                opts=self._opts(cell.seed, reading, p.pretrain_batch),
+            )
+        finetuned = self._finetuned_path(cell)
         if not finetuned.exists():
             epochs = p.finetune_epochs_pretrained if reading else p.finetune_epochs_scratch
             pipeline.finetune(
@@ -165,6 +163,31 @@ class Study:
         # What pretraining stored, beside what finetuning got out of it.
         stored = pipeline.recall(cell.variant, self.wiki, reading, self.dev, device=self.device)
         return self._row(cell, ev.correct, ev.total, recalled_from_bio=stored.recalled, bios_probed=stored.probed)
+
+    def _finetuned_path(self, cell: Cell) -> Path:
+        return self.out / "checkpoints" / f"{cell.key}.params"
+
+    def _pretrained_path(self, cell: Cell) -> Path | None:
+        """Where a cell's pretrained model is (one per variant and seed); None without pretraining."""
+        if cell.setting != "pretrain+finetune":
+            return None
+        return self.out / "checkpoints" / f"pretrain-{cell.variant}-s{cell.seed}.params"
+
+    def analyze_best(self, rows: list[dict]) -> Path | None:
+        """The confidence and error analysis (:mod:`kgpt.analysis`) of the most accurate
+        trained cell, written once under ``analysis/CELL`` (a rerun keeps it)."""
+        trained = [r for r in rows if r["setting"] != "baseline"]
+        if not trained:
+            return None
+        best = max(trained, key=lambda r: (r["accuracy"], r["setting"] == "pretrain+finetune"))
+        cell = Cell(best["setting"], best["variant"], best["seed"])
+        report = self.out / "analysis" / cell.key / "analysis.md"
+        if not report.exists():
+            pipeline.evaluate(
+                cell.variant, self.wiki, self._finetuned_path(cell), self.dev, device=self.device,
+                analysis_dir=report.parent, finetune_corpus_path=self.train, pretrained_params_path=self._pretrained_path(cell),
+            )
+        return report
 
     def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
         return {
@@ -268,7 +291,9 @@ def storage_lines(rows: list[dict]) -> list[str]:
 
 def _write_outputs(study: Study, rows: list[dict], title: str, with_published: bool, extra: dict | None = None) -> str:
     summary = summarize(rows)
-    table = "\n".join([results_table(summary, with_published), "", *storage_lines(rows)]).rstrip()
+    analysis = study.analyze_best(rows)
+    link = [f"- confidence, calibration and errors of the best cell: {analysis.relative_to(study.out)}"] if analysis else []
+    table = "\n".join([results_table(summary, with_published), "", *storage_lines(rows), *link]).rstrip()
     payload = {"rows": rows, "summary": summary, **(extra or {})}
     atomic_write_bytes(study.out / "results.json", json.dumps(payload, indent=1).encode())
     atomic_write_bytes(study.out / "results.md", f"# {title}\n\n{table}\n\n![results](results.png)\n".encode())

@@ -7,9 +7,16 @@ it is fed its own last prediction. Because the model is causal, every row sees e
 what naive one-at-a-time decoding would show it, so the predictions are identical; with
 the KV cache each step costs one position, not the whole prefix. Rows stop at their
 ``stop_id`` (the closing ⁇); decoding ends when every row has stopped.
+
+Beside the decoder, the model's probability of given answers (:func:`answer_log_probs`,
+the confidence ``kgpt ask`` and the analysis report) and its k most probable answers
+(:func:`top_answers`).
 """
 
 from __future__ import annotations
+
+import heapq
+import math
 
 import torch
 
@@ -67,3 +74,133 @@ def _decode_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, sto
         gen = tokens[r, len(p) : len(p) + int(budget[r])].tolist()
         result.append(gen[: gen.index(stop_id)] if stop_id in gen else gen)
     return result
+
+
+@torch.no_grad()
+def _last_log_probs(model: GPT, rows: list[list[int]]) -> torch.Tensor:
+    """log p(next id | row) for each row, in one right-padded forward pass.
+
+    Padding after a row cannot change its last position's output: every variant is causal.
+    """
+    device = next(model.parameters()).device
+    x = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long, device=device)
+    for r, ids in enumerate(rows):
+        x[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    last = torch.tensor([len(ids) - 1 for ids in rows], device=device)
+    logits = model(x)[0][torch.arange(len(rows), device=device), last]
+    return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+@torch.no_grad()
+def answer_log_probs(
+    model: GPT, prompts: list[list[int]], answers: list[list[int]], stop_id: int = MASK_ID, batch_size: int = 256
+) -> list[float]:
+    """log p(answer, then ``stop_id`` | prompt) for each pair, the model in eval mode.
+
+    The confidence of an answer is the probability that the model, given the prompt,
+    writes exactly that answer and closes it: the product of p(char | prefix) over the
+    answer's characters and the closing ⁇. One teacher-forced forward pass over
+    ``prompt + answer`` gives every factor at once (right-padded rows, which causality
+    makes safe), so a batch of answers costs one pass and works for every variant,
+    the perceiver included. An answer must leave its closing ⁇ a place in the block:
+    ``len(prompt) + len(answer) <= model.max_length``, which greedy answers always do.
+    """
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts for {len(answers)} answers")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    for i in range(0, len(prompts), batch_size):
+        pairs = list(zip(prompts[i : i + batch_size], answers[i : i + batch_size]))
+        if any(not p or len(p) + len(a) > model.max_length for p, a in pairs):
+            raise ValueError("every prompt needs a character, and prompt + answer must fit the model's block")
+        width = max(len(p) + len(a) for p, a in pairs)
+        x = torch.full((len(pairs), width), PAD_ID, dtype=torch.long)
+        targets = torch.full((len(pairs), width), -1, dtype=torch.long)  # -1: not scored
+        for r, (p, a) in enumerate(pairs):
+            x[r, : len(p) + len(a)] = torch.tensor(p + a, dtype=torch.long)
+            # position t predicts id t + 1: the answer's characters, then the stop id
+            targets[r, len(p) - 1 : len(p) + len(a)] = torch.tensor(a + [stop_id], dtype=torch.long)
+        logp = torch.log_softmax(model(x.to(device))[0].float(), dim=-1).cpu()
+        scored = targets >= 0
+        picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1).double()
+        out.extend((picked * scored).sum(dim=1).tolist())
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def top_answers(
+    model: GPT,
+    prompt: list[int],
+    k: int = 3,
+    max_new_tokens: int = 32,
+    stop_id: int = MASK_ID,
+    batch_size: int = 64,
+    max_expansions: int = 4096,
+) -> list[tuple[list[int], float]]:
+    """The ``k`` most probable answers to one prompt, as ``(ids, log p)``, most probable first.
+
+    An answer is any string of ids closed by ``stop_id``; its probability is the one
+    :func:`answer_log_probs` gives it. Why best-first search rather than sampling or a
+    plain beam: extending an answer can only lower its probability, so a search that
+    always expands the most probable unfinished prefix meets the complete answers in
+    order of probability. What it returns is therefore exactly the k most probable
+    answers (a beam of width k can miss one whose prefix fell out of the beam), with
+    exact probabilities, and deterministically (sampling would give estimates that
+    change from run to run). A prefix less probable than k answers already seen is
+    dropped: none of its completions could enter the top k.
+
+    The search stops after ``max_expansions`` prefixes (a model spreading its probability
+    very thinly over long answers); it then returns the answers found so far, which are
+    still the most probable ones, only fewer than k.
+    """
+    if not prompt:
+        raise ValueError("the prompt needs at least one character")
+    was_training = model.training
+    model.eval()
+    room = min(max_new_tokens, model.max_length - len(prompt))  # answer characters that fit
+    frontier: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]  # (-log p, ids), complete if ids end in stop_id
+    best: list[float] = []  # log p of the k most probable complete answers seen so far (a min-heap)
+    found: list[tuple[list[int], float]] = []
+    expanded = 0
+
+    def complete(node: tuple[float, tuple[int, ...]]) -> bool:
+        return bool(node[1]) and node[1][-1] == stop_id
+
+    def bound() -> float:
+        return best[0] if len(best) == k else -math.inf
+
+    while frontier and len(found) < k:
+        if complete(frontier[0]):  # nothing left is more probable: it is the next answer
+            neg, ids = heapq.heappop(frontier)
+            found.append((list(ids[:-1]), -neg))
+            continue
+        if expanded >= max_expansions:
+            break
+        batch = []
+        while frontier and len(batch) < batch_size and not complete(frontier[0]):
+            node = heapq.heappop(frontier)
+            if -node[0] >= bound():
+                batch.append(node)
+        if not batch:
+            continue
+        expanded += len(batch)
+        rows = _last_log_probs(model, [prompt + list(ids) for _, ids in batch]).double()
+        for (neg, ids), row in zip(batch, rows):
+            closed = -neg + row[stop_id].item()
+            if closed >= bound():
+                heapq.heappush(frontier, (-closed, ids + (stop_id,)))
+                if len(best) < k:
+                    heapq.heappush(best, closed)
+                else:
+                    heapq.heappushpop(best, closed)
+            if len(ids) >= room:
+                continue
+            scores = -neg + row
+            scores[stop_id] = -math.inf
+            for t in torch.nonzero(scores >= bound()).flatten().tolist():
+                heapq.heappush(frontier, (-scores[t].item(), ids + (t,)))
+    model.train(was_training)
+    return found

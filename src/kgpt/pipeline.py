@@ -11,12 +11,14 @@ from pathlib import Path
 
 import torch
 
-from kgpt.checkpoint import Checkpoint, check_writable, load_model, read_checkpoint, save_checkpoint
+from kgpt.analysis import Answer, analyze, answer_questions, write_analysis
+from kgpt.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
 from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
+from kgpt.io import check_output, check_writable
 from kgpt.model import GPT, GPTConfig
 from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, get_recipe, resolve_device
 from kgpt.vocab import CharVocab
@@ -90,10 +92,12 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     return result
 
 
-def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int, opts: RunOptions) -> GPT:
+def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int | None, opts: RunOptions) -> GPT:
     torch.manual_seed(opts.seed)  # --seed decides the initial weights too
     sizes = {"block_size": BLOCK_SIZE, **(opts.model or {})}  # presets may shrink the block too
-    return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, bottleneck_dim=bottleneck_dim, **sizes))
+    if bottleneck_dim is not None:
+        sizes["bottleneck_dim"] = bottleneck_dim
+    return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, **sizes))
 
 
 def _epochs(default: int, max_epochs: int | None, saved: Checkpoint | None) -> int:
@@ -104,10 +108,16 @@ def _epochs(default: int, max_epochs: int | None, saved: Checkpoint | None) -> i
 
 
 def _read_resumable(out: str | Path, model: GPT, opts: RunOptions) -> Checkpoint | None:
-    """With --resume, the saved state (read once), checked to continue this same model."""
-    if not opts.resume:
-        return None
+    """With --resume, the saved state (read once), checked to continue this same model.
+
+    Without it, an interrupted run's state is never silently overwritten.
+    """
     path = resume_path(out)
+    check_writable(path, "resumable checkpoint")
+    if not opts.resume:
+        if path.exists():
+            raise KgptError(f"{path} holds an interrupted run; continue it with --resume, or delete it to start over")
+        return None
     if not path.exists():
         raise KgptError(f"--resume: no resumable checkpoint {path}; start without --resume")
     saved = read_checkpoint(path)
@@ -125,12 +135,12 @@ def pretrain(
     writing_params_path: str | Path,
     lr: float = PRETRAIN_LR,
     max_epochs: int | None = None,
-    bottleneck_dim: int = 32,
+    bottleneck_dim: int | None = None,
     opts: RunOptions | None = None,
 ) -> TrainResult:
     """Span-corruption pretraining on the corpus; writes the model to ``writing_params_path``."""
     opts = opts or RunOptions()
-    check_writable(writing_params_path, "--writing_params_path")  # before hours of training
+    check_output(writing_params_path, "--writing_params_path", [corpus_path])  # before hours of training
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     model = _fresh_model(variant, corpus, bottleneck_dim, opts)
@@ -154,14 +164,14 @@ def finetune(
 ) -> TrainResult:
     """Finetune on ``QUESTION<TAB>PLACE`` lines, from a pretrained model or from scratch."""
     opts = opts or RunOptions()
-    check_writable(writing_params_path, "--writing_params_path")
+    check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     if reading_params_path is not None:
         model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
         default_epochs = FINETUNE_EPOCHS_PRETRAINED
     else:
-        model = _fresh_model(variant, corpus, bottleneck_dim or 32, opts)
+        model = _fresh_model(variant, corpus, bottleneck_dim, opts)
         default_epochs = FINETUNE_EPOCHS_SCRATCH
     saved = _read_resumable(writing_params_path, model, opts)
     questions = read_questions(finetune_corpus_path, require_answers=True)
@@ -186,6 +196,7 @@ class Evaluation:
     predictions: list[str]
     correct: int
     total: int
+    analysis: Path | None = None  # analysis.md, when asked for
 
     @property
     def accuracy(self) -> float:
@@ -200,17 +211,65 @@ def evaluate(
     outputs_path: str | Path | None = None,
     bottleneck_dim: int | None = None,
     device: str = "auto",
+    analysis_dir: str | Path | None = None,
+    finetune_corpus_path: str | Path | None = None,
+    pretrained_params_path: str | Path | None = None,
 ) -> Evaluation:
-    """Greedy answers for every question; scored when the file has places."""
+    """Greedy answers for every question; scored when the file has places.
+
+    With ``analysis_dir``, also the confidence and error analysis of these same answers
+    (:mod:`kgpt.analysis`); the finetuning file and the pretrained model, when given,
+    let it say which gold places finetuning saw and which facts pretraining stored.
+    """
     if outputs_path is not None:
-        check_writable(outputs_path, "--outputs_path")
+        inputs = [corpus_path, reading_params_path, eval_corpus_path, finetune_corpus_path, pretrained_params_path]
+        check_output(outputs_path, "--outputs_path", inputs)
+    if analysis_dir is not None:
+        check_writable(Path(analysis_dir) / "analysis.json", "--analysis_dir")
+    elif finetune_corpus_path is not None or pretrained_params_path is not None:
+        raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
     corpus, model = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
     questions = read_questions(eval_corpus_path)
+    if analysis_dir is not None:  # every input read and checked before the decoding
+        extras = _analysis_inputs(corpus, model, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
     predictions = predict_places(model, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
     if outputs_path is not None:
         write_predictions(outputs_path, predictions)
     total, correct = score(questions, predictions, where=str(eval_corpus_path))
-    return Evaluation(predictions, int(correct), int(total))
+    report = None
+    if analysis_dir is not None:
+        result = analyze(model, corpus.vocab, corpus.documents, questions, predictions, **extras)
+        result["source"] = {"variant": model.config.variant, **{k: None if v is None else str(v) for k, v in (
+            ("corpus", corpus_path), ("params", reading_params_path), ("questions", eval_corpus_path),
+            ("finetune_corpus", finetune_corpus_path), ("pretrained_params", pretrained_params_path))}}
+        report = write_analysis(analysis_dir, result)
+    return Evaluation(predictions, int(correct), int(total), report)
+
+
+def _analysis_inputs(corpus: Corpus, model: GPT, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path) -> dict:
+    """The finetuning answers and the pretrained model for :func:`kgpt.analysis.analyze`."""
+    if questions[0].answer is None:
+        raise KgptError(f"--analysis_dir compares answers with places, and {eval_corpus_path} has none; "
+                        "give a file of QUESTION<TAB>PLACE lines")
+    training = None
+    if finetune_corpus_path is not None:
+        training = {q.answer for q in read_questions(finetune_corpus_path, require_answers=True)}
+    pretrained = None
+    if pretrained_params_path is not None:
+        if not Path(pretrained_params_path).is_file():
+            raise KgptError(f"--pretrained_params_path {pretrained_params_path} is not a file; give the pretrained checkpoint")
+        pretrained, _ = load_model(pretrained_params_path, corpus.vocab, model.config.variant, model.config.bottleneck_dim, BLOCK_SIZE)
+        pretrained = pretrained.to(next(model.parameters()).device)
+    return {"training_answers": training, "pretrained": pretrained}
+
+
+def ask(
+    variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: list[str],
+    top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto",
+) -> list[Answer | KgptError]:
+    """Greedy answers with their confidence and the top-k answers; a bad question is its own error."""
+    corpus, model = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    return answer_questions(model, corpus.vocab, corpus.documents, questions, top_k)
 
 
 def recall(
@@ -220,3 +279,17 @@ def recall(
     """How many of the asked-about people's birthplaces a pretrained model recites from their bio."""
     corpus, model = _trained_model(variant, corpus_path, reading_params_path, None, device)
     return recall_birthplaces(model, corpus.vocab, corpus.documents, read_questions(questions_path))
+
+
+def london_baseline(eval_corpus_path: str | Path, outputs_path: str | Path | None = None) -> Evaluation:
+    """"London" for every question, the course's baseline; the file must have places."""
+    if outputs_path is not None:
+        check_output(outputs_path, "--outputs_path", [eval_corpus_path])
+    questions = read_questions(eval_corpus_path)
+    predictions = ["London"] * len(questions)
+    total, correct = score(questions, predictions, where=str(eval_corpus_path))
+    if not total:
+        raise KgptError(f"{eval_corpus_path} has no places to score the baseline against")
+    if outputs_path is not None:
+        write_predictions(outputs_path, predictions)
+    return Evaluation(predictions, int(correct), int(total))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kgpt.errors import KgptError
+from kgpt.io import read_input_bytes
 from kgpt.vocab import MASK_CHAR, PAD_CHAR
 
 
@@ -24,26 +25,6 @@ class Question:
     text: str
     answer: str | None
     line: int
-
-
-def read_input_bytes(path: str | Path, what: str, hint: str = "check the path") -> bytes:
-    """The bytes of an input file that must exist, be a file and be non-empty.
-
-    Every way a path can be wrong (missing, a directory, unreadable, a name the system
-    refuses) is a :class:`KgptError` naming ``what`` and the path.
-    """
-    p = Path(path)
-    try:
-        if not p.exists():
-            raise KgptError(f"{what} {p} does not exist; {hint}")
-        if p.is_dir():
-            raise KgptError(f"{what} {p} is a directory, not a file; {hint}")
-        raw = p.read_bytes()
-    except OSError as e:
-        raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); {hint}") from None
-    if not raw:
-        raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
-    return raw
 
 
 def read_text(path: str | Path, what: str) -> str:

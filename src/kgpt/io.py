@@ -1,0 +1,107 @@
+"""Files in and out: inputs read with a clear error, outputs checked early and written atomically.
+
+Every problem a user can cause with a path (missing, a directory, unreadable, not
+writable, an output that would overwrite an input) is one :class:`KgptError` line that
+names the flag and the path. Outputs are written to a temporary file beside the target
+and renamed over it, so a reader sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from kgpt.errors import KgptError
+
+# Most file systems allow 255 bytes; the temporary file adds 14 and ".resume" 7.
+_MAX_NAME_BYTES = 255 - 14 - 7
+
+
+def read_input_bytes(path: str | Path, what: str, hint: str = "check the path") -> bytes:
+    """The bytes of an input file that must exist, be a file and be non-empty.
+
+    Every way a path can be wrong (missing, a directory, unreadable, a name the system
+    refuses) is a :class:`KgptError` naming ``what`` and the path.
+    """
+    p = Path(path)
+    try:
+        if not p.exists():
+            raise KgptError(f"{what} {p} does not exist; {hint}")
+        if p.is_dir():
+            raise KgptError(f"{what} {p} is a directory, not a file; {hint}")
+        raw = p.read_bytes()
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); {hint}") from None
+    if not raw:
+        raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
+    return raw
+
+
+def check_writable(path: str | Path, what: str = "output path") -> None:
+    """Refuse, before any work is done, an output path that could not be written.
+
+    Nothing is created: the path must not be a directory, and its nearest existing
+    ancestor must be a folder this process may write in (missing folders below it are
+    made when the file is written).
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise KgptError(f"{what} {p} is a directory; give a file name inside it")
+        folder = p.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise KgptError(f"{what} {p} cannot be created: {folder} is a file, not a folder; choose another path")
+        if len(os.fsencode(p.name)) > _MAX_NAME_BYTES:
+            raise KgptError(f"{what} {p} has a file name too long for the file system; choose a shorter one")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise KgptError(f"{what} {p} cannot be written: no permission to write in {folder}; choose another path")
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be written ({e.strerror or e}); choose another path") from None
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
+    path = Path(path)
+    check_writable(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would:
+        # the replaced file's, or the default permissions under the process umask.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, permissions, …: the old file is still intact
+            raise KgptError(f"cannot write {path} ({e.strerror or e}); the previous file, if any, is unchanged") from None
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b) if Path(a).exists() and Path(b).exists() else Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def check_output(path: str | Path, what: str, inputs: list[str | Path | None] = ()) -> None:
+    """:func:`check_writable`, and refuse a path that is one of the run's input files."""
+    check_writable(path, what)
+    clash = next((i for i in inputs if i is not None and _same_file(path, i)), None)
+    if clash is not None:
+        raise KgptError(f"{what} {path} is the input file {clash}; writing there would destroy it, choose another path")
