@@ -8,6 +8,8 @@ written into the test's own temporary folder.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +117,16 @@ def one_line_error(fn, *args, **kw) -> str:
     message = str(e.value)
     assert message.strip() and "\n" not in message
     return message
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """Import a script from benchmarks/ (it is not part of the package)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))  # the scripts import each other by name
+    spec = importlib.util.spec_from_file_location(f"kgpt_bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

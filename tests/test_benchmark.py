@@ -7,13 +7,11 @@ same logits and the same greedy answers, and that the scripts run end to end.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_benchmark
 
 from kgpt import benchmark
 from kgpt.cli import main
@@ -25,20 +23,7 @@ from kgpt.model import GPT, GPTConfig
 from kgpt.training import ASSIGNMENT, Trainer, TrainerConfig, decay_groups
 from kgpt.vocab import MASK_CHAR, CharVocab
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    """Import a script from benchmarks/ (it is not part of the package)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"kgpt_bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _load("reference")
+reference = load_benchmark("reference")
 
 
 def _json_line(capsys) -> dict:
@@ -167,7 +152,7 @@ def test_reference_dataset_and_training_steps():
 
 
 def test_compare_script_runs_end_to_end(capsys):
-    compare = _load("compare")
+    compare = load_benchmark("compare")
     code = compare.main(["--device", "cpu", "--steps", "1", "--warmup", "0", "--batch_size", "2", "--questions", "2", "--json"])
     out = capsys.readouterr().out.splitlines()
     r = json.loads(out[-1])
@@ -184,7 +169,7 @@ def test_reference_refuses_other_variants(variant):
 
 
 def test_curves_window_means_weight_entries_by_the_steps_they_cover():
-    curves = _load("curves")
+    curves = load_benchmark("curves")
     # entries: steps 1-20 at 4.0, 21-23 at 1.0 (a save), 24-40 at 2.0
     history = [{"step": 20, "loss": 4.0}, {"step": 23, "loss": 1.0}, {"step": 40, "loss": 2.0}]
     assert curves.window_means(history, 10) == pytest.approx({10: 4.0, 20: 4.0, 30: (3 * 1.0 + 7 * 2.0) / 10, 40: 2.0})

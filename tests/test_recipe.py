@@ -7,13 +7,11 @@ agreement with ``benchmarks/reference.py`` (written from the same source) closes
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_benchmark
 
 from kgpt.data.corpus import parse_questions
 from kgpt.data.questions import QuestionBatcher, encode_questions
@@ -22,18 +20,6 @@ from kgpt.errors import KgptError
 from kgpt.model import GPT, VARIANTS, GPTConfig
 from kgpt.training import ASSIGNMENT, RECIPES, Trainer, TrainerConfig, decay_groups, get_recipe, lr_multiplier
 from kgpt.vocab import CharVocab
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _reference():
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("kgpt_bench_reference_recipe", BENCHMARKS / "reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 # -- (c) the schedule --------------------------------------------------------------------------
 
@@ -188,7 +174,7 @@ def test_recipes_are_named_and_the_assignment_is_the_default():
 @pytest.mark.parametrize("buckets", [1, 3])
 def test_assignment_recipe_matches_the_reference_trainer_step_for_step(buckets):
     """Same init, same batches (file order), dropout off, float64: 72 steps over warmup, cosine and its rise."""
-    reference = _reference()
+    reference = load_benchmark("reference")
     data = generate(SyntheticConfig(n_train=48, n_dev=4, n_test=2, n_extra=0, n_places=6, seed=3))
     vocab = CharVocab.from_text(data.wiki + data.train + data.dev)
     x, y = encode_questions(parse_questions(data.train), vocab, 48)
