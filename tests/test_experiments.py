@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from kgpt import experiments, pipeline
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
 
-SETTINGS = {"baseline", "finetune-only", "pretrain+finetune"}
+SETTINGS = {"baseline", "finetune-only", "pretrain+finetune", "knowledge-recipe"}
 
 
 def test_demo_tiny_end_to_end(tmp_path, capsys):
@@ -106,3 +107,31 @@ def test_reproduce_missing_data_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0]
 
+
+
+def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch):
+    """The laptop preset's structure (London, the assignment's cells, the knowledge recipe),
+    with its sizes cut down so it runs in seconds."""
+    laptop = experiments.PRESETS["laptop"]
+    tiny = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+    small = replace(laptop, pretrain_epochs=1, finetune_epochs_pretrained=1, pretrain_batch=8, finetune_batch=8, model=tiny,
+                    knowledge=replace(laptop.knowledge, pretrain_epochs=1, pretrain_batch=8, model=tiny))
+    monkeypatch.setitem(experiments.PRESETS, "laptop", small)
+    out = tmp_path / "study"
+    assert main(["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "laptop",
+                 "--seeds", "0", "1", "--device", "cpu"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["setting"], r["variant"], r["seed"], r["recipe"]) for r in rows] == [
+        ("baseline", "vanilla", 0, "assignment"),
+        ("pretrain+finetune", "vanilla", 0, "assignment"),
+        ("pretrain+finetune", "vanilla", 1, "assignment"),
+        ("knowledge-recipe", "rope", 0, "knowledge"),
+        ("knowledge-recipe", "rope", 1, "knowledge"),
+    ]
+    for r in rows[1:]:  # every pretrained cell says what pretraining stored
+        assert 0 <= r["recalled_from_bio"] <= r["bios_probed"]
+    # The knowledge recipe answers straight from pretraining: no finetuned checkpoint.
+    assert (out / "checkpoints" / "pretrain-knowledge-rope-s0.params").is_file()
+    assert not (out / "checkpoints" / "knowledge-recipe-rope-s0.params").exists()
+    assert "| knowledge-recipe | rope | 2 |" in (out / "results.md").read_text()
+    assert (out / "results.png").stat().st_size > 1000

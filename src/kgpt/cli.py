@@ -15,8 +15,7 @@ from pathlib import Path
 
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
-from kgpt.pipeline import FINETUNE_LR, PRETRAIN_LR
-from kgpt.training.recipe import RECIPES
+from kgpt.training.recipe import ASSIGNMENT, RECIPES
 
 MAX_EPOCHS_LIMIT = 100_000
 MAX_SEED = 2**63 - 1  # what every RNG kgpt seeds (torch, numpy) accepts
@@ -83,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kgpt", description="Knowledge access in a character-level GPT: pretrain, finetune, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("pretrain", help="span-corruption pretraining on the corpus")
+    p = sub.add_parser("pretrain", help="span-corruption pretraining on the corpus (or the knowledge recipe's mix)")
     _training_flags(p)
     _opt(p, "writing_params_path", required=True, help="where the pretrained model goes")
-    _opt(p, "pretrain_lr", type=_positive_float, default=PRETRAIN_LR)
+    _opt(p, "pretrain_lr", type=_positive_float, default=None, help=f"default: the recipe's ({ASSIGNMENT.pretrain.lr} for the assignment)")
+    _opt(p, "finetune_corpus_path", default=None,
+         help="--recipe knowledge only: the QUESTION<TAB>PLACE lines mixed into pretraining")
     _opt(p, "reading_params_path", help=argparse.SUPPRESS)  # accepted for the assignment's scripts; unused
 
     p = sub.add_parser("finetune", help="finetune on birthplace questions")
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "reading_params_path", default=None, help="pretrained model (omit to finetune from scratch)")
     _opt(p, "writing_params_path", required=True, help="where the finetuned model goes")
     _opt(p, "finetune_corpus_path", required=True, help="QUESTION<TAB>PLACE lines")
-    _opt(p, "finetune_lr", type=_positive_float, default=FINETUNE_LR)
+    _opt(p, "finetune_lr", type=_positive_float, default=None, help=f"default: the recipe's ({ASSIGNMENT.finetune.lr} for the assignment)")
 
     p = sub.add_parser("evaluate", help="answer a question file greedily and score it")
     p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
@@ -191,6 +192,7 @@ def _cmd_pretrain(args) -> None:
     r = pipeline.pretrain(
         args.variant, args.pretrain_corpus_path, args.writing_params_path, lr=args.pretrain_lr,
         max_epochs=args.max_epochs, bottleneck_dim=args.bottleneck_dim, opts=_run_options(args, "pretrain"),
+        finetune_corpus_path=args.finetune_corpus_path,
     )
     print(f"pretrained {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
 

@@ -1,11 +1,15 @@
 """Study runners: ``kgpt demo`` on embedded synthetic data and ``kgpt reproduce``.
 
-Both run the same three settings the assignment compares, cell by cell:
+Both run the settings the assignment compares, cell by cell, and kgpt's own:
 
 * ``baseline``: one answer for everybody (the training file's most frequent place;
   "London" on the real data, as the assignment's London baseline);
 * ``finetune-only``: finetune a fresh model on the questions, then answer dev;
-* ``pretrain+finetune``: span-corruption pretraining on the corpus, then the same.
+* ``pretrain+finetune``: span-corruption pretraining on the corpus, then the same;
+* ``knowledge-recipe``: the knowledge recipe (:data:`kgpt.training.recipe.KNOWLEDGE`),
+  which pretrains on the bios and the training questions together. Unlike the others
+  it sees the training questions during pretraining; the dev people only ever through
+  their bios, as in the assignment.
 
 Every cell goes through :mod:`kgpt.pipeline`, the code behind the CLI. ``reproduce`` is
 resumable: a finished cell's JSON is kept and skipped; a finished pretraining is reused
@@ -27,8 +31,11 @@ from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.errors import KgptError
 from kgpt.evaluate import most_frequent_place, score, write_predictions
 from kgpt.io import atomic_write_bytes
+from kgpt.training import get_recipe
 
 REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
+KNOWLEDGE_SETTING = "knowledge-recipe"
+SETTING_COLORS = {"baseline": "0.6", "finetune-only": "C0", "pretrain+finetune": "C1", KNOWLEDGE_SETTING: "C2"}
 # Published dev-set reference points (DESIGN.md): shown beside measured results.
 PUBLISHED = {
     ("baseline", "vanilla"): "5.0% (London)",
@@ -46,19 +53,40 @@ class Preset:
     pretrain_epochs: int | None = None  # None: the assignment's defaults
     finetune_epochs_scratch: int | None = None
     finetune_epochs_pretrained: int | None = None
-    pretrain_lr: float = pipeline.PRETRAIN_LR
-    finetune_lr: float = pipeline.FINETUNE_LR
+    pretrain_lr: float | None = None  # None: the recipe's
+    finetune_lr: float | None = None
     pretrain_batch: int | None = None
     finetune_batch: int | None = None
     model: dict = field(default_factory=dict)
     data: SyntheticConfig | None = None  # the demo's generated data
-    recipe: str = "assignment"  # how every cell trains (kgpt.training.recipe)
+    recipe: str = "assignment"  # how the cells train (kgpt.training.recipe)
+    variant: str | None = None  # the cells' attention variant, whatever the study's variants
+    settings: tuple[str, ...] = ("finetune-only", "pretrain+finetune")  # besides the baseline
+    # The knowledge-recipe cells' own sizes (recipe "knowledge"); None: no such cells.
+    knowledge: Preset | None = None
 
+
+# The knowledge recipe's model on a laptop: a quarter of the assignment's parameters, so
+# that a 2-core CPU gives every bio about LAPTOP_EPOCHS passes (docs/RESULTS.md).
+LAPTOP_MODEL = {"n_layer": 4, "n_head": 4, "n_embd": 128}
+LAPTOP_EPOCHS = 40
 
 PRESETS = {
     "assignment": Preset("assignment"),
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", pretrain_epochs=2, finetune_epochs_scratch=2, finetune_epochs_pretrained=2),
+    # Under an hour on a 2-core CPU: London, the assignment's vanilla pretrain+finetune cut
+    # to a few epochs, and the knowledge recipe (RoPE) given most of the hour.
+    "laptop": Preset(
+        "laptop", variant="vanilla", settings=("pretrain+finetune",), pretrain_epochs=4, finetune_epochs_pretrained=4,
+        knowledge=Preset("laptop-knowledge", recipe="knowledge", variant="rope", pretrain_epochs=LAPTOP_EPOCHS,
+                         model=LAPTOP_MODEL),
+    ),
+    # The same recipe at the assignment's model size, for one GPU in a few minutes.
+    "gpu": Preset(
+        "gpu", settings=(),
+        knowledge=Preset("gpu-knowledge", recipe="knowledge", variant="rope", pretrain_epochs=100),
+    ),
 }
 DEMO_PRESETS = {
     # Sized for a 2-core laptop CPU (3-4 minutes): 260 people, each written up in 4 short
@@ -80,6 +108,8 @@ DEMO_PRESETS = {
         "tiny", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
         pretrain_batch=16, finetune_batch=16, model={"n_layer": 1, "n_head": 2, "n_embd": 32},
         data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1),
+        knowledge=Preset("tiny-knowledge", recipe="knowledge", pretrain_epochs=1, pretrain_batch=16,
+                         model={"n_layer": 1, "n_head": 2, "n_embd": 32}),
     ),
 }
 
@@ -110,12 +140,14 @@ class Study:
         for sub in ("cells", "checkpoints", "predictions"):
             (out / sub).mkdir(parents=True, exist_ok=True)
 
-    def _opts(self, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
+    def _opts(self, p: Preset, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
             seed=seed, device=self.device, compile=self.compile, resume=pipeline.resume_path(out_path).exists(),
-            progress=self.progress, batch_size=batch, model=self.preset.model or None, checkpoint_every=60.0,
-            recipe=self.preset.recipe,
+            progress=self.progress, batch_size=batch, model=p.model or None, checkpoint_every=60.0, recipe=p.recipe,
         )
+
+    def _cell_preset(self, cell: Cell) -> Preset:
+        return self.preset.knowledge if cell.setting == KNOWLEDGE_SETTING else self.preset
 
     def run(self, cells: list[Cell]) -> list[dict]:
         rows = []
@@ -143,19 +175,20 @@ class Study:
             write_predictions(pred_path, predictions)
             total, correct = score(dev, predictions, where=str(self.dev))
             return self._row(cell, int(correct), int(total), answer=place)
-        p = self.preset
+        p = self._cell_preset(cell)
         reading = self._pretrained_path(cell)
         if reading is not None and not reading.exists():
             pipeline.pretrain(
                 cell.variant, self.wiki, reading, lr=p.pretrain_lr, max_epochs=p.pretrain_epochs,
-                opts=self._opts(cell.seed, reading, p.pretrain_batch),
+                opts=self._opts(p, cell.seed, reading, p.pretrain_batch),
+                finetune_corpus_path=self.train if cell.setting == KNOWLEDGE_SETTING else None,
             )
-        finetuned = self._finetuned_path(cell)
+        finetuned = self._answering_path(cell)
         if not finetuned.exists():
             epochs = p.finetune_epochs_pretrained if reading else p.finetune_epochs_scratch
             pipeline.finetune(
                 cell.variant, self.wiki, finetuned, self.train, reading_params_path=reading, lr=p.finetune_lr,
-                max_epochs=epochs, opts=self._opts(cell.seed, finetuned, p.finetune_batch),
+                max_epochs=epochs, opts=self._opts(p, cell.seed, finetuned, p.finetune_batch),
             )
         ev = pipeline.evaluate(cell.variant, self.wiki, finetuned, self.dev, pred_path, device=self.device)
         if reading is None:
@@ -164,11 +197,21 @@ class Study:
         stored = pipeline.recall(cell.variant, self.wiki, reading, self.dev, device=self.device)
         return self._row(cell, ev.correct, ev.total, recalled_from_bio=stored.recalled, bios_probed=stored.probed)
 
-    def _finetuned_path(self, cell: Cell) -> Path:
+    def _answering_path(self, cell: Cell) -> Path:
+        """The model that answers dev: the finetuned one, or the pretrained one itself
+        where the cell's preset has no finetuning stage (the knowledge recipe can answer
+        after pretraining alone)."""
+        pretrained = self._pretrained_path(cell)
+        p = self._cell_preset(cell)
+        epochs = p.finetune_epochs_pretrained
+        if pretrained is not None and (epochs if epochs is not None else get_recipe(p.recipe).finetune.epochs) == 0:
+            return pretrained
         return self.out / "checkpoints" / f"{cell.key}.params"
 
     def _pretrained_path(self, cell: Cell) -> Path | None:
-        """Where a cell's pretrained model is (one per variant and seed); None without pretraining."""
+        """Where a cell's pretrained model is (one per recipe, variant and seed); None without pretraining."""
+        if cell.setting == KNOWLEDGE_SETTING:
+            return self.out / "checkpoints" / f"pretrain-knowledge-{cell.variant}-s{cell.seed}.params"
         if cell.setting != "pretrain+finetune":
             return None
         return self.out / "checkpoints" / f"pretrain-{cell.variant}-s{cell.seed}.params"
@@ -184,14 +227,14 @@ class Study:
         report = self.out / "analysis" / cell.key / "analysis.md"
         if not report.exists():
             pipeline.evaluate(
-                cell.variant, self.wiki, self._finetuned_path(cell), self.dev, device=self.device,
+                cell.variant, self.wiki, self._answering_path(cell), self.dev, device=self.device,
                 analysis_dir=report.parent, finetune_corpus_path=self.train, pretrained_params_path=self._pretrained_path(cell),
             )
         return report
 
     def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
         return {
-            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed, "recipe": self.preset.recipe,
+            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed, "recipe": self._cell_preset(cell).recipe,
             "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
         }
 
@@ -205,11 +248,14 @@ class Study:
         return curves
 
 
-def study_cells(variants: list[str], seeds: list[int]) -> list[Cell]:
+def study_cells(variants: list[str], seeds: list[int], preset: Preset) -> list[Cell]:
     cells = [Cell("baseline", variants[0], seeds[0])]
-    for variant in variants:
+    for variant in [preset.variant] if preset.variant else variants:
         for seed in seeds:
-            cells += [Cell("finetune-only", variant, seed), Cell("pretrain+finetune", variant, seed)]
+            cells += [Cell(s, variant, seed) for s in preset.settings]
+    if preset.knowledge is not None:
+        for variant in [preset.knowledge.variant] if preset.knowledge.variant else variants:
+            cells += [Cell(KNOWLEDGE_SETTING, variant, seed) for seed in seeds]
     return cells
 
 
@@ -252,7 +298,7 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
     summary = summarize(rows)
     labels = [f"{s['setting']}\n{s['variant']}" if s["setting"] != "baseline" else "baseline" for s in summary]
     ax.bar(range(len(summary)), [s["mean"] for s in summary], yerr=[s["std"] for s in summary],
-           color=["0.6" if s["setting"] == "baseline" else "C0" if s["setting"] == "finetune-only" else "C1" for s in summary])
+           color=[SETTING_COLORS.get(s["setting"], "C3") for s in summary])
     ax.set_xticks(range(len(summary)), labels, fontsize=8)
     # Storage beside access: the share of dev bios the pretrained model completes correctly.
     # The bars are summarize()'s groups in the same order, so bar i is group i.
@@ -312,8 +358,7 @@ def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu",
     print(f"kgpt demo: synthetic data in {data_dir} ({p.data.n_train} finetuning people, {p.data.n_dev} dev people); preset {preset}")
     t0 = time.perf_counter()
     study = Study(data_dir, out, p, device, progress=False)
-    cells = [Cell("baseline", variant, seed), Cell("finetune-only", variant, seed), Cell("pretrain+finetune", variant, seed)]
-    rows = study.run(cells)
+    rows = study.run(study_cells([variant], [seed], p))
     table = _write_outputs(study, rows, "kgpt demo (synthetic data)", with_published=False,
                            extra={"preset": preset, "seconds": round(time.perf_counter() - t0, 1)})
     print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'} in {time.perf_counter() - t0:.0f}s")
@@ -328,7 +373,7 @@ def run_reproduce(
     if preset not in PRESETS:
         raise KgptError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     study = Study(data_dir, out, PRESETS[preset], device, compile)
-    rows = study.run(study_cells(variants, seeds))
+    rows = study.run(study_cells(variants, seeds, study.preset))
     table = _write_outputs(study, rows, f"kgpt reproduce ({preset})", with_published=True, extra={"preset": preset})
     print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
     return rows

@@ -15,18 +15,30 @@ from kgpt.analysis import Answer, analyze, answer_questions, write_analysis
 from kgpt.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
+from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.errors import KgptError
 from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
 from kgpt.io import check_output, check_writable
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import Trainer, TrainerConfig, TrainResult, final_tokens_for, get_recipe, resolve_device
+from kgpt.training import (
+    ASSIGNMENT,
+    WARMUP_TOKENS,
+    Recipe,
+    Trainer,
+    TrainerConfig,
+    TrainResult,
+    final_tokens_for,
+    get_recipe,
+    resolve_device,
+    run_schedule,
+)
 from kgpt.vocab import CharVocab
 
 BLOCK_SIZE = 128
-PRETRAIN_EPOCHS, PRETRAIN_BATCH, PRETRAIN_LR = 650, 128, 6e-3
-FINETUNE_BATCH, FINETUNE_LR = 256, 6e-4
-FINETUNE_EPOCHS_SCRATCH, FINETUNE_EPOCHS_PRETRAINED = 75, 10
+PRETRAIN_EPOCHS, PRETRAIN_BATCH, PRETRAIN_LR = ASSIGNMENT.pretrain.epochs, ASSIGNMENT.pretrain.batch, ASSIGNMENT.pretrain.lr
+FINETUNE_BATCH, FINETUNE_LR = ASSIGNMENT.finetune.batch, ASSIGNMENT.finetune.lr
+FINETUNE_EPOCHS_SCRATCH, FINETUNE_EPOCHS_PRETRAINED = 75, ASSIGNMENT.finetune.epochs
 
 
 @dataclass
@@ -66,13 +78,19 @@ def resume_path(writing_params_path: str | Path) -> Path:
 
 
 def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device, saved: Checkpoint | None) -> TrainResult:
+    recipe = get_recipe(opts.recipe)
+    block = model.config.block_size
+    if recipe.cosine_over_run:  # every epoch counts len(batcher) rows of block-1 label positions
+        warmup, final = run_schedule(max_epochs * len(batcher) * (block - 1))
+    else:  # as in the assignment, finetuning too counts its cosine in pretraining-corpus passes
+        warmup, final = WARMUP_TOKENS, final_tokens_for(len(corpus.documents), block)
     cfg = TrainerConfig(
         max_epochs=max_epochs,
         batch_size=batch,
         learning_rate=lr,
-        recipe=get_recipe(opts.recipe),
-        # As in the assignment, finetuning too counts its cosine in pretraining-corpus passes.
-        final_tokens=final_tokens_for(len(corpus.documents), model.config.block_size),
+        recipe=recipe,
+        warmup_tokens=warmup,
+        final_tokens=final,
         seed=opts.seed,
         compile=opts.compile,
         amp={"auto": None, "fp32": False, "bf16": True}[opts.precision],
@@ -94,7 +112,9 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
 
 def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int | None, opts: RunOptions) -> GPT:
     torch.manual_seed(opts.seed)  # --seed decides the initial weights too
-    sizes = {"block_size": BLOCK_SIZE, **(opts.model or {})}  # presets may shrink the block too
+    dropout = get_recipe(opts.recipe).dropout
+    rates = {} if dropout is None else {k: dropout for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
+    sizes = {"block_size": BLOCK_SIZE, **rates, **(opts.model or {})}  # presets may shrink the block too
     if bottleneck_dim is not None:
         sizes["bottleneck_dim"] = bottleneck_dim
     return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, **sizes))
@@ -133,22 +153,45 @@ def pretrain(
     variant: str,
     corpus_path: str | Path,
     writing_params_path: str | Path,
-    lr: float = PRETRAIN_LR,
+    lr: float | None = None,
     max_epochs: int | None = None,
     bottleneck_dim: int | None = None,
     opts: RunOptions | None = None,
+    finetune_corpus_path: str | Path | None = None,
 ) -> TrainResult:
-    """Span-corruption pretraining on the corpus; writes the model to ``writing_params_path``."""
+    """Pretraining on the corpus; writes the model to ``writing_params_path``.
+
+    The assignment's recipe span-corrupts the bios. A recipe with a question mix (the
+    knowledge recipe) also trains on ``finetune_corpus_path``'s questions and answers.
+    Unset hyperparameters are the recipe's.
+    """
     opts = opts or RunOptions()
-    check_output(writing_params_path, "--writing_params_path", [corpus_path])  # before hours of training
+    recipe = get_recipe(opts.recipe)
+    _check_question_mix(recipe, finetune_corpus_path)
+    check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])  # before hours of training
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     model = _fresh_model(variant, corpus, bottleneck_dim, opts)
     saved = _read_resumable(writing_params_path, model, opts)
-    batcher = CorruptionBatcher(corpus.documents, corpus.vocab, model.config.block_size, device)
-    epochs = _epochs(PRETRAIN_EPOCHS, max_epochs, saved)
-    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr,
-                  opts.batch_size or PRETRAIN_BATCH, opts, device, saved)
+    block = model.config.block_size
+    if recipe.mix is None:
+        batcher = CorruptionBatcher(corpus.documents, corpus.vocab, block, device)
+    else:
+        questions = read_questions(finetune_corpus_path, require_answers=True)
+        for q in questions:  # one clear line before any training, as finetuning would give
+            encode_questions([q], corpus.vocab, block, where=f"finetuning file {finetune_corpus_path}")
+        batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device)
+    epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
+    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr or recipe.pretrain.lr,
+                  opts.batch_size or recipe.pretrain.batch, opts, device, saved)
+
+
+def _check_question_mix(recipe: Recipe, finetune_corpus_path: str | Path | None) -> None:
+    if recipe.mix is not None and finetune_corpus_path is None:
+        raise KgptError(f"--recipe {recipe.name} pretrains on the training questions too; give --finetune_corpus_path")
+    if recipe.mix is None and finetune_corpus_path is not None:
+        raise KgptError(f"--finetune_corpus_path in pretrain is the question mix of --recipe knowledge; "
+                        f"recipe {recipe.name} pretrains on the corpus alone")
 
 
 def finetune(
@@ -157,19 +200,23 @@ def finetune(
     writing_params_path: str | Path,
     finetune_corpus_path: str | Path,
     reading_params_path: str | Path | None = None,
-    lr: float = FINETUNE_LR,
+    lr: float | None = None,
     max_epochs: int | None = None,
     bottleneck_dim: int | None = None,
     opts: RunOptions | None = None,
 ) -> TrainResult:
-    """Finetune on ``QUESTION<TAB>PLACE`` lines, from a pretrained model or from scratch."""
+    """Finetune on ``QUESTION<TAB>PLACE`` lines, from a pretrained model or from scratch.
+
+    Unset hyperparameters are the recipe's.
+    """
     opts = opts or RunOptions()
+    recipe = get_recipe(opts.recipe)
     check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     if reading_params_path is not None:
         model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
-        default_epochs = FINETUNE_EPOCHS_PRETRAINED
+        default_epochs = recipe.finetune.epochs
     else:
         model = _fresh_model(variant, corpus, bottleneck_dim, opts)
         default_epochs = FINETUNE_EPOCHS_SCRATCH
@@ -178,8 +225,8 @@ def finetune(
     x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=f"finetuning file {finetune_corpus_path}")
     batcher = QuestionBatcher(x, y, device)
     epochs = _epochs(default_epochs, max_epochs, saved)
-    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr,
-                  opts.batch_size or FINETUNE_BATCH, opts, device, saved)
+    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr or recipe.finetune.lr,
+                  opts.batch_size or recipe.finetune.batch, opts, device, saved)
 
 
 def _trained_model(

@@ -9,6 +9,7 @@ from kgpt.training.recipe import (
     final_tokens_for,
     get_recipe,
     lr_multiplier,
+    run_schedule,
     scheduled_lr,
 )
 from kgpt.training.steps import GRAPH_WARMUP_STEPS, StepRunner, length_buckets
@@ -30,6 +31,7 @@ __all__ = [
     "get_recipe",
     "length_buckets",
     "lr_multiplier",
+    "run_schedule",
     "resolve_device",
     "scheduled_lr",
 ]

@@ -25,9 +25,19 @@ from typing import Literal
 
 from torch import nn
 
+from kgpt.data.knowledge import QuestionMix
 from kgpt.errors import KgptError
 
 WARMUP_TOKENS = 512 * 20
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    """A stage's epochs (from a pretrained model, for finetuning), peak learning rate, batch."""
+
+    epochs: int
+    lr: float
+    batch: int
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,12 @@ class Recipe:
     decay: Literal["all-but-bias", "matmul"]  # which parameters get weight decay
     clamp_cosine: bool  # hold the 10% floor after final_tokens, else the cosine rises again
     bf16_on_cuda: bool  # bf16 autocast on a GPU (the CPU always trains in float32)
+    # The knowledge recipe's departures (None/False: the assignment's choices).
+    mix: QuestionMix | None = None  # pretrain on bios plus questions (kgpt.data.knowledge), else span corruption
+    cosine_over_run: bool = False  # the cosine spans this run's steps, not 200 corpus passes
+    dropout: float | None = None  # every dropout rate of a fresh model, else the model's default (0.1)
+    pretrain: StageDefaults = StageDefaults(650, 6e-3, 128)  # the assignment's hyperparameters
+    finetune: StageDefaults = StageDefaults(10, 6e-4, 256)
 
 
 ASSIGNMENT = Recipe(
@@ -63,7 +79,25 @@ KGPT_0_1 = Recipe(
     bf16_on_cuda=True,
 )
 
-RECIPES = {r.name: r for r in (ASSIGNMENT, KGPT_0_1)}
+# Built to get stored facts out (issue #12, docs/RESULTS.md "The knowledge recipe"): the
+# training questions mixed into pretraining, bios as next-character prediction after the
+# full name, no dropout, a cosine over the run. Every value was chosen on a validation
+# split of the training questions, never on dev.
+KNOWLEDGE = Recipe(
+    "knowledge",
+    "bios plus the training questions in pretraining, next-character loss, no dropout, shuffled, cosine over the run",
+    shuffle=True,
+    decay="matmul",
+    clamp_cosine=True,
+    bf16_on_cuda=True,
+    mix=QuestionMix(qa_repeats=1, windows=True, bio_objective="lm"),
+    cosine_over_run=True,
+    dropout=0.0,
+    pretrain=StageDefaults(epochs=20, lr=2e-3, batch=64),
+    finetune=StageDefaults(epochs=0, lr=2e-4, batch=64),
+)
+
+RECIPES = {r.name: r for r in (ASSIGNMENT, KGPT_0_1, KNOWLEDGE)}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -76,6 +110,14 @@ def get_recipe(name: str) -> Recipe:
 def final_tokens_for(n_pretrain_documents: int, block_size: int) -> int:
     """The assignment's end of the cosine: 200 passes over the pretraining corpus."""
     return 200 * n_pretrain_documents * block_size
+
+
+RUN_WARMUP = 0.03  # with cosine_over_run: the share of the run's tokens spent warming up
+
+
+def run_schedule(total_tokens: int) -> tuple[int, int]:
+    """(warmup, final) tokens of a cosine that spans a whole run of ``total_tokens``."""
+    return int(RUN_WARMUP * total_tokens), total_tokens
 
 
 def lr_multiplier(tokens: int, warmup_tokens: int, final_tokens: int, clamp: bool = False) -> float:

@@ -1,0 +1,152 @@
+"""The knowledge recipe's pretraining stream: every bio, plus questions with their answers.
+
+Allen-Zhu & Li ("Physics of Language Models, Part 3.1", 2023) find that a model
+pretrained on one bio per person stores the facts but can rarely be finetuned to get them
+out, and that two changes fix it: mixing question-answer pairs about some people into the
+pretraining data ("mixed training"), and varying how the bios are written. This stream
+does both, without ever reading a place out of a bio:
+
+* a bio example is next-character prediction on ``NAME. `` plus a window of the bio. A
+  bio longer than the block shows its start half the time and a random window of its
+  rest otherwise, always after the full name, so the model links the name with text it
+  would never see under the course's truncation (nothing past character 112);
+* a question example is a finetuning pair (``question ⁇ place ⁇``, loss on the answer
+  only), repeated ``qa_repeats`` times per epoch.
+
+Under the alternative ``bio_objective="span"`` the bios are span-corrupted exactly as in
+the assignment (:class:`~kgpt.data.corruption.CorruptionBatcher`), which isolates the
+effect of the question mix from that of the objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from kgpt.data.corpus import Question
+from kgpt.data.corruption import CorruptionBatcher
+from kgpt.data.questions import encode_questions
+from kgpt.vocab import PAD_ID, CharVocab
+
+
+
+@dataclass(frozen=True)
+class QuestionMix:
+    """What pretraining shows besides plain bios."""
+
+    qa_repeats: int = 1  # each question this many times per epoch
+    windows: bool = True  # long bios also as windows past the block, after the name
+    bio_objective: Literal["lm", "span"] = "lm"  # next-character prediction, or span corruption
+    name_windows: int = 0  # per bio and epoch: this many short windows, each right after the name
+    name_window_chars: int = 40  # their length in characters, starting at a random word
+
+
+def name_prefix_length(document: str) -> int:
+    """Characters of the bio's opening ``NAME. `` (wiki.txt's layout); 0 where there is none.
+
+    The prefix must leave room for text in a block; an unusually long one counts as none.
+    """
+    end = document.find(". ")
+    return end + 2 if 0 < end <= 60 else 0
+
+
+class KnowledgeBatcher:
+    """Batches of the mixed stream; index < number of bios is a bio, the rest questions.
+
+    Bios are encoded once into a padded tensor; a batch's windows are cut with one gather,
+    their random offsets drawn from the training generator (so a resumed run continues the
+    same stream).
+    """
+
+    def __init__(
+        self,
+        documents: list[str],
+        questions: list[Question],
+        vocab: CharVocab,
+        block_size: int,
+        mix: QuestionMix = QuestionMix(),
+        device: torch.device | str = "cpu",
+    ):
+        if mix.qa_repeats < 0:
+            raise ValueError("qa_repeats must be 0 or more")
+        self.block_size = block_size
+        self.n_bios = len(documents)
+        self.qa_repeats = mix.qa_repeats if questions else 0
+        self.windows = mix.windows
+        longest = max(len(d) for d in documents)
+        rows = torch.full((self.n_bios, longest + 1), PAD_ID, dtype=torch.long)  # last column: PAD
+        lengths = torch.empty(self.n_bios, dtype=torch.long)
+        prefixes = torch.empty(self.n_bios, dtype=torch.long)
+        for i, doc in enumerate(documents):
+            rows[i, : len(doc)] = torch.tensor(vocab.encode(doc, where=f"pretraining document {i + 1}"))
+            lengths[i] = len(doc)
+            prefixes[i] = name_prefix_length(doc)
+        self.rows, self.lengths, self.prefixes = rows.to(device), lengths.to(device), prefixes.to(device)
+        self.positions = torch.arange(block_size, device=device)
+        self.span = CorruptionBatcher(documents, vocab, block_size, device) if mix.bio_objective == "span" else None
+        if questions:
+            qx, qy = encode_questions(questions, vocab, block_size, where="question mix")
+            self.qx, self.qy = qx.to(device), qy.to(device)
+        self.n_questions = len(questions)
+        self.name_windows, self.name_window_chars = mix.name_windows, mix.name_window_chars
+        # Where each word of a bio's text after the name starts (its offset into that text).
+        starts = [[0] + [k + 1 for k in range(len(d) - p) if d[p + k] == " " and k + 1 < len(d) - p]
+                  for d, p in zip(documents, prefixes.tolist())]
+        self.word_starts = torch.zeros(self.n_bios, max(map(len, starts)), dtype=torch.long)
+        for i, w in enumerate(starts):
+            self.word_starts[i, : len(w)] = torch.tensor(w)
+        self.word_starts = self.word_starts.to(device)
+        self.n_words = torch.tensor([len(w) for w in starts], device=device)
+
+    def __len__(self) -> int:
+        return self.n_bios * (1 + self.name_windows) + self.qa_repeats * self.n_questions
+
+    def sample(self, index: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        n_windows = self.n_bios * (1 + self.name_windows)
+        bio = index.clamp_max(n_windows - 1) % self.n_bios
+        x, y = self._bios(bio, generator)
+        if self.name_windows:
+            short = ((index >= self.n_bios) & (index < n_windows)).unsqueeze(1)
+            wx, wy = self._name_windows(bio, generator)
+            x, y = torch.where(short, wx, x), torch.where(short, wy, y)
+        if self.qa_repeats:
+            q = (index - n_windows).clamp_min(0) % self.n_questions
+            question = (index >= n_windows).unsqueeze(1)
+            x, y = torch.where(question, self.qx[q], x), torch.where(question, self.qy[q], y)
+        return x, y
+
+    def _name_windows(self, index: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``NAME. `` then ``name_window_chars`` of the bio from a random word on: every fact
+        of the bio, in turn, right after the full name (the fact is never looked for)."""
+        n, p = self.lengths[index], self.prefixes[index]
+        u = torch.rand(index.shape[0], device=index.device, generator=generator)
+        words = self.n_words[index]
+        pick = (u * words).long().clamp_max(words - 1)
+        start = self.word_starts[index, pick]
+        j = self.positions.unsqueeze(0)
+        p1, s1 = p.unsqueeze(1), start.unsqueeze(1)
+        src = torch.where(j < p1, j, j + s1)
+        end = torch.minimum(n, p + start + self.name_window_chars).unsqueeze(1)
+        src = torch.where(src < end, src, self.rows.shape[1] - 1)
+        text = self.rows[index].gather(1, src)
+        return text[:, :-1], text[:, 1:]
+
+    def _bios(self, index: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.span is not None:
+            return self.span.sample(index, generator)
+        n, p = self.lengths[index], self.prefixes[index]
+        # Offset of the window into the text after the name: 0 (the bio's start) or, for
+        # half the long bios, uniform over every window that still ends inside the bio.
+        spare = (n - self.block_size).clamp_min(0)
+        u = torch.rand(index.shape[0], 2, device=index.device, generator=generator)
+        offset = torch.where(u[:, 0] < 0.5, 0, (u[:, 1] * (spare + 1)).long().clamp_max(spare))
+        if not self.windows:
+            offset = torch.zeros_like(offset)
+        j = self.positions.unsqueeze(0)
+        src = torch.where(j < p.unsqueeze(1), j, j + offset.unsqueeze(1))
+        pad_column = self.rows.shape[1] - 1
+        src = torch.where(src < n.unsqueeze(1), src, pad_column)
+        text = self.rows[index].gather(1, src)
+        return text[:, :-1], text[:, 1:]

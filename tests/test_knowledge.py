@@ -1,0 +1,182 @@
+"""The knowledge recipe: its pretraining stream, its command line, its study cells."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kgpt.cli import main
+from kgpt.data.corpus import Question
+from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix, name_prefix_length
+from kgpt.data.questions import encode_questions
+from kgpt.vocab import MASK_CHAR, PAD_CHAR, CharVocab
+
+from conftest import one_line_error
+
+BLOCK = 32
+LONG = "Ann Lee. " + "".join(f"w{i:02d} " for i in range(40)) + "."  # 170 characters, past the block
+SHORT = "Bo Li. Bo Li was born in Oslo ."
+NO_NAME = "a line without the name layout"
+QUESTIONS = [Question("Where was Bo Li born?", "Oslo", 1), Question("Where was Ann Lee born?", "Rome", 2)]
+
+
+def _vocab() -> CharVocab:
+    return CharVocab.from_text("\n".join([LONG, SHORT, NO_NAME, *(q.text + q.answer for q in QUESTIONS)]))
+
+
+def _decode(vocab: CharVocab, ids: torch.Tensor) -> str:
+    return vocab.decode(ids.tolist())
+
+
+def test_name_prefix_is_the_text_up_to_the_first_period_and_space():
+    assert LONG[: name_prefix_length(LONG)] == "Ann Lee. "
+    assert SHORT[: name_prefix_length(SHORT)] == "Bo Li. "
+    assert name_prefix_length(NO_NAME) == 0
+
+
+def test_an_epoch_is_every_bio_once_and_every_question_qa_repeats_times():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG, SHORT, NO_NAME], QUESTIONS, vocab, BLOCK, QuestionMix(qa_repeats=3))
+    assert len(b) == 3 + 3 * 2
+    assert len(KnowledgeBatcher([LONG, SHORT], QUESTIONS, vocab, BLOCK, QuestionMix(qa_repeats=0))) == 2
+
+
+def test_question_rows_are_the_finetuning_pairs():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG, SHORT], QUESTIONS, vocab, BLOCK, QuestionMix(qa_repeats=2))
+    x, y = b.sample(torch.tensor([2, 3, 4, 5]))
+    qx, qy = encode_questions(QUESTIONS, vocab, BLOCK)
+    assert torch.equal(x, torch.cat([qx, qx])) and torch.equal(y, torch.cat([qy, qy]))
+    assert _decode(vocab, x[0]).startswith("Where was Bo Li born?" + MASK_CHAR + "Oslo" + MASK_CHAR)
+
+
+def test_bio_rows_are_next_character_prediction_on_the_name_then_a_window_of_the_bio():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG, SHORT, NO_NAME], QUESTIONS, vocab, BLOCK, QuestionMix())
+    x, y = b.sample(torch.tensor([0, 1, 2] * 1000), torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (3000, BLOCK - 1)
+    assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+    offsets = []
+    for row in range(0, 3000, 3):
+        long_text = _decode(vocab, torch.cat([x[row, :1], y[row]]))
+        assert long_text.startswith("Ann Lee. ") and len(long_text) == BLOCK
+        body = long_text[len("Ann Lee. "):]
+        offsets.append(LONG.index(body, len("Ann Lee. ")) - len("Ann Lee. "))  # a window of the text after the name
+        # Short bios are the whole bio, then PAD; a line without "NAME. " is windowed from its start.
+        assert _decode(vocab, torch.cat([x[row + 1, :1], y[row + 1]])) == (SHORT + PAD_CHAR * BLOCK)[:BLOCK]
+        assert _decode(vocab, torch.cat([x[row + 2, :1], y[row + 2]])) == (NO_NAME + PAD_CHAR * BLOCK)[:BLOCK]
+    # The bio's start about half the time; otherwise any window that ends inside the bio.
+    spare = len(LONG) - BLOCK
+    assert 0.4 < offsets.count(0) / len(offsets) < 0.6
+    assert min(offsets) == 0 and max(offsets) == spare and len(set(offsets)) > spare * 0.9
+
+
+def test_name_windows_put_every_word_of_the_bio_right_after_the_name():
+    vocab = _vocab()
+    mix = QuestionMix(qa_repeats=1, name_windows=2, name_window_chars=10)
+    b = KnowledgeBatcher([LONG, SHORT], QUESTIONS, vocab, BLOCK, mix)
+    assert len(b) == 2 * (1 + 2) + 2  # full bios, two windows of each, the questions
+    index = torch.tensor([2, 3, 4, 5] * 300)  # the window rows: bio 0, bio 1, bio 0, bio 1
+    x, y = b.sample(index, torch.Generator().manual_seed(3))
+    starts = {0: set(), 1: set()}
+    for row in range(len(index)):
+        doc = (LONG, SHORT)[row % 2]
+        prefix = doc[: name_prefix_length(doc)]
+        text = _decode(vocab, torch.cat([x[row, :1], y[row]])).rstrip(PAD_CHAR)
+        assert text.startswith(prefix)
+        window = text[len(prefix):]
+        assert 0 < len(window) <= 10
+        start = doc.index(window, len(prefix)) - len(prefix)
+        assert start == 0 or doc[len(prefix) + start - 1] == " "  # a window opens at a word
+        assert len(window) == min(10, len(doc) - len(prefix) - start)  # and runs its length, or to the end
+        starts[row % 2].add(start)
+    words = lambda doc: 1 + doc[name_prefix_length(doc):].rstrip(" ").count(" ")
+    assert len(starts[0]) == words(LONG) and len(starts[1]) == words(SHORT)  # every word gets its turn
+    # The rows after the windows are still the questions.
+    qx, _ = encode_questions(QUESTIONS, vocab, BLOCK)
+    assert torch.equal(b.sample(torch.tensor([6, 7]))[0], qx)
+
+
+def test_without_windows_a_long_bio_is_its_start():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG], [], vocab, BLOCK, QuestionMix(windows=False))
+    x, y = b.sample(torch.zeros(20, dtype=torch.long), torch.Generator().manual_seed(1))
+    assert all(_decode(vocab, torch.cat([x[i, :1], y[i]])) == LONG[:BLOCK] for i in range(20))
+
+
+def test_span_objective_corrupts_the_bios_as_the_assignment_does():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG, SHORT], QUESTIONS, vocab, BLOCK, QuestionMix(bio_objective="span"))
+    x, y = b.sample(torch.tensor([0, 1, 0, 1]), torch.Generator().manual_seed(2))
+    for row in range(4):
+        text = _decode(vocab, torch.cat([x[row, :1], y[row]]))
+        assert text.count(MASK_CHAR) == 2  # prefix ⁇ suffix ⁇ masked
+
+
+def test_same_generator_state_gives_the_same_stream():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG, SHORT], QUESTIONS, vocab, BLOCK, QuestionMix())
+    idx = torch.tensor([0, 0, 0, 0, 1, 2])
+    a = b.sample(idx, torch.Generator().manual_seed(5))
+    c = b.sample(idx, torch.Generator().manual_seed(5))
+    assert all(torch.equal(u, v) for u, v in zip(a, c))
+
+
+FAST = ["--max_epochs", "2", "--no_progress", "--device", "cpu", "--batch_size", "8"]
+
+
+def test_knowledge_pretraining_from_the_command_line_then_evaluate(tiny_data, tmp_path, capsys):
+    params = tmp_path / "k.params"
+    rc = main(["pretrain", "rope", str(tiny_data.wiki), "--recipe", "knowledge", "--finetune_corpus_path",
+               str(tiny_data.train), "--writing_params_path", str(params), *FAST])
+    assert rc == 0, capsys.readouterr().err
+    from kgpt.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(params)
+    assert ckpt.progress["recipe"] == "knowledge"
+    assert ckpt.config.embd_pdrop == ckpt.config.attn_pdrop == ckpt.config.resid_pdrop == 0.0
+    # 20 bios plus 14 questions an epoch, batch 8: 5 steps an epoch.
+    assert ckpt.progress["step"] == 2 * 5
+    # The pretrained model answers questions as it is (no finetuning needed to evaluate).
+    preds = tmp_path / "p.txt"
+    rc = main(["evaluate", "rope", str(tiny_data.wiki), "--reading_params_path", str(params),
+               "--eval_corpus_path", str(tiny_data.dev), "--outputs_path", str(preds)])
+    assert rc == 0 and len(preds.read_text().splitlines()) == len(tiny_data.dev_pairs)
+
+
+def test_knowledge_cosine_spans_the_run(tiny_data, tmp_path):
+    from kgpt import pipeline
+    from kgpt.training.recipe import KNOWLEDGE, RUN_WARMUP
+
+    out = tmp_path / "k.params"
+    r = pipeline.pretrain("vanilla", tiny_data.wiki, out, max_epochs=3, finetune_corpus_path=tiny_data.train,
+                          opts=pipeline.RunOptions(device="cpu", recipe="knowledge", progress=False, batch_size=4))
+    # At the 10% floor by the end of this run, not 200 corpus passes later.
+    assert r.history[-1]["lr"] == pytest.approx(0.1 * KNOWLEDGE.pretrain.lr)
+    assert r.tokens == 3 * (20 + 14) * 127
+    assert RUN_WARMUP < 0.1
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--recipe", "knowledge"], "give --finetune_corpus_path"),
+    (["--finetune_corpus_path", "TRAIN"], "question mix of --recipe knowledge"),
+])
+def test_flags_that_do_not_fit_the_recipe_are_one_line_errors(tiny_data, tmp_path, capsys, argv, expected):
+    params = tmp_path / "k.params"
+    argv = [str(tiny_data.train) if a == "TRAIN" else a for a in argv]
+    rc = main(["pretrain", "rope", str(tiny_data.wiki), "--writing_params_path", str(params), *FAST, *argv])
+    err = capsys.readouterr().err
+    assert rc == 1 and expected in err and len(err.strip().splitlines()) == 1
+    assert not params.exists()
+
+
+def test_a_question_with_an_unknown_character_fails_before_training(tiny_data, tmp_path):
+    from kgpt import pipeline
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Where was Ωmega born?\tLyon\n", encoding="utf-8")
+    message = one_line_error(pipeline.pretrain, "rope", tiny_data.wiki, tmp_path / "k.params", max_epochs=1,
+                             finetune_corpus_path=bad, opts=pipeline.RunOptions(device="cpu", recipe="knowledge"))
+    assert "line 1" in message and str(bad) in message
