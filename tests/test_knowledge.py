@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
+from conftest import one_line_error
 
 from kgpt.cli import main
 from kgpt.data.corpus import Question
 from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix, name_prefix_length
 from kgpt.data.questions import encode_questions
 from kgpt.vocab import MASK_CHAR, PAD_CHAR, CharVocab
-
-from conftest import one_line_error
 
 BLOCK = 32
 LONG = "Ann Lee. " + "".join(f"w{i:02d} " for i in range(40)) + "."  # 170 characters, past the block
@@ -97,6 +94,46 @@ def test_name_windows_put_every_word_of_the_bio_right_after_the_name():
     # The rows after the windows are still the questions.
     qx, _ = encode_questions(QUESTIONS, vocab, BLOCK)
     assert torch.equal(b.sample(torch.tensor([6, 7]))[0], qx)
+
+
+def test_bio_chars_cuts_every_bio_example():
+    vocab = _vocab()
+    b = KnowledgeBatcher([LONG, SHORT], [], vocab, BLOCK, QuestionMix(bio_chars=12))
+    x, y = b.sample(torch.tensor([0, 1] * 200), torch.Generator().manual_seed(4))
+    texts = [_decode(vocab, torch.cat([x[i, :1], y[i]])).rstrip(PAD_CHAR) for i in range(400)]
+    assert all(len(t) == 12 for t in texts)
+    assert all(t.startswith("Ann Lee. ") and t[9:] in LONG[9:] for t in texts[::2])
+    assert all(t.startswith("Bo Li. ") and t[7:] in SHORT[7:] for t in texts[1::2])
+    assert SHORT[:12] in texts[1::2] and LONG[:12] in texts[::2]  # the start, half the time
+    assert len(set(texts[::2])) > 20  # and windows over the whole bio otherwise
+    no_windows = KnowledgeBatcher([LONG, SHORT], [], vocab, BLOCK, QuestionMix(windows=False, bio_chars=12))
+    x, y = no_windows.sample(torch.tensor([0, 1]))
+    assert [_decode(vocab, torch.cat([x[i, :1], y[i]])).rstrip(PAD_CHAR) for i in (0, 1)] == [LONG[:12], SHORT[:12]]
+
+
+def test_without_name_loss_the_first_target_is_the_text_after_the_name():
+    vocab = _vocab()
+    mix = QuestionMix(qa_repeats=1, windows=False, name_windows=1, name_loss=False)
+    b = KnowledgeBatcher([SHORT, NO_NAME], QUESTIONS, vocab, BLOCK, mix)
+    x, y = b.sample(torch.tensor([0, 1, 2, 4]), torch.Generator().manual_seed(6))
+    for row in (0, 2):  # the bio and its name window: no targets inside "Bo Li. "
+        targets = _decode(vocab, y[row])
+        assert targets[: len("Bo Li. ") - 1] == PAD_CHAR * (len("Bo Li. ") - 1)
+        assert targets[len("Bo Li. ") - 1] != PAD_CHAR and _decode(vocab, x[row]).startswith("Bo Li. ")
+    assert _decode(vocab, y[1]).startswith(NO_NAME[1:])  # no name: every character is a target
+    assert torch.equal(y[3], encode_questions(QUESTIONS, vocab, BLOCK)[1][0])  # questions unchanged
+
+
+def test_bio_prompt_replaces_the_opening_name_with_the_prompt():
+    vocab = CharVocab.from_text("\n".join([LONG, SHORT, NO_NAME, "Where was born?"]))
+    mix = QuestionMix(qa_repeats=0, windows=False, name_windows=1, name_loss=False, bio_prompt="Where was {name} born? ")
+    b = KnowledgeBatcher([SHORT, NO_NAME], [], vocab, 64, mix)
+    x, y = b.sample(torch.tensor([0, 1, 2]), torch.Generator().manual_seed(7))
+    head = "Where was Bo Li born? "
+    assert _decode(vocab, x[0]).startswith(head + SHORT[len("Bo Li. "):])
+    assert _decode(vocab, x[2]).startswith(head)  # the name window opens with the prompt too
+    assert _decode(vocab, y[0]).startswith(PAD_CHAR * (len(head) - 1) + SHORT[len("Bo Li. ")])
+    assert _decode(vocab, x[1]).startswith(NO_NAME)  # no name, no prompt
 
 
 def test_without_windows_a_long_bio_is_its_start():

@@ -102,6 +102,8 @@ DEMO_PRESETS = {
                "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0},
         data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0,
                              bios_per_person=4),
+        knowledge=Preset("cpu-knowledge", recipe="knowledge", pretrain_epochs=60, pretrain_lr=5e-3, pretrain_batch=32,
+                         model={"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96}),
     ),
     # Seconds: exercises every step (tests use it); the numbers mean nothing.
     "tiny": Preset(

@@ -31,7 +31,6 @@ from kgpt.data.questions import encode_questions
 from kgpt.vocab import PAD_ID, CharVocab
 
 
-
 @dataclass(frozen=True)
 class QuestionMix:
     """What pretraining shows besides plain bios."""
@@ -41,6 +40,11 @@ class QuestionMix:
     bio_objective: Literal["lm", "span"] = "lm"  # next-character prediction, or span corruption
     name_windows: int = 0  # per bio and epoch: this many short windows, each right after the name
     name_window_chars: int = 40  # their length in characters, starting at a random word
+    bio_chars: int | None = None  # a bio example's length (name included); None: the block
+    name_loss: bool = True  # also learn to spell the name itself, else only what follows it
+    # The bio's opening "NAME. " rewritten with the name, e.g. "Where was {name} born? ":
+    # the model then reads each bio from the very position a question asks from.
+    bio_prompt: str | None = None
 
 
 def name_prefix_length(document: str) -> int:
@@ -50,6 +54,16 @@ def name_prefix_length(document: str) -> int:
     """
     end = document.find(". ")
     return end + 2 if 0 < end <= 60 else 0
+
+
+def opening(document: str, prompt: str | None) -> tuple[str, int]:
+    """The bio as trained on, and the length of its opening: ``NAME. `` as written, or
+    replaced by ``prompt`` filled with the name."""
+    p = name_prefix_length(document)
+    if not p or prompt is None:
+        return document, p
+    head = prompt.format(name=document[: p - 2])
+    return head + document[p:], len(head)
 
 
 class KnowledgeBatcher:
@@ -75,6 +89,9 @@ class KnowledgeBatcher:
         self.n_bios = len(documents)
         self.qa_repeats = mix.qa_repeats if questions else 0
         self.windows = mix.windows
+        self.bio_chars = min(block_size, mix.bio_chars or block_size)
+        self.name_loss = mix.name_loss
+        documents, openings = zip(*(opening(d, mix.bio_prompt) for d in documents))
         longest = max(len(d) for d in documents)
         rows = torch.full((self.n_bios, longest + 1), PAD_ID, dtype=torch.long)  # last column: PAD
         lengths = torch.empty(self.n_bios, dtype=torch.long)
@@ -82,7 +99,7 @@ class KnowledgeBatcher:
         for i, doc in enumerate(documents):
             rows[i, : len(doc)] = torch.tensor(vocab.encode(doc, where=f"pretraining document {i + 1}"))
             lengths[i] = len(doc)
-            prefixes[i] = name_prefix_length(doc)
+            prefixes[i] = openings[i]
         self.rows, self.lengths, self.prefixes = rows.to(device), lengths.to(device), prefixes.to(device)
         self.positions = torch.arange(block_size, device=device)
         self.span = CorruptionBatcher(documents, vocab, block_size, device) if mix.bio_objective == "span" else None
@@ -130,8 +147,7 @@ class KnowledgeBatcher:
         src = torch.where(j < p1, j, j + s1)
         end = torch.minimum(n, p + start + self.name_window_chars).unsqueeze(1)
         src = torch.where(src < end, src, self.rows.shape[1] - 1)
-        text = self.rows[index].gather(1, src)
-        return text[:, :-1], text[:, 1:]
+        return self._split(self.rows[index].gather(1, src), p)
 
     def _bios(self, index: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.span is not None:
@@ -139,7 +155,7 @@ class KnowledgeBatcher:
         n, p = self.lengths[index], self.prefixes[index]
         # Offset of the window into the text after the name: 0 (the bio's start) or, for
         # half the long bios, uniform over every window that still ends inside the bio.
-        spare = (n - self.block_size).clamp_min(0)
+        spare = (n - self.bio_chars).clamp_min(0)
         u = torch.rand(index.shape[0], 2, device=index.device, generator=generator)
         offset = torch.where(u[:, 0] < 0.5, 0, (u[:, 1] * (spare + 1)).long().clamp_max(spare))
         if not self.windows:
@@ -147,6 +163,13 @@ class KnowledgeBatcher:
         j = self.positions.unsqueeze(0)
         src = torch.where(j < p.unsqueeze(1), j, j + offset.unsqueeze(1))
         pad_column = self.rows.shape[1] - 1
-        src = torch.where(src < n.unsqueeze(1), src, pad_column)
-        text = self.rows[index].gather(1, src)
-        return text[:, :-1], text[:, 1:]
+        src = torch.where((src < n.unsqueeze(1)) & (j < self.bio_chars), src, pad_column)
+        return self._split(self.rows[index].gather(1, src), p)
+
+    def _split(self, text: torch.Tensor, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of whole rows of text; without ``name_loss`` the name's own characters
+        are no targets (the first target is the character after ``NAME. ``)."""
+        x, y = text[:, :-1], text[:, 1:]
+        if not self.name_loss:
+            y = torch.where(self.positions[1:].unsqueeze(0) < prefix.unsqueeze(1), PAD_ID, y)
+        return x, y
