@@ -79,9 +79,9 @@ KGPT_0_1 = Recipe(
     bf16_on_cuda=True,
 )
 
-# Built to get stored facts out (issue #12, docs/RESULTS.md "The knowledge recipe"): the
+# Built to get stored facts out (issue #12; docs/RESULTS.md, "The knowledge recipe"): the
 # training questions mixed into pretraining, bios as next-character prediction after the
-# full name, no dropout, a cosine over the run. Every value was chosen on a validation
+# full name, no dropout, a cosine over the run. Its settings were chosen on a validation
 # split of the training questions, never on dev.
 KNOWLEDGE = Recipe(
     "knowledge",
@@ -90,11 +90,11 @@ KNOWLEDGE = Recipe(
     decay="matmul",
     clamp_cosine=True,
     bf16_on_cuda=True,
-    mix=QuestionMix(qa_repeats=1, windows=True, bio_objective="lm"),
+    mix=QuestionMix(qa_repeats=2, windows=False, bio_chars=80),
     cosine_over_run=True,
     dropout=0.0,
-    pretrain=StageDefaults(epochs=20, lr=2e-3, batch=64),
-    finetune=StageDefaults(epochs=0, lr=2e-4, batch=64),
+    pretrain=StageDefaults(epochs=100, lr=5e-3, batch=64),
+    finetune=StageDefaults(epochs=0, lr=1e-3, batch=64),
 )
 
 RECIPES = {r.name: r for r in (ASSIGNMENT, KGPT_0_1, KNOWLEDGE)}
