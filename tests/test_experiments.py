@@ -135,3 +135,13 @@ def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch)
     assert not (out / "checkpoints" / "knowledge-recipe-rope-s0.params").exists()
     assert "| knowledge-recipe | rope | 2 |" in (out / "results.md").read_text()
     assert (out / "results.png").stat().st_size > 1000
+
+
+def test_gpu_preset_is_london_and_the_knowledge_recipe_at_full_size(study_data, tmp_path, monkeypatch):
+    gpu = experiments.PRESETS["gpu"]
+    assert gpu.knowledge.model == {} and gpu.knowledge.recipe == "knowledge"  # the assignment's 4x256 model
+    small = replace(gpu, knowledge=replace(gpu.knowledge, pretrain_epochs=1, pretrain_batch=8,
+                                           model={"n_layer": 1, "n_head": 2, "n_embd": 16}))
+    monkeypatch.setitem(experiments.PRESETS, "gpu", small)
+    rows = experiments.run_reproduce(study_data, tmp_path / "gpu", ["vanilla"], [3], preset="gpu", device="cpu")
+    assert [(r["setting"], r["variant"], r["seed"]) for r in rows] == [("baseline", "vanilla", 3), ("knowledge-recipe", "rope", 3)]

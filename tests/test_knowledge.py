@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import one_line_error
@@ -10,6 +12,7 @@ from kgpt.cli import main
 from kgpt.data.corpus import Question
 from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix, name_prefix_length
 from kgpt.data.questions import encode_questions
+from kgpt.training.recipe import KNOWLEDGE
 from kgpt.vocab import MASK_CHAR, PAD_CHAR, CharVocab
 
 BLOCK = 32
@@ -174,8 +177,8 @@ def test_knowledge_pretraining_from_the_command_line_then_evaluate(tiny_data, tm
     ckpt = read_checkpoint(params)
     assert ckpt.progress["recipe"] == "knowledge"
     assert ckpt.config.embd_pdrop == ckpt.config.attn_pdrop == ckpt.config.resid_pdrop == 0.0
-    # 20 bios plus 14 questions an epoch, batch 8: 5 steps an epoch.
-    assert ckpt.progress["step"] == 2 * 5
+    # An epoch: the 20 bios once and the 14 questions qa_repeats times, in batches of 8.
+    assert ckpt.progress["step"] == 2 * math.ceil((20 + KNOWLEDGE.mix.qa_repeats * 14) / 8)
     # The pretrained model answers questions as it is (no finetuning needed to evaluate).
     preds = tmp_path / "p.txt"
     rc = main(["evaluate", "rope", str(tiny_data.wiki), "--reading_params_path", str(params),
@@ -185,14 +188,14 @@ def test_knowledge_pretraining_from_the_command_line_then_evaluate(tiny_data, tm
 
 def test_knowledge_cosine_spans_the_run(tiny_data, tmp_path):
     from kgpt import pipeline
-    from kgpt.training.recipe import KNOWLEDGE, RUN_WARMUP
+    from kgpt.training.recipe import RUN_WARMUP
 
     out = tmp_path / "k.params"
     r = pipeline.pretrain("vanilla", tiny_data.wiki, out, max_epochs=3, finetune_corpus_path=tiny_data.train,
                           opts=pipeline.RunOptions(device="cpu", recipe="knowledge", progress=False, batch_size=4))
     # At the 10% floor by the end of this run, not 200 corpus passes later.
     assert r.history[-1]["lr"] == pytest.approx(0.1 * KNOWLEDGE.pretrain.lr)
-    assert r.tokens == 3 * (20 + 14) * 127
+    assert r.tokens == 3 * (20 + KNOWLEDGE.mix.qa_repeats * 14) * 127
     assert RUN_WARMUP < 0.1
 
 

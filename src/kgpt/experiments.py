@@ -89,12 +89,13 @@ PRESETS = {
     ),
 }
 DEMO_PRESETS = {
-    # Sized for a 2-core laptop CPU (3-4 minutes): 260 people, each written up in 4 short
+    # Sized for a 2-core laptop CPU (about 5 minutes): 260 people, each written up in 4 short
     # bios (the same facts in varied words, so finetuning can get them out again, see
     # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs. The
     # first version (150 epochs, set before any run) took 9.4 minutes, too close to 10;
     # the variations tried ran on seed 1's people, not on the seed 0 people the demo
-    # reports (docs/RESULTS.md).
+    # reports (docs/RESULTS.md). The knowledge-recipe cell (about 2 of the 5 minutes) was
+    # sized once, before its first run, and not tuned.
     "cpu": Preset(
         "cpu", pretrain_epochs=120, finetune_epochs_scratch=20, finetune_epochs_pretrained=10,
         pretrain_lr=5e-3, finetune_lr=1e-3, pretrain_batch=32, finetune_batch=32,
@@ -329,9 +330,9 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
 def storage_lines(rows: list[dict]) -> list[str]:
     """Storage beside access: per pretrained cell, facts recited from bios vs questions answered."""
     return [
-        f"- {r['variant']} seed {r['seed']}: pretraining stored {r['recalled_from_bio']} of {r['bios_probed']} dev "
-        f"people's birthplaces (it completes their bio with the place); finetuning got {r['correct']} of "
-        f"{r['total']} out as answers"
+        f"- {r['setting']}, {r['variant']} seed {r['seed']}: pretraining stored {r['recalled_from_bio']} of "
+        f"{r['bios_probed']} dev people's birthplaces (it completes their bio with the place); "
+        f"{r['correct']} of {r['total']} came out as answers"
         for r in rows
         if "recalled_from_bio" in r
     ]
@@ -350,7 +351,7 @@ def _write_outputs(study: Study, rows: list[dict], title: str, with_published: b
 
 
 def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu", variant: str = "rope") -> list[dict]:
-    """Generate the embedded data and run the three settings; print and save the results."""
+    """Generate the embedded data and run the four settings; print and save the results."""
     if preset not in DEMO_PRESETS:
         raise KgptError(f"unknown demo preset {preset!r}; choose one of {', '.join(DEMO_PRESETS)}")
     p = DEMO_PRESETS[preset]

@@ -182,7 +182,7 @@ def pretrain(
             encode_questions([q], corpus.vocab, block, where=f"finetuning file {finetune_corpus_path}")
         batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device)
     epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
-    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, lr or recipe.pretrain.lr,
+    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, recipe.pretrain.lr if lr is None else lr,
                   opts.batch_size or recipe.pretrain.batch, opts, device, saved)
 
 
@@ -225,7 +225,7 @@ def finetune(
     x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=f"finetuning file {finetune_corpus_path}")
     batcher = QuestionBatcher(x, y, device)
     epochs = _epochs(default_epochs, max_epochs, saved)
-    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, lr or recipe.finetune.lr,
+    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, recipe.finetune.lr if lr is None else lr,
                   opts.batch_size or recipe.finetune.batch, opts, device, saved)
 
 

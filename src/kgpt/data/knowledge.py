@@ -2,20 +2,21 @@
 
 Allen-Zhu & Li ("Physics of Language Models, Part 3.1", 2023) find that a model
 pretrained on one bio per person stores the facts but can rarely be finetuned to get them
-out, and that two changes fix it: mixing question-answer pairs about some people into the
-pretraining data ("mixed training"), and varying how the bios are written. This stream
-does both, without ever reading a place out of a bio:
+out, and that mixing question-answer pairs about some people into pretraining ("mixed
+training") and varying how the bios are written both help. One epoch of this stream is:
 
-* a bio example is next-character prediction on ``NAME. `` plus a window of the bio. A
-  bio longer than the block shows its start half the time and a random window of its
-  rest otherwise, always after the full name, so the model links the name with text it
-  would never see under the course's truncation (nothing past character 112);
-* a question example is a finetuning pair (``question ⁇ place ⁇``, loss on the answer
-  only), repeated ``qa_repeats`` times per epoch.
+* every bio once, as next-character prediction on ``NAME. `` and the text after it,
+  optionally cut to ``bio_chars`` characters; a bio longer than that shows, with
+  ``windows``, its start half the time and otherwise a random window of its rest, always
+  after the full name;
+* with ``name_windows``, that many short windows per bio, each ``NAME. `` followed by the
+  bio from a random word on, so every part of a bio also comes right after the name;
+* every question ``qa_repeats`` times, as a finetuning pair (``question ⁇ place ⁇``, loss
+  on the answer only).
 
-Under the alternative ``bio_objective="span"`` the bios are span-corrupted exactly as in
-the assignment (:class:`~kgpt.data.corruption.CorruptionBatcher`), which isolates the
-effect of the question mix from that of the objective.
+Nothing in it ever looks for the place in a bio: the augmentations are label-free.
+``bio_objective="span"`` span-corrupts the bios as the assignment does instead. Which
+options the recipe uses, and why, is in docs/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class StageDefaults:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a Trainer turns the hyperparameters into optimiser steps."""
+    """How a model trains: the optimiser's groups, the order and schedule of its steps,
+    what pretraining reads, and the hyperparameters a command uses when none are given."""
 
     name: str
     summary: str
