@@ -178,9 +178,8 @@ def pretrain(
         batcher = CorruptionBatcher(corpus.documents, corpus.vocab, block, device)
     else:
         questions = read_questions(finetune_corpus_path, require_answers=True)
-        for q in questions:  # one clear line before any training, as finetuning would give
-            encode_questions([q], corpus.vocab, block, where=f"finetuning file {finetune_corpus_path}")
-        batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device)
+        batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device,
+                                   where=f"finetuning file {finetune_corpus_path}")
     epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
     return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, recipe.pretrain.lr if lr is None else lr,
                   opts.batch_size or recipe.pretrain.batch, opts, device, saved)

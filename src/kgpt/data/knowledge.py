@@ -83,6 +83,7 @@ class KnowledgeBatcher:
         block_size: int,
         mix: QuestionMix = QuestionMix(),
         device: torch.device | str = "cpu",
+        where: str = "question mix",  # names the questions' file in an encoding error
     ):
         if mix.qa_repeats < 0:
             raise ValueError("qa_repeats must be 0 or more")
@@ -105,7 +106,7 @@ class KnowledgeBatcher:
         self.positions = torch.arange(block_size, device=device)
         self.span = CorruptionBatcher(documents, vocab, block_size, device) if mix.bio_objective == "span" else None
         if questions:
-            qx, qy = encode_questions(questions, vocab, block_size, where="question mix")
+            qx, qy = encode_questions(questions, vocab, block_size, where=where)
             self.qx, self.qy = qx.to(device), qy.to(device)
         self.n_questions = len(questions)
         self.name_windows, self.name_window_chars = mix.name_windows, mix.name_window_chars
