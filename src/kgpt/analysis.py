@@ -35,20 +35,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kgpt.data.corpus import Question
+from kgpt.answering import Answerer
+from kgpt.data.corpus import Question, asked_name, bios_by_name, person_bio
 from kgpt.errors import KgptError
-from kgpt.evaluate import (
-    MAX_ANSWER_CHARS,
-    asked_name,
-    bios_by_name,
-    person_bio,
-    predict_places,
-    question_prompt,
-    recite_birthplaces,
-)
+from kgpt.evaluate import MAX_ANSWER_CHARS, answer_prompts, answerer, predict_places
 from kgpt.inference import answer_log_probs, top_answers
 from kgpt.io import atomic_write_bytes
 from kgpt.model import GPT
+from kgpt.probe import cued_completions
 from kgpt.vocab import CharVocab
 
 FORMAT = "kgpt-analysis/1"
@@ -58,10 +52,11 @@ N_UNSEEN = 50
 FIGURES = ("reliability.png", "coverage.png", "confidence.png")
 
 
-def answer_confidences(model: GPT, vocab: CharVocab, questions: list[Question], answers: list[str]) -> list[float]:
-    """p(answer ⁇ | question ⁇) for each question's answer (see :func:`answer_log_probs`)."""
-    prompts = [question_prompt(model, vocab, q, where=f"question {q.line}") for q in questions]
-    log_probs = answer_log_probs(model, prompts, [vocab.encode(a, where="answer") for a in answers])
+def answer_confidences(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], answers: list[str]) -> list[float]:
+    """p(answer ⁇ | what the answering model read ⁇) for each question's answer (see
+    :func:`answer_log_probs`); for a bare model, what it read is the question."""
+    prompts = answer_prompts(model, vocab, questions)
+    log_probs = answer_log_probs(answerer(model).model, prompts, [vocab.encode(a, where="answer") for a in answers])
     return [math.exp(lp) for lp in log_probs]
 
 
@@ -77,16 +72,18 @@ class Answer:
     confidence: float
     alternatives: list[tuple[str, float]]  # (answer, probability), most probable first
     name_in_corpus: bool | None  # None: not a "Where was NAME born?" question
+    recall: str | None = None  # the text recalled and read to answer (recall-then-read)
 
 
 def answer_questions(
-    model: GPT, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3
+    model: GPT | Answerer, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3
 ) -> list[Answer | KgptError]:
     """Answer each question; a question the model cannot be asked is its own error.
 
     One bad question (a character outside the vocabulary, too long for the block) must
     not cost the answers to the others, so errors are returned in its place, not raised.
     """
+    asker = answerer(model)
     results: list[Answer | KgptError | None] = [None] * len(texts)
     valid: list[tuple[Question, list[int]]] = []
     for i, text in enumerate(texts, start=1):
@@ -94,19 +91,19 @@ def answer_questions(
         try:
             if not text.strip():
                 raise KgptError(f"question {i} is empty; ask \"Where was NAME born?\"")
-            valid.append((q, question_prompt(model, vocab, q, where=f"question {i}")))
+            valid.append((q, answer_prompts(asker, vocab, [q], where="question")[0]))
         except KgptError as e:
             results[i - 1] = e
     questions = [q for q, _ in valid]
-    predictions = predict_places(model, vocab, questions)
-    confidences = answer_confidences(model, vocab, questions, predictions)
+    predictions = predict_places(asker, vocab, questions)
+    confidences = answer_confidences(asker, vocab, questions, predictions)
     corpus_text = "\n".join(documents)
     for (q, prompt), prediction, confidence in zip(valid, predictions, confidences):
-        found = top_answers(model, prompt, top_k, MAX_ANSWER_CHARS) if top_k else []
+        found = top_answers(asker.model, prompt, top_k, MAX_ANSWER_CHARS) if top_k else []
         name = asked_name(q.text)
         results[q.line - 1] = Answer(
             q.text, prediction, confidence, [(vocab.decode(ids), math.exp(lp)) for ids, lp in found],
-            None if name is None else name in corpus_text,
+            None if name is None else name in corpus_text, asker.recall(q),
         )
     return results  # type: ignore[return-value]  # every slot is filled above
 
@@ -130,6 +127,8 @@ def _p(p: float) -> str:
 def format_answer(a: Answer) -> str:
     """What ``kgpt ask`` prints for one answer."""
     lines = [a.question, f"  answer  {_show(a.answer)}  (p = {_p(a.confidence)})"]
+    if a.recall is not None:
+        lines.append(f"  recall  {_show(a.recall)}")
     if a.alternatives:
         lines.append(f"  top {len(a.alternatives)}   " + " | ".join(f"{_p(p)} {_show(s)}" for s, p in a.alternatives))
     if a.name_in_corpus is False:
@@ -162,7 +161,7 @@ def unseen_names(names: list[str], corpus_text: str, n: int, seed: int = 0) -> l
 
 
 def analyze(
-    model: GPT,
+    model: GPT | Answerer,
     vocab: CharVocab,
     documents: list[str],
     questions: list[Question],
@@ -180,27 +179,34 @@ def analyze(
     """
     if any(q.answer is None for q in questions):
         raise KgptError("the analysis compares answers with places; give a question file of QUESTION<TAB>PLACE lines")
-    confidences = answer_confidences(model, vocab, questions, predictions)
+    asker = answerer(model)
+    confidences = answer_confidences(asker, vocab, questions, predictions)
     bios = bios_by_name(documents)
-    recited = recite_birthplaces(pretrained, vocab, documents, questions) if pretrained is not None else None
+    recited = cued_completions(pretrained, vocab, documents, questions) if pretrained is not None else None
     records = []
     for i, (q, prediction, confidence) in enumerate(zip(questions, predictions, confidences)):
         name = asked_name(q.text)
-        records.append({
+        record = {
             "line": q.line, "question": q.text, "name": name, "prediction": prediction, "gold": q.answer,
             "correct": prediction == q.answer, "confidence": confidence,
             # None: nobody of that name opens a bio, so the bio cannot be checked
-            "in_bio": None if name not in bios else person_bio(bios, q) is not None,
+            "in_bio": None if name not in bios else person_bio(bios, name, q.answer) is not None,
             "in_training_answers": None if training_answers is None else q.answer in training_answers,
             "recited_from_bio": None if recited is None else recited[i],
-        })
+        }
+        recall = asker.recall(q)
+        if recall is not None:
+            record["recall"] = recall
+            record["error"] = recall_error(record, recall)
+        records.append(record)
     names = [r["name"] for r in records if r["name"]]
     unseen = unseen_names(names, "\n".join(documents), n_unseen, seed)
     unseen_questions = [Question(f"Where was {name} born?", None, i) for i, name in enumerate(unseen, start=1)]
-    unseen_predictions = predict_places(model, vocab, unseen_questions, where="generated question")
-    unseen_confidences = answer_confidences(model, vocab, unseen_questions, unseen_predictions)
+    unseen_predictions = predict_places(asker, vocab, unseen_questions, where="generated question")
+    unseen_confidences = answer_confidences(asker, vocab, unseen_questions, unseen_predictions)
     return {
         "format": FORMAT,
+        "answering": asker.method,
         "n_bins": N_BINS,
         "coverages": list(COVERAGES),
         "training_answers_known": training_answers is not None,
@@ -214,6 +220,18 @@ def analyze(
             ],
         },
     }
+
+
+def recall_error(record: dict, recall: str) -> str | None:
+    """Where a recall-then-read answer went wrong (None: it is right): ``not in bio`` (no
+    bio of the person names the gold place, so nothing could be recalled), ``memory``
+    (the recall lacks the place: storage or recall failed), ``reading`` (the place was in
+    the recall and the reader took something else)."""
+    if record["correct"]:
+        return None
+    if not record["in_bio"]:
+        return "not in bio"
+    return "reading" if record["gold"] in recall else "memory"
 
 
 # --- figures' data: pure functions of the records -------------------------------------
@@ -371,6 +389,18 @@ def render_markdown(analysis: dict) -> str:
         out.append(f"| {label} | {' | '.join(cells)} |")
     if not analysis["training_answers_known"]:
         out += ["", "The finetuning file was not given, so whether a gold place is among its answers is unknown."]
+    if analysis.get("answering") == "recall-read":
+        errors = Counter(r["error"] for r in records)
+        out += ["", "## Recall, then read: where the wrong answers went wrong", "",
+                "Each answer was read off the text the pretrained model recalled from `NAME.` "
+                "(the `recall` of each question in analysis.json).", "",
+                "| error | questions | share of wrong answers |", "|---|---|---|"]
+        out += [f"| {label} | {errors.get(key, 0)} | {_share(errors.get(key, 0), n - correct)} |" for key, label in (
+            ("memory", "memory: the gold place is not in the recall"),
+            ("reading", "reading: the place is in the recall, another answer was read"),
+            ("not in bio", "not in bio: no bio of the person names the gold place"))]
+        in_recall = sum(r["gold"] in r["recall"] for r in records)
+        out += ["", f"The gold place is in the recall for {_share(in_recall, n)} of the questions."]
     out += ["", "## Storage against access, per person", ""]
     if analysis["pretrained_probe"]:
         sa = storage_access(records)

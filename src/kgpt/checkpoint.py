@@ -36,7 +36,8 @@ from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
 
 FORMAT = "kgpt-checkpoint/1"
-_META_FIELDS = {"format", "kgpt_version", "variant", "config", "vocab", "progress", "sha256"}
+_META_FIELDS = {"format", "kgpt_version", "variant", "config", "vocab", "progress", "answering", "sha256"}
+RECALLER = "recaller"  # tensor prefix of a recall-then-read checkpoint's second model
 # Buffers the assignment's models saved in their state dicts (every attention's causal
 # ``mask``, the 2024 edition's ``rope_cache``); kgpt recomputes them.
 _LEGACY_BUFFERS = ("attn.mask", "rope_cache", "rope_cos", "rope_sin")
@@ -52,6 +53,9 @@ class Checkpoint:
     progress: dict = field(default_factory=dict)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     imported: bool = False
+    # How the model answers, where it is not asked the question itself: recall-then-read
+    # keeps its settings here and the recalling model's weights under ``recaller.*``.
+    answering: dict | None = None
 
     def model_state(self) -> dict[str, torch.Tensor]:
         return {k[len("model.") :]: v for k, v in self.tensors.items() if k.startswith("model.")}
@@ -77,8 +81,10 @@ def save_checkpoint(
     vocab: CharVocab,
     progress: dict | None = None,
     extra: dict[str, torch.Tensor] | None = None,
+    answering: dict | None = None,
 ) -> None:
-    """Save model weights (plus ``extra`` tensors such as optimiser state) atomically."""
+    """Save model weights (plus ``extra`` tensors such as optimiser state, and how the
+    model answers when it is not asked directly) atomically."""
     config: GPTConfig = model.config
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
@@ -90,6 +96,8 @@ def save_checkpoint(
         "vocab": vocab.itos,
         "progress": progress or {},
     }
+    if answering is not None:
+        meta["answering"] = answering
     meta["sha256"] = checkpoint_digest(meta, tensors)
     atomic_write_bytes(path, st_save(tensors, metadata={"kgpt": json.dumps(meta, ensure_ascii=False)}))
 
@@ -138,6 +146,7 @@ def _read_kgpt(p: Path, raw: bytes) -> Checkpoint:
             vocab=CharVocab.from_itos(meta["vocab"]),
             progress=dict(meta.get("progress") or {}),
             tensors=tensors,
+            answering=meta.get("answering"),
         )
     except (KeyError, TypeError, ValueError, KgptError) as e:
         raise KgptError(f"{damaged} (its kgpt metadata is incomplete or invalid: {e}); retrain or restore it") from None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
+from kgpt.answering import Answerer
 from kgpt.data.corpus import Question, read_questions
 from kgpt.errors import KgptError
 from kgpt.inference import greedy_decode
@@ -33,22 +32,33 @@ def score(questions: list[Question], predicted_places: list[str], where: str = "
     return (float(len(gold)), float(correct))
 
 
-def predict_places(model: GPT, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
-    """Greedy answers: the characters after ``question⁇`` up to the closing ⁇."""
-    prompts = [question_prompt(model, vocab, q, where=f"{where}, line {q.line}") for q in questions]
+def answerer(model: GPT | Answerer) -> Answerer:
+    """A bare model is asked the question itself."""
+    return model if isinstance(model, Answerer) else Answerer(model)
+
+
+def predict_places(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
+    """Greedy answers: the characters after what the answering model reads and its ⁇, up
+    to the closing ⁇ (for a bare model, after ``question⁇``)."""
+    asker = answerer(model)
+    ids = greedy_decode(asker.model, answer_prompts(asker, vocab, questions, where), MAX_ANSWER_CHARS)
     # An answer is one line of a file: a predicted newline ends it, like the closing ⁇.
-    return [vocab.decode(ids).split("\n")[0] for ids in greedy_decode(model, prompts, MAX_ANSWER_CHARS)]
+    return [vocab.decode(a).split("\n")[0] for a in ids]
 
 
-def question_prompt(model: GPT, vocab: CharVocab, q: Question, where: str) -> list[int]:
-    """The ids of ``question⁇``, or a user error when it cannot be asked of this model."""
-    prompt = q.text + MASK_CHAR
-    if len(prompt) >= model.max_length:
-        raise KgptError(
-            f"{where}: the question is {len(q.text)} characters, too long for the "
-            f"model's block of {model.config.block_size}; shorten it"
-        )
-    return vocab.encode(prompt, where=where)
+def answer_prompts(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[list[int]]:
+    """The ids the answering model reads before its answer (``question⁇`` when asked
+    directly), or a user error naming the line where one cannot be asked of this model."""
+    asker = answerer(model)
+    prompts = []
+    for q, text in zip(questions, asker.readings(vocab, questions, where)):
+        if len(text) + 1 >= asker.model.max_length:
+            raise KgptError(
+                f"{where}, line {q.line}: the question is {len(q.text)} characters, too long for the "
+                f"model's block of {asker.model.config.block_size}; shorten it"
+            )
+        prompts.append(vocab.encode(text + MASK_CHAR, where=f"{where}, line {q.line}"))
+    return prompts
 
 
 def most_frequent_place(questions: list[Question]) -> str:
@@ -66,72 +76,3 @@ def write_predictions(path: str | Path, predictions: list[str]) -> None:
 def score_line(correct: float, total: float) -> str:
     """The assignment's result line."""
     return f"Correct: {int(correct)} out of {int(total)}: {100.0 * correct / total:.1f}%"
-
-
-_QUESTION = re.compile(r"^Where was (.+) born\?$")
-
-
-@dataclass(frozen=True)
-class Recall:
-    """How many people's birthplaces a pretrained model recites when it reads their bio."""
-
-    recalled: int  # bio prefix → the right place, greedily
-    probed: int  # people with a bio that names their birthplace within the model's block
-    total: int  # people asked about
-
-
-def bios_by_name(documents: list[str]) -> dict[str, list[str]]:
-    """The documents under the name they open with: wiki.txt starts a bio "NAME. …" or "NAME (…"."""
-    bios: dict[str, list[str]] = {}
-    for doc in documents:
-        bios.setdefault(doc.split(".")[0].split(" (")[0], []).append(doc)
-    return bios
-
-
-def asked_name(question: str) -> str | None:
-    """NAME in "Where was NAME born?"; None for a question of another form."""
-    match = _QUESTION.match(question)
-    return match.group(1) if match else None
-
-
-def person_bio(bios: dict[str, list[str]], q: Question) -> str | None:
-    """The first bio of the person ``q`` asks about that mentions ``q.answer``, if any."""
-    name = asked_name(q.text)
-    if q.answer is None or name is None:
-        return None
-    return next((d for d in bios.get(name, []) if q.answer in d), None)
-
-
-def recite_birthplaces(model: GPT, vocab: CharVocab, documents: list[str], questions: list[Question]) -> list[bool | None]:
-    """Per question, whether the model continues the person's bio with the place (see
-    :func:`recall_birthplaces`); None where no bio names the place within the model's block."""
-    bios = bios_by_name(documents)
-    probes: dict[int, tuple[list[int], str]] = {}
-    for i, q in enumerate(questions):
-        bio = person_bio(bios, q)
-        if bio is None:
-            continue
-        prefix = bio[: bio.index(q.answer)]
-        if not prefix or len(prefix) + len(q.answer) > model.max_length:
-            continue
-        probes[i] = (vocab.encode(prefix, where="corpus"), q.answer)
-    if not probes:
-        return [None] * len(questions)
-    places = [place for _, place in probes.values()]
-    outputs = greedy_decode(model, [ids for ids, _ in probes.values()], max(map(len, places)), stop_id=-1)
-    recited = {i: vocab.decode(ids).startswith(place) for i, ids, place in zip(probes, outputs, places)}
-    return [recited.get(i) for i in range(len(questions))]
-
-
-def recall_birthplaces(model: GPT, vocab: CharVocab, documents: list[str], questions: list[Question]) -> Recall:
-    """Storage without access: does the model continue "NAME. … born in " with the place?
-
-    For each person asked about, the first document that starts with their name and
-    mentions their birthplace is cut just before the place; the model, straight from
-    pretraining, decodes greedily from there. A person counts as recalled when the
-    continuation starts with the place. Finetuning can only get out what is stored, so
-    this bounds what ``pretrain+finetune`` can reach and tells a storage failure apart
-    from an access failure.
-    """
-    recited = recite_birthplaces(model, vocab, documents, questions)
-    return Recall(sum(r is True for r in recited), sum(r is not None for r in recited), len(questions))

@@ -10,6 +10,12 @@ Both run the settings the assignment compares, cell by cell, and kgpt's own:
   which pretrains on the bios and the training questions together. Unlike the others
   it sees the training questions during pretraining; the dev people only ever through
   their bios, as in the assignment.
+* ``recall-read``: the recall recipe (:data:`kgpt.training.recipe.RECALL`): pretraining
+  on the bios alone, a reader finetuned on the training people's bios and places, and
+  answers by recalling the dev person's bio and reading it (:mod:`kgpt.answering`).
+
+Every pretrained cell also reports storage, probed two ways (:mod:`kgpt.probe`): cued
+completion of the bio up to the place, and free recall from ``NAME.`` alone.
 
 Every cell goes through :mod:`kgpt.pipeline`, the code behind the CLI. ``reproduce`` is
 resumable: a finished cell's JSON is kept and skipped; a finished pretraining is reused
@@ -35,7 +41,9 @@ from kgpt.training import get_recipe
 
 REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
 KNOWLEDGE_SETTING = "knowledge-recipe"
-SETTING_COLORS = {"baseline": "0.6", "finetune-only": "C0", "pretrain+finetune": "C1", KNOWLEDGE_SETTING: "C2"}
+RECALL_SETTING = "recall-read"
+SETTING_COLORS = {"baseline": "0.6", "finetune-only": "C0", "pretrain+finetune": "C1", KNOWLEDGE_SETTING: "C2",
+                  RECALL_SETTING: "C4"}
 # Published dev-set reference points (DESIGN.md): shown beside measured results.
 PUBLISHED = {
     ("baseline", "vanilla"): "5.0% (London)",
@@ -62,30 +70,33 @@ class Preset:
     recipe: str = "assignment"  # how the cells train (kgpt.training.recipe)
     variant: str | None = None  # the cells' attention variant, whatever the study's variants
     settings: tuple[str, ...] = ("finetune-only", "pretrain+finetune")  # besides the baseline
-    # The knowledge-recipe cells' own sizes (recipe "knowledge"); None: no such cells.
-    knowledge: Preset | None = None
+    compile: bool = False  # torch.compile the training steps
+    # Cells of other recipes, each with its own sizes: setting name -> its preset.
+    recipes: dict[str, Preset] = field(default_factory=dict)
 
 
-# The knowledge recipe's model on a laptop: an eighth of the assignment's parameters, so
-# that a 2-core CPU gives every bio LAPTOP_EPOCHS passes in minutes (docs/RESULTS.md).
-LAPTOP_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128}
-LAPTOP_EPOCHS = 100
+# The recall recipe's model on a laptop: a quarter of the assignment's parameters, so that
+# a 2-core CPU gives every bio the recipe's 120 passes in about half an hour (docs/RESULTS.md).
+LAPTOP_MODEL = {"n_layer": 4, "n_head": 4, "n_embd": 128}
 
 PRESETS = {
     "assignment": Preset("assignment"),
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", pretrain_epochs=2, finetune_epochs_scratch=2, finetune_epochs_pretrained=2),
     # Under an hour on a 2-core CPU: London, the assignment's vanilla pretrain+finetune cut
-    # to a few epochs, and the knowledge recipe (RoPE) given most of the hour.
+    # to a few epochs, and the recall recipe (RoPE) given most of the hour. The knowledge
+    # recipe's cell (20 minutes for 2-4% of dev) no longer fits beside it.
     "laptop": Preset(
         "laptop", variant="vanilla", settings=("pretrain+finetune",), pretrain_epochs=4, finetune_epochs_pretrained=4,
-        knowledge=Preset("laptop-knowledge", recipe="knowledge", variant="rope", pretrain_epochs=LAPTOP_EPOCHS,
-                         model=LAPTOP_MODEL),
+        recipes={RECALL_SETTING: Preset("laptop-recall", recipe="recall", variant="rope", model=LAPTOP_MODEL, compile=True)},
     ),
-    # The same recipe at the assignment's model size, for one GPU in a few minutes.
+    # The knowledge and recall recipes at the assignment's model size, for one GPU.
     "gpu": Preset(
         "gpu", settings=(),
-        knowledge=Preset("gpu-knowledge", recipe="knowledge", variant="rope", pretrain_epochs=300, pretrain_lr=2e-3),
+        recipes={
+            KNOWLEDGE_SETTING: Preset("gpu-knowledge", recipe="knowledge", variant="rope", pretrain_epochs=300, pretrain_lr=2e-3),
+            RECALL_SETTING: Preset("gpu-recall", recipe="recall", variant="rope"),
+        },
     ),
 }
 DEMO_PRESETS = {
@@ -103,16 +114,20 @@ DEMO_PRESETS = {
                "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0},
         data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0,
                              bios_per_person=4),
-        knowledge=Preset("cpu-knowledge", recipe="knowledge", pretrain_epochs=60, pretrain_lr=5e-3, pretrain_batch=32,
-                         model={"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96}),
+        recipes={KNOWLEDGE_SETTING: Preset("cpu-knowledge", recipe="knowledge", pretrain_epochs=60, pretrain_lr=5e-3,
+                                           pretrain_batch=32, model={"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96})},
     ),
     # Seconds: exercises every step (tests use it); the numbers mean nothing.
     "tiny": Preset(
         "tiny", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
         pretrain_batch=16, finetune_batch=16, model={"n_layer": 1, "n_head": 2, "n_embd": 32},
         data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1),
-        knowledge=Preset("tiny-knowledge", recipe="knowledge", pretrain_epochs=1, pretrain_batch=16,
-                         model={"n_layer": 1, "n_head": 2, "n_embd": 32}),
+        recipes={
+            KNOWLEDGE_SETTING: Preset("tiny-knowledge", recipe="knowledge", pretrain_epochs=1, pretrain_batch=16,
+                                      model={"n_layer": 1, "n_head": 2, "n_embd": 32}),
+            RECALL_SETTING: Preset("tiny-recall", recipe="recall", pretrain_epochs=1, finetune_epochs_pretrained=1,
+                                   pretrain_batch=16, finetune_batch=16, model={"n_layer": 1, "n_head": 2, "n_embd": 32}),
+        },
     ),
 }
 
@@ -145,12 +160,12 @@ class Study:
 
     def _opts(self, p: Preset, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
-            seed=seed, device=self.device, compile=self.compile, resume=pipeline.resume_path(out_path).exists(),
+            seed=seed, device=self.device, compile=self.compile or p.compile, resume=pipeline.resume_path(out_path).exists(),
             progress=self.progress, batch_size=batch, model=p.model or None, checkpoint_every=60.0, recipe=p.recipe,
         )
 
     def _cell_preset(self, cell: Cell) -> Preset:
-        return self.preset.knowledge if cell.setting == KNOWLEDGE_SETTING else self.preset
+        return self.preset.recipes.get(cell.setting, self.preset)
 
     def run(self, cells: list[Cell]) -> list[dict]:
         rows = []
@@ -184,7 +199,7 @@ class Study:
             pipeline.pretrain(
                 cell.variant, self.wiki, reading, lr=p.pretrain_lr, max_epochs=p.pretrain_epochs,
                 opts=self._opts(p, cell.seed, reading, p.pretrain_batch),
-                finetune_corpus_path=self.train if cell.setting == KNOWLEDGE_SETTING else None,
+                finetune_corpus_path=self.train if get_recipe(p.recipe).mixes_questions else None,
             )
         finetuned = self._answering_path(cell)
         if not finetuned.exists():
@@ -196,9 +211,10 @@ class Study:
         ev = pipeline.evaluate(cell.variant, self.wiki, finetuned, self.dev, pred_path, device=self.device)
         if reading is None:
             return self._row(cell, ev.correct, ev.total)
-        # What pretraining stored, beside what finetuning got out of it.
-        stored = pipeline.recall(cell.variant, self.wiki, reading, self.dev, device=self.device)
-        return self._row(cell, ev.correct, ev.total, recalled_from_bio=stored.recalled, bios_probed=stored.probed)
+        # What pretraining stored, probed both ways, beside what finetuning got out of it.
+        storage = pipeline.storage(cell.variant, self.wiki, reading, self.dev, device=self.device)
+        return self._row(cell, ev.correct, ev.total, **{f"{probe}_{k}": getattr(s, k) for probe, s in storage.items()
+                                                        for k in ("stored", "probed")})
 
     def _answering_path(self, cell: Cell) -> Path:
         """The model that answers dev: the finetuned one, or the pretrained one itself
@@ -213,8 +229,8 @@ class Study:
 
     def _pretrained_path(self, cell: Cell) -> Path | None:
         """Where a cell's pretrained model is (one per recipe, variant and seed); None without pretraining."""
-        if cell.setting == KNOWLEDGE_SETTING:
-            return self.out / "checkpoints" / f"pretrain-knowledge-{cell.variant}-s{cell.seed}.params"
+        if cell.setting in self.preset.recipes:
+            return self.out / "checkpoints" / f"pretrain-{self._cell_preset(cell).recipe}-{cell.variant}-s{cell.seed}.params"
         if cell.setting != "pretrain+finetune":
             return None
         return self.out / "checkpoints" / f"pretrain-{cell.variant}-s{cell.seed}.params"
@@ -256,9 +272,9 @@ def study_cells(variants: list[str], seeds: list[int], preset: Preset) -> list[C
     for variant in [preset.variant] if preset.variant else variants:
         for seed in seeds:
             cells += [Cell(s, variant, seed) for s in preset.settings]
-    if preset.knowledge is not None:
-        for variant in [preset.knowledge.variant] if preset.knowledge.variant else variants:
-            cells += [Cell(KNOWLEDGE_SETTING, variant, seed) for seed in seeds]
+    for setting, p in preset.recipes.items():
+        for variant in [p.variant] if p.variant else variants:
+            cells += [Cell(setting, variant, seed) for seed in seeds]
     return cells
 
 
@@ -305,14 +321,16 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
     ax.set_xticks(range(len(summary)), labels, fontsize=8)
     # Storage beside access: the share of dev bios the pretrained model completes correctly.
     # The bars are summarize()'s groups in the same order, so bar i is group i.
-    stored = []
-    for i, group in enumerate(_groups(rows).values()):
-        probed = [r for r in group if r.get("bios_probed")]
-        if probed:
-            stored.append((i, statistics.fmean(100.0 * r["recalled_from_bio"] / r["bios_probed"] for r in probed)))
-    if stored:
-        ax.scatter(*zip(*stored), marker="_", s=900, color="k", zorder=3,
-                   label="stored after pretraining\n(bio completed with the place)")
+    for probe, marker, label in (("cued", "_", "stored: cued completion\n(bio up to the place)"),
+                                 ("free_recall", "x", "stored: free recall\n(from NAME. alone)")):
+        stored = []
+        for i, group in enumerate(_groups(rows).values()):
+            probed = [r for r in group if r.get(f"{probe}_probed")]
+            if probed:
+                stored.append((i, statistics.fmean(100.0 * r[f"{probe}_stored"] / r[f"{probe}_probed"] for r in probed)))
+        if stored:
+            ax.scatter(*zip(*stored), marker=marker, s=900 if marker == "_" else 60, color="k", zorder=3, label=label)
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left")
     ax.set_ylabel("dev accuracy (%)")
     ax.set_title(f"{title}: birthplace accuracy on dev")
@@ -328,13 +346,13 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
 
 
 def storage_lines(rows: list[dict]) -> list[str]:
-    """Storage beside access: per pretrained cell, facts recited from bios vs questions answered."""
+    """Storage beside access: per pretrained cell, facts the probes find vs questions answered."""
     return [
-        f"- {r['setting']}, {r['variant']} seed {r['seed']}: pretraining stored {r['recalled_from_bio']} of "
-        f"{r['bios_probed']} dev people's birthplaces (it completes their bio with the place); "
-        f"{r['correct']} of {r['total']} came out as answers"
+        f"- {r['setting']}, {r['variant']} seed {r['seed']}: cued completion finds {r['cued_stored']} of "
+        f"{r['cued_probed']} dev people's birthplaces (bio up to the place), free recall {r['free_recall_stored']} "
+        f"of {r['free_recall_probed']} (from NAME. alone); {r['correct']} of {r['total']} came out as answers"
         for r in rows
-        if "recalled_from_bio" in r
+        if "cued_stored" in r
     ]
 
 

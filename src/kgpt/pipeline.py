@@ -12,13 +12,16 @@ from pathlib import Path
 import torch
 
 from kgpt.analysis import Answer, analyze, answer_questions, write_analysis
-from kgpt.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
+from kgpt.answering import Answerer, RecallReader, load_answerer
+from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_checkpoint
 from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
+from kgpt.data.reading import reading_examples
 from kgpt.errors import KgptError
-from kgpt.evaluate import Recall, predict_places, recall_birthplaces, score, write_predictions
+from kgpt.evaluate import predict_places, score, write_predictions
+from kgpt.probe import Storage, cued_completions, free_recalls, tally
 from kgpt.io import check_output, check_writable
 from kgpt.model import GPT, GPTConfig
 from kgpt.training import (
@@ -67,7 +70,7 @@ class RunOptions:
     checkpoint_every: float = 120.0
     progress: bool = True
     batch_size: int | None = None  # None: the assignment's batch for the stage
-    precision: str = "auto"  # auto: the recipe's choice on CUDA (bf16 or float32), float32 on CPU
+    precision: str = "auto"  # auto: the recipe's choice for the device (bf16 or float32)
     recipe: str = "assignment"  # see kgpt.training.recipe
     model: dict | None = None  # GPTConfig overrides (layers, width) for smaller presets
 
@@ -77,7 +80,10 @@ def resume_path(writing_params_path: str | Path) -> Path:
     return Path(f"{writing_params_path}.resume")
 
 
-def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device, saved: Checkpoint | None) -> TrainResult:
+def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device, saved: Checkpoint | None,
+           recaller: RecallReader | None = None) -> TrainResult:
+    """Train and save ``model``; with ``recaller`` (recall-then-read), the file also holds
+    the recalling model and how to answer with both."""
     recipe = get_recipe(opts.recipe)
     block = model.config.block_size
     if recipe.cosine_over_run:  # every epoch counts len(batcher) rows of block-1 label positions
@@ -105,7 +111,11 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     if saved is not None:
         trainer.resume(cfg.checkpoint_path, saved)
     result = trainer.train()
-    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress.to_dict())
+    extra, answering = None, None
+    if recaller is not None:
+        extra = {f"{RECALLER}.{k}": v for k, v in recaller.recaller.state_dict().items()}
+        answering = recaller.spec()
+    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress.to_dict(), extra, answering)
     cfg.checkpoint_path.unlink(missing_ok=True)
     return result
 
@@ -177,7 +187,7 @@ def pretrain(
     if recipe.mix is None:
         batcher = CorruptionBatcher(corpus.documents, corpus.vocab, block, device)
     else:
-        questions = read_questions(finetune_corpus_path, require_answers=True)
+        questions = read_questions(finetune_corpus_path, require_answers=True) if finetune_corpus_path else []
         batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device,
                                    where=f"finetuning file {finetune_corpus_path}")
     epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
@@ -186,9 +196,9 @@ def pretrain(
 
 
 def _check_question_mix(recipe: Recipe, finetune_corpus_path: str | Path | None) -> None:
-    if recipe.mix is not None and finetune_corpus_path is None:
+    if recipe.mixes_questions and finetune_corpus_path is None:
         raise KgptError(f"--recipe {recipe.name} pretrains on the training questions too; give --finetune_corpus_path")
-    if recipe.mix is None and finetune_corpus_path is not None:
+    if not recipe.mixes_questions and finetune_corpus_path is not None:
         raise KgptError(f"--finetune_corpus_path in pretrain is the question mix of --recipe knowledge; "
                         f"recipe {recipe.name} pretrains on the corpus alone")
 
@@ -213,28 +223,45 @@ def finetune(
     check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
+    recaller = None
     if reading_params_path is not None:
-        model, _ = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+        model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
         default_epochs = recipe.finetune.epochs
+        if recipe.reading is not None:
+            if ckpt.answering is not None:
+                raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
+                                "model; give the model pretrained with --recipe recall")
+            recaller = RecallReader(model, GPT(model.config), recipe.reading)  # the reader starts as a copy
+            recaller.recaller.load_state_dict(model.state_dict())
+    elif recipe.reading is not None:
+        raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
+                        "give --reading_params_path (a model pretrained with --recipe recall)")
     else:
         model = _fresh_model(variant, corpus, bottleneck_dim, opts)
         default_epochs = FINETUNE_EPOCHS_SCRATCH
     saved = _read_resumable(writing_params_path, model, opts)
+    where = f"finetuning file {finetune_corpus_path}"
     questions = read_questions(finetune_corpus_path, require_answers=True)
-    x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=f"finetuning file {finetune_corpus_path}")
+    if recipe.reading is not None:
+        questions = reading_examples(corpus.documents, questions, recipe.reading, model.config.block_size)
+        if not questions:
+            raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
+                            "the reader learns from the training people's bios")
+        where = f"reading examples from {corpus_path} and {finetune_corpus_path}"
+    x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=where)
     batcher = QuestionBatcher(x, y, device)
     epochs = _epochs(default_epochs, max_epochs, saved)
     return _train("finetune", model, batcher, corpus, writing_params_path, epochs, recipe.finetune.lr if lr is None else lr,
-                  opts.batch_size or recipe.finetune.batch, opts, device, saved)
+                  opts.batch_size or recipe.finetune.batch, opts, device, saved, recaller)
 
 
 def _trained_model(
     variant: str | None, corpus_path: str | Path, params_path: str | Path, bottleneck_dim: int | None, device: str
-) -> tuple[Corpus, GPT]:
-    """The corpus and a saved model checked against it, on ``device``, for decoding."""
+) -> tuple[Corpus, Answerer]:
+    """The corpus and a saved model checked against it, on ``device``, ready to answer."""
     corpus = Corpus.load(corpus_path)
-    model, _ = load_model(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
-    return corpus, model.to(resolve_device(device))
+    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+    return corpus, asker.to(resolve_device(device))
 
 
 @dataclass
@@ -274,17 +301,18 @@ def evaluate(
         check_writable(Path(analysis_dir) / "analysis.json", "--analysis_dir")
     elif finetune_corpus_path is not None or pretrained_params_path is not None:
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
-    corpus, model = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    model = asker.model
     questions = read_questions(eval_corpus_path)
     if analysis_dir is not None:  # every input read and checked before the decoding
-        extras = _analysis_inputs(corpus, model, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
-    predictions = predict_places(model, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
+        extras = _analysis_inputs(corpus, asker, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
+    predictions = predict_places(asker, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
     if outputs_path is not None:
         write_predictions(outputs_path, predictions)
     total, correct = score(questions, predictions, where=str(eval_corpus_path))
     report = None
     if analysis_dir is not None:
-        result = analyze(model, corpus.vocab, corpus.documents, questions, predictions, **extras)
+        result = analyze(asker, corpus.vocab, corpus.documents, questions, predictions, **extras)
         result["source"] = {"variant": model.config.variant, **{k: None if v is None else str(v) for k, v in (
             ("corpus", corpus_path), ("params", reading_params_path), ("questions", eval_corpus_path),
             ("finetune_corpus", finetune_corpus_path), ("pretrained_params", pretrained_params_path))}}
@@ -292,8 +320,11 @@ def evaluate(
     return Evaluation(predictions, int(correct), int(total), report)
 
 
-def _analysis_inputs(corpus: Corpus, model: GPT, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path) -> dict:
-    """The finetuning answers and the pretrained model for :func:`kgpt.analysis.analyze`."""
+def _analysis_inputs(corpus: Corpus, asker: Answerer, questions, eval_corpus_path, finetune_corpus_path,
+                     pretrained_params_path) -> dict:
+    """The finetuning answers and the pretrained model for :func:`kgpt.analysis.analyze`
+    (a recall-then-read model carries its pretrained model: the recaller)."""
+    model = asker.model
     if questions[0].answer is None:
         raise KgptError(f"--analysis_dir compares answers with places, and {eval_corpus_path} has none; "
                         "give a file of QUESTION<TAB>PLACE lines")
@@ -306,6 +337,8 @@ def _analysis_inputs(corpus: Corpus, model: GPT, questions, eval_corpus_path, fi
             raise KgptError(f"--pretrained_params_path {pretrained_params_path} is not a file; give the pretrained checkpoint")
         pretrained, _ = load_model(pretrained_params_path, corpus.vocab, model.config.variant, model.config.bottleneck_dim, BLOCK_SIZE)
         pretrained = pretrained.to(next(model.parameters()).device)
+    elif isinstance(asker, RecallReader):
+        pretrained = asker.recaller
     return {"training_answers": training, "pretrained": pretrained}
 
 
@@ -314,17 +347,26 @@ def ask(
     top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto",
 ) -> list[Answer | KgptError]:
     """Greedy answers with their confidence and the top-k answers; a bad question is its own error."""
-    corpus, model = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
-    return answer_questions(model, corpus.vocab, corpus.documents, questions, top_k)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    return answer_questions(asker, corpus.vocab, corpus.documents, questions, top_k)
 
 
-def recall(
+FREE_RECALL_CHARS = 100  # how much of a bio free recall writes, cue included (the recall recipe's reading length)
+
+
+def storage(
     variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions_path: str | Path,
     device: str = "auto",
-) -> Recall:
-    """How many of the asked-about people's birthplaces a pretrained model recites from their bio."""
-    corpus, model = _trained_model(variant, corpus_path, reading_params_path, None, device)
-    return recall_birthplaces(model, corpus.vocab, corpus.documents, read_questions(questions_path))
+) -> dict[str, Storage]:
+    """What a pretrained model stored about the people asked about, probed both ways
+    (:mod:`kgpt.probe`): ``cued`` (the bio up to the place) and ``free_recall`` (from ``NAME.``)."""
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, None, device)
+    questions = read_questions(questions_path)
+    model = asker.recaller if isinstance(asker, RecallReader) else asker.model
+    return {
+        "cued": tally(cued_completions(model, corpus.vocab, corpus.documents, questions)),
+        "free_recall": tally(free_recalls(model, corpus.vocab, corpus.documents, questions, FREE_RECALL_CHARS)),
+    }
 
 
 def london_baseline(eval_corpus_path: str | Path, outputs_path: str | Path | None = None) -> Evaluation:

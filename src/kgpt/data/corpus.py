@@ -4,12 +4,17 @@
 * question files (``birth_*.tsv``): ``QUESTION<TAB>ANSWER`` per line, or just
   ``QUESTION`` for files without targets (``birth_test_inputs.tsv``).
 
+Besides reading them, the one parser of their layout: the name a bio opens with
+(:func:`bio_name`) and the name a question asks about (:func:`asked_name`), which every
+probe, the knowledge streams and recall-then-read share.
+
 Every problem a user can cause is a :class:`KgptError` naming the file and line. Blank
 lines and CRLF line endings are accepted: they are how such files usually get edited.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +107,53 @@ def read_questions(path: str | Path, require_answers: bool = False) -> list[Ques
                 "give every line QUESTION<TAB>PLACE, or none"
             )
     return questions
+
+
+MAX_NAME_CHARS = 60  # a bio's opening name is at most this long; longer means no name
+_QUESTION = re.compile(r"^Where was (.+) born\?$")
+
+
+def bio_name(document: str) -> str | None:
+    """The name a bio opens with: wiki.txt writes each line ``NAME. text``.
+
+    The name ends at the first ". " that does not close an initial: "J. R. Hartley. Born
+    in ..." is J. R. Hartley's bio, not J's. None where no such opening exists.
+    """
+    start = 0
+    while (end := document.find(". ", start)) != -1 and end <= MAX_NAME_CHARS:
+        word = document[:end].rsplit(" ", 1)[-1]
+        if not (len(word) == 1 and word.isupper()):
+            return document[:end] if end > 0 else None
+        start = end + 1
+    return None
+
+
+def name_prefix_length(document: str) -> int:
+    """Characters of the bio's opening ``NAME. ``; 0 where there is none."""
+    name = bio_name(document)
+    return 0 if name is None else len(name) + 2
+
+
+def bios_by_name(documents: list[str]) -> dict[str, list[str]]:
+    """Every bio under the name it opens with, in corpus order."""
+    bios: dict[str, list[str]] = {}
+    for doc in documents:
+        name = bio_name(doc)
+        if name is not None:
+            bios.setdefault(name, []).append(doc)
+    return bios
+
+
+def asked_name(question: str) -> str | None:
+    """NAME in "Where was NAME born?"; None for a question of another form."""
+    match = _QUESTION.match(question)
+    return match.group(1) if match else None
+
+
+def person_bio(bios: dict[str, list[str]], name: str | None, place: str | None = None) -> str | None:
+    """The bio of the person called ``name``: the first that mentions ``place`` when one is
+    given (a person may have several lines), else the first; None when there is none."""
+    candidates = bios.get(name, []) if name is not None else []
+    if place is not None:
+        return next((d for d in candidates if place in d), None)
+    return candidates[0] if candidates else None

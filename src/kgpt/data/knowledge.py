@@ -26,7 +26,7 @@ from typing import Literal
 
 import torch
 
-from kgpt.data.corpus import Question
+from kgpt.data.corpus import Question, name_prefix_length
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import encode_questions
 from kgpt.vocab import PAD_ID, CharVocab
@@ -46,15 +46,6 @@ class QuestionMix:
     # The bio's opening "NAME. " rewritten with the name, e.g. "Where was {name} born? ":
     # the model then reads each bio from the very position a question asks from.
     bio_prompt: str | None = None
-
-
-def name_prefix_length(document: str) -> int:
-    """Characters of the bio's opening ``NAME. `` (wiki.txt's layout); 0 where there is none.
-
-    The prefix must leave room for text in a block; an unusually long one counts as none.
-    """
-    end = document.find(". ")
-    return end + 2 if 0 < end <= 60 else 0
 
 
 def opening(document: str, prompt: str | None) -> tuple[str, int]:

@@ -65,7 +65,7 @@ class TrainerConfig:
     compile: bool = False
     cuda_graphs: bool | None = None  # None: capture the step as a CUDA graph on CUDA unless compiling
     length_buckets: int | None = None  # None: batch/16 (at most 8) where shapes may vary (eager), else 1
-    amp: bool | None = None  # None: the recipe's choice on CUDA; float32 on a CPU (measured faster there)
+    amp: bool | None = None  # None: the recipe's choice for the device (bf16_on_cuda / bf16_on_cpu)
     log_every: int = 20
     checkpoint_path: Path | None = None  # where the resumable state goes
     checkpoint_every: float = 120.0  # seconds between periodic resumable checkpoints
@@ -119,7 +119,7 @@ class Trainer:
             self.optimizer,
             grad_norm_clip=config.grad_norm_clip,
             batch_size=config.batch_size,
-            amp=config.amp if config.amp is not None else cuda and recipe.bf16_on_cuda,
+            amp=config.amp if config.amp is not None else (recipe.bf16_on_cuda if cuda else recipe.bf16_on_cpu),
             compile=config.compile,
             cuda_graphs=use_graphs,
             buckets=config.length_buckets or default_buckets(config.batch_size, use_graphs or config.compile),

@@ -1,0 +1,111 @@
+"""How a question reaches the model that answers it: asked directly, or recalled, then read.
+
+* :class:`Answerer` (every recipe but ``recall``): the model reads ``question⁇`` and
+  writes the place, as in the assignment.
+* :class:`RecallReader` (the ``recall`` recipe): the question only says whose bio to
+  recall. The pretrained model (the recaller) is cued with the bio's opening ``NAME.``,
+  NAME parsed from "Where was NAME born?", and decodes the rest of the bio greedily; a
+  second model (the reader, finetuned on training people's bios, :mod:`kgpt.data.reading`)
+  reads that recalled text and writes the place. Each step is one the model was trained
+  for, so facts stored in pretraining come out without a question ever having been
+  asked about that person.
+
+Both give, per question, the text the answering model reads before its ⁇; everything
+that decodes or scores answers (:mod:`kgpt.evaluate`, :mod:`kgpt.analysis`) goes
+through :meth:`Answerer.readings`, so a recipe's way of answering is defined once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from kgpt.checkpoint import RECALLER, load_model, load_state
+from kgpt.data.corpus import Question, asked_name
+from kgpt.data.reading import Reading
+from kgpt.errors import KgptError
+from kgpt.model import GPT
+from kgpt.probe import free_recall
+from kgpt.vocab import CharVocab
+
+
+class Answerer:
+    """Asks ``model`` the question itself."""
+
+    method = "question"
+
+    def __init__(self, model: GPT):
+        self.model = model  # the model that writes the answer
+
+    def to(self, device: torch.device) -> Answerer:
+        self.model.to(device)
+        return self
+
+    def readings(self, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
+        """What the answering model reads before its ⁇, per question."""
+        return [q.text for q in questions]
+
+    def recall(self, question: Question) -> str | None:
+        """The text recalled to answer ``question`` (after :meth:`readings`); None when
+        this way of answering recalls nothing."""
+        return None
+
+
+class RecallReader(Answerer):
+    """Recalls the person's bio with ``recaller``, then ``reader`` reads the place off it."""
+
+    method = "recall-read"
+
+    def __init__(self, reader: GPT, recaller: GPT, reading: Reading):
+        super().__init__(reader)
+        self.recaller = recaller
+        self.reading = reading
+        self._recalled: dict[str, str] = {}  # name -> recalled text (greedy, so fixed)
+
+    def to(self, device: torch.device) -> RecallReader:
+        self.recaller.to(device)
+        return super().to(device)
+
+    def spec(self) -> dict:
+        """What a checkpoint records about this way of answering (beside the recaller's weights)."""
+        return {"method": self.method, **asdict(self.reading)}
+
+    def readings(self, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
+        names = []
+        for q in questions:
+            name = asked_name(q.text)
+            if name is None:
+                raise KgptError(f'{where}, line {q.line}: recall-then-read answers questions of the form '
+                                f'"Where was NAME born?" (it recalls NAME\'s bio); got {q.text!r}')
+            vocab.encode(name, where=f"{where}, line {q.line}")  # an unknown character is the user's error
+            names.append(name)
+        todo = sorted({n for n in names if n not in self._recalled})
+        self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.reading.chars)))
+        return [self.reading.text(self._recalled[n], n) for n in names]
+
+    def recall(self, question: Question) -> str | None:
+        return self._recalled.get(asked_name(question.text) or "")
+
+
+def load_answerer(
+    path: str | Path, vocab: CharVocab, variant: str | None = None, bottleneck_dim: int | None = None,
+    block_size: int | None = None,
+) -> Answerer:
+    """The way a saved model answers: asked directly, or, for a recall-then-read
+    checkpoint, its reader and its recaller (one file holds both)."""
+    model, ckpt = load_model(path, vocab, variant, bottleneck_dim, block_size)
+    spec = ckpt.answering
+    if spec is None:
+        return Answerer(model)
+    try:
+        if spec["method"] != RecallReader.method:
+            raise ValueError(spec["method"])
+        reading = Reading(chars=int(spec["chars"]), mask_name=bool(spec["mask_name"]))
+    except (KeyError, TypeError, ValueError):
+        raise KgptError(f"checkpoint {path} answers in a way this kgpt does not know ({spec!r}); "
+                        "use the kgpt version that wrote it") from None
+    recaller = GPT(model.config)
+    load_state(recaller, ckpt.group(RECALLER), path)
+    return RecallReader(model, recaller, reading)
