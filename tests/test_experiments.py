@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from kgpt import experiments, pipeline
+from kgpt.checkpoint import read_checkpoint
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
 
-SETTINGS = {"baseline", "finetune-only", "pretrain+finetune", "knowledge-recipe"}
+SETTINGS = {"baseline", "finetune-only", "pretrain+finetune", "knowledge-recipe", "recall-read"}
 
 
 def test_demo_tiny_end_to_end(tmp_path, capsys):
@@ -35,10 +36,12 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     assert preds == [data.most_frequent_place] * 8
     assert (out / "results.png").stat().st_size > 1000
     assert "| baseline |" in (out / "results.md").read_text()
-    # Storage beside access: the pretrained cell says how many dev bios it completes.
-    pretrained = next(r for r in rows if r["setting"] == "pretrain+finetune")
-    assert 0 <= pretrained["recalled_from_bio"] <= pretrained["bios_probed"] == 8
-    assert "pretraining stored" in printed and "pretraining stored" in (out / "results.md").read_text()
+    # Storage beside access: every pretrained cell is probed both ways.
+    for setting in ("pretrain+finetune", "knowledge-recipe", "recall-read"):
+        pretrained = next(r for r in rows if r["setting"] == setting)
+        assert 0 <= pretrained["cued_stored"] <= pretrained["cued_probed"] <= 8
+        assert 0 <= pretrained["free_recall_stored"] <= pretrained["free_recall_probed"] == 8
+    assert "free recall" in printed and "cued completion" in (out / "results.md").read_text()
 
 
 def test_demo_unknown_preset_is_one_line(tmp_path, capsys):
@@ -110,12 +113,15 @@ def test_reproduce_missing_data_is_one_line(tmp_path, capsys):
 
 
 def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch):
-    """The laptop preset's structure (London, the assignment's cells, the knowledge recipe),
+    """The laptop preset's structure (London, the assignment's cells, recall-then-read),
     with its sizes cut down so it runs in seconds."""
     laptop = experiments.PRESETS["laptop"]
+    recall = laptop.recipes["recall-read"]
+    assert recall.recipe == "recall" and recall.model == experiments.LAPTOP_MODEL and recall.compile
     tiny = {"n_layer": 1, "n_head": 2, "n_embd": 16}
     small = replace(laptop, pretrain_epochs=1, finetune_epochs_pretrained=1, pretrain_batch=8, finetune_batch=8, model=tiny,
-                    knowledge=replace(laptop.knowledge, pretrain_epochs=1, pretrain_batch=8, model=tiny))
+                    recipes={"recall-read": replace(recall, pretrain_epochs=1, finetune_epochs_pretrained=1,
+                                                    pretrain_batch=8, finetune_batch=8, model=tiny, compile=False)})
     monkeypatch.setitem(experiments.PRESETS, "laptop", small)
     out = tmp_path / "study"
     assert main(["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "laptop",
@@ -125,23 +131,27 @@ def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch)
         ("baseline", "vanilla", 0, "assignment"),
         ("pretrain+finetune", "vanilla", 0, "assignment"),
         ("pretrain+finetune", "vanilla", 1, "assignment"),
-        ("knowledge-recipe", "rope", 0, "knowledge"),
-        ("knowledge-recipe", "rope", 1, "knowledge"),
+        ("recall-read", "rope", 0, "recall"),
+        ("recall-read", "rope", 1, "recall"),
     ]
-    for r in rows[1:]:  # every pretrained cell says what pretraining stored
-        assert 0 <= r["recalled_from_bio"] <= r["bios_probed"]
-    # The knowledge recipe answers straight from pretraining: no finetuned checkpoint.
-    assert (out / "checkpoints" / "pretrain-knowledge-rope-s0.params").is_file()
-    assert not (out / "checkpoints" / "knowledge-recipe-rope-s0.params").exists()
-    assert "| knowledge-recipe | rope | 2 |" in (out / "results.md").read_text()
+    for r in rows[1:]:  # every pretrained cell says what pretraining stored, both ways
+        assert 0 <= r["cued_stored"] <= r["cued_probed"]
+        assert 0 <= r["free_recall_stored"] <= r["free_recall_probed"]
+    # Recall-then-read: the pretrained model and the reader travel in one file.
+    assert (out / "checkpoints" / "pretrain-recall-rope-s0.params").is_file()
+    assert read_checkpoint(out / "checkpoints" / "recall-read-rope-s0.params").answering["method"] == "recall-read"
+    assert "| recall-read | rope | 2 |" in (out / "results.md").read_text()
     assert (out / "results.png").stat().st_size > 1000
 
 
-def test_gpu_preset_is_london_and_the_knowledge_recipe_at_full_size(study_data, tmp_path, monkeypatch):
+def test_gpu_preset_is_london_and_the_recipes_at_full_size(study_data, tmp_path, monkeypatch):
     gpu = experiments.PRESETS["gpu"]
-    assert gpu.knowledge.model == {} and gpu.knowledge.recipe == "knowledge"  # the assignment's 4x256 model
-    small = replace(gpu, knowledge=replace(gpu.knowledge, pretrain_epochs=1, pretrain_batch=8,
-                                           model={"n_layer": 1, "n_head": 2, "n_embd": 16}))
+    assert {s: p.recipe for s, p in gpu.recipes.items()} == {"knowledge-recipe": "knowledge", "recall-read": "recall"}
+    assert all(p.model == {} for p in gpu.recipes.values())  # the assignment's 4x256 model
+    tiny = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+    small = replace(gpu, recipes={s: replace(p, pretrain_epochs=1, finetune_epochs_pretrained=1, pretrain_batch=8,
+                                             finetune_batch=8, model=tiny) for s, p in gpu.recipes.items()})
     monkeypatch.setitem(experiments.PRESETS, "gpu", small)
     rows = experiments.run_reproduce(study_data, tmp_path / "gpu", ["vanilla"], [3], preset="gpu", device="cpu")
-    assert [(r["setting"], r["variant"], r["seed"]) for r in rows] == [("baseline", "vanilla", 3), ("knowledge-recipe", "rope", 3)]
+    assert [(r["setting"], r["variant"], r["seed"]) for r in rows] == [
+        ("baseline", "vanilla", 3), ("knowledge-recipe", "rope", 3), ("recall-read", "rope", 3)]

@@ -9,8 +9,8 @@ import torch
 from conftest import one_line_error
 
 from kgpt.cli import main
-from kgpt.data.corpus import Question
-from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix, name_prefix_length
+from kgpt.data.corpus import Question, name_prefix_length
+from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix
 from kgpt.data.questions import encode_questions
 from kgpt.training.recipe import KNOWLEDGE
 from kgpt.vocab import MASK_CHAR, PAD_CHAR, CharVocab

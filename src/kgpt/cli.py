@@ -72,7 +72,7 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
          help="seconds between resumable checkpoints, written at epoch ends to WRITING_PARAMS_PATH.resume (0: every epoch)")
     _opt(p, "batch_size", type=_positive_int, default=None, help="override the assignment's batch size")
     _opt(p, "precision", choices=("auto", "fp32", "bf16"), default="auto",
-         help="auto: the recipe's choice on CUDA (the assignment's: fp32), fp32 on CPU")
+         help="auto: the recipe's choice for the device (the assignment's: fp32 everywhere)")
     _opt(p, "recipe", choices=tuple(RECIPES), default="assignment",
          help="how to train: 'assignment' is the course's trainer exactly; others are named departures from it")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
@@ -82,15 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kgpt", description="Knowledge access in a character-level GPT: pretrain, finetune, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("pretrain", help="span-corruption pretraining on the corpus (or the knowledge recipe's mix)")
+    p = sub.add_parser("pretrain", help="pretraining on the corpus: span corruption, or the chosen recipe's stream")
     _training_flags(p)
     _opt(p, "writing_params_path", required=True, help="where the pretrained model goes")
     _opt(p, "pretrain_lr", type=_positive_float, default=None, help=f"default: the recipe's ({ASSIGNMENT.pretrain.lr} for the assignment)")
     _opt(p, "finetune_corpus_path", default=None,
          help="--recipe knowledge only: the QUESTION<TAB>PLACE lines mixed into pretraining")
     _opt(p, "reading_params_path", help=argparse.SUPPRESS)  # accepted for the assignment's scripts; unused
+    for name, default in (("n_layer", 4), ("n_head", 8), ("n_embd", 256)):
+        _opt(p, name, type=_positive_int, default=None, help=f"model size (default {default}, the assignment's)")
 
-    p = sub.add_parser("finetune", help="finetune on birthplace questions")
+    p = sub.add_parser("finetune", help="finetune on birthplace questions (--recipe recall: a reader of the training people's bios)")
     _training_flags(p)
     _opt(p, "reading_params_path", default=None, help="pretrained model (omit to finetune from scratch)")
     _opt(p, "writing_params_path", required=True, help="where the finetuned model goes")
@@ -183,6 +185,7 @@ def _run_options(args, command: str):
         batch_size=args.batch_size,
         precision=args.precision,
         recipe=args.recipe,
+        model={k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd") if getattr(args, k, None) is not None} or None,
     )
 
 

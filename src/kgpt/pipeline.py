@@ -6,6 +6,7 @@ cell run exactly the same code. Defaults are the assignment's hyperparameters.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class RunOptions:
     progress: bool = True
     batch_size: int | None = None  # None: the assignment's batch for the stage
     precision: str = "auto"  # auto: the recipe's choice for the device (bf16 or float32)
-    recipe: str = "assignment"  # see kgpt.training.recipe
+    recipe: str | Recipe = "assignment"  # a name from kgpt.training.recipe (or a variant of one, in benchmarks)
     model: dict | None = None  # GPTConfig overrides (layers, width) for smaller presets
 
 
@@ -81,9 +82,9 @@ def resume_path(writing_params_path: str | Path) -> Path:
 
 
 def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device, saved: Checkpoint | None,
-           recaller: RecallReader | None = None) -> TrainResult:
-    """Train and save ``model``; with ``recaller`` (recall-then-read), the file also holds
-    the recalling model and how to answer with both."""
+           answering: RecallReader | None = None) -> TrainResult:
+    """Train and save ``model``; with ``answering`` (recall-then-read, ``model`` its
+    reader), the file also holds the recalling model and how to answer with both."""
     recipe = get_recipe(opts.recipe)
     block = model.config.block_size
     if recipe.cosine_over_run:  # every epoch counts len(batcher) rows of block-1 label positions
@@ -111,11 +112,11 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     if saved is not None:
         trainer.resume(cfg.checkpoint_path, saved)
     result = trainer.train()
-    extra, answering = None, None
-    if recaller is not None:
-        extra = {f"{RECALLER}.{k}": v for k, v in recaller.recaller.state_dict().items()}
-        answering = recaller.spec()
-    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress.to_dict(), extra, answering)
+    extra = None
+    if answering is not None:
+        extra = {f"{RECALLER}.{k}": v for k, v in answering.recaller.state_dict().items()}
+    save_checkpoint(out, trainer.model, corpus.vocab, trainer.progress.to_dict(), extra,
+                    answering.spec() if answering is not None else None)
     cfg.checkpoint_path.unlink(missing_ok=True)
     return result
 
@@ -223,7 +224,7 @@ def finetune(
     check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
-    recaller = None
+    answering = None  # recall-then-read: the pretrained model recalls, this model learns to read
     if reading_params_path is not None:
         model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
         default_epochs = recipe.finetune.epochs
@@ -231,8 +232,7 @@ def finetune(
             if ckpt.answering is not None:
                 raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
                                 "model; give the model pretrained with --recipe recall")
-            recaller = RecallReader(model, GPT(model.config), recipe.reading)  # the reader starts as a copy
-            recaller.recaller.load_state_dict(model.state_dict())
+            answering = RecallReader(model, copy.deepcopy(model), recipe.reading)
     elif recipe.reading is not None:
         raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
                         "give --reading_params_path (a model pretrained with --recipe recall)")
@@ -252,7 +252,7 @@ def finetune(
     batcher = QuestionBatcher(x, y, device)
     epochs = _epochs(default_epochs, max_epochs, saved)
     return _train("finetune", model, batcher, corpus, writing_params_path, epochs, recipe.finetune.lr if lr is None else lr,
-                  opts.batch_size or recipe.finetune.batch, opts, device, saved, recaller)
+                  opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
 
 
 def _trained_model(

@@ -131,7 +131,10 @@ RECALL = Recipe(
 RECIPES = {r.name: r for r in (ASSIGNMENT, KGPT_0_1, KNOWLEDGE, RECALL)}
 
 
-def get_recipe(name: str) -> Recipe:
+def get_recipe(name: str | Recipe) -> Recipe:
+    """The recipe of that name (a Recipe is its own: benchmarks vary recipes by value)."""
+    if isinstance(name, Recipe):
+        return name
     try:
         return RECIPES[name]
     except KeyError:

@@ -1,0 +1,96 @@
+"""Storage probes (cued completion, free recall) and the one parser of names they share."""
+
+from __future__ import annotations
+
+import torch
+
+from kgpt import probe
+from kgpt.data.corpus import asked_name, bio_name, bios_by_name, parse_questions, person_bio
+from kgpt.model import GPT, GPTConfig
+from kgpt.vocab import CharVocab
+
+BIOS = [
+    "Ada Quill. Ada Quill was born in Paris and moved to Rome.",
+    "Bo Venn. Born in Oslo, Bo Venn became a poet.",
+    "Cy Dorn. Cy Dorn is a singer.",  # names no birthplace: cannot be probed
+    "J. R. Hale. Born in Lima, Hale sailed.",  # initials: the name runs to the last ". "
+]
+ASKED = ("Where was Ada Quill born?\tParis\nWhere was Bo Venn born?\tOslo\nWhere was Cy Dorn born?\tLima\n"
+         "Where was Di Ro born?\tKyiv\nWhere was J. R. Hale born?\tLima\n")
+
+
+def _vocab() -> CharVocab:
+    return CharVocab.from_text("\n".join(BIOS) + "LimaKyivDi Ro")
+
+
+def test_a_bio_name_skips_initials_and_needs_the_opening_layout():
+    assert bio_name("J. R. Hale. Born in Lima.") == "J. R. Hale"
+    assert bio_name("Ann Lee. Ann Lee was.") == "Ann Lee"
+    assert bio_name("A. B. ") is None  # only initials: no name
+    assert bio_name("no name layout") is None
+    assert bio_name("x" * 70 + ". late") is None  # too long to be a name
+    assert asked_name("Where was J. R. Hale born?") == "J. R. Hale"
+    assert asked_name("Who was J. R. Hale?") is None
+    bios = bios_by_name(BIOS + ["Bo Venn. Bo Venn sang."])
+    assert person_bio(bios, "J. R. Hale", "Lima") == BIOS[3]
+    assert person_bio(bios, "Bo Venn") == BIOS[1] and person_bio(bios, "Bo Venn", "Rome") is None
+    assert person_bio(bios, None) is None
+
+
+def test_cued_completion_probes_each_bio_just_before_the_place(monkeypatch):
+    vocab = _vocab()
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    seen = []
+
+    def oracle(model, prompts, max_new_tokens, stop_id):  # recites Paris, gets Oslo and Lima wrong
+        seen.extend(vocab.decode(p) for p in prompts)
+        return [vocab.encode("Paris and" if vocab.decode(p).endswith("born in ") else "Bergen") for p in prompts]
+
+    monkeypatch.setattr(probe, "greedy_decode", oracle)
+    found = probe.cued_completions(model, vocab, BIOS, parse_questions(ASKED))
+    assert seen == ["Ada Quill. Ada Quill was born in ", "Bo Venn. Born in ", "J. R. Hale. Born in "]
+    assert found == [True, False, None, None, False]
+    assert probe.tally(found) == probe.Storage(stored=1, probed=3, total=5)
+
+
+def test_free_recall_starts_from_the_name_alone_and_looks_for_the_place_anywhere(monkeypatch):
+    vocab = _vocab()
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    seen = []
+
+    def oracle(model, prompts, max_new_tokens, stop_id):
+        assert stop_id == probe.NEVER_STOP  # a bio has no end mark: the whole budget is decoded
+        seen.extend((vocab.decode(p), max_new_tokens) for p in prompts)
+        return [vocab.encode(" Born in Oslo and Paris, a poet." if "Bo" in vocab.decode(p) else " A singer.") for p in prompts]
+
+    monkeypatch.setattr(probe, "greedy_decode", oracle)
+    assert probe.recall_cue("Ann Lee") == "Ann Lee."
+    texts = probe.free_recall(model, vocab, ["Bo Venn", "Ada Quill"], chars=20)
+    assert texts == ["Bo Venn. Born in Osl", "Ada Quill. A singer."]  # cut to 20 characters, cue included
+    seen.clear()
+    found = probe.free_recalls(model, vocab, BIOS, parse_questions(ASKED), chars=60)
+    # Only people whose bio names the place are probed: Cy Dorn's does not, Di Ro has none.
+    assert [s for s, _ in seen] == ["Ada Quill.", "Bo Venn.", "J. R. Hale."]
+    assert found == [False, True, None, None, False]
+
+
+def test_probes_tell_a_model_that_memorised_bios_from_one_that_did_not():
+    vocab = _vocab()
+    questions = parse_questions(ASKED)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=2, n_head=2, n_embd=64,
+                          embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0))
+    assert probe.tally(probe.cued_completions(model, vocab, BIOS, questions)).stored == 0
+    assert probe.tally(probe.free_recalls(model, vocab, BIOS, questions, 60)).stored == 0
+    ids = [vocab.encode(b + "\n") for b in BIOS]
+    x = torch.zeros(len(ids), 64, dtype=torch.long)
+    for i, row in enumerate(ids):
+        x[i, : len(row)] = torch.tensor(row)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert probe.tally(probe.cued_completions(model, vocab, BIOS, questions)) == probe.Storage(3, 3, 5)
+    assert probe.tally(probe.free_recalls(model, vocab, BIOS, questions, 60)) == probe.Storage(3, 3, 5)
