@@ -45,7 +45,7 @@ def split(questions):
 
 
 def trainer(model, batcher, vocab, epochs, lr, batch, seed):
-    warmup, final = run_schedule(epochs * len(batcher) * (model.config.block_size - 1))
+    warmup, final = run_schedule(epochs * len(batcher) * batcher.width)
     cfg = TrainerConfig(max_epochs=epochs, batch_size=batch, learning_rate=lr, final_tokens=final, warmup_tokens=warmup,
                         recipe=KNOWLEDGE, progress=False, seed=seed, log_every=50)
     return Trainer(model, batcher, cfg, vocab, torch.device("cpu"))

@@ -63,7 +63,7 @@ def proxy(data_dir: Path, epochs: int, seed: int) -> None:
     for amp in (False, True):
         m = model(len(corpus.vocab), seed)
         batcher = KnowledgeBatcher(corpus.documents, [], corpus.vocab, 128, RECALL.mix)
-        warmup, end = run_schedule(epochs * len(batcher) * 127)
+        warmup, end = run_schedule(epochs * len(batcher) * batcher.width)
         cfg = TrainerConfig(max_epochs=epochs, batch_size=64, learning_rate=4e-3, final_tokens=end, warmup_tokens=warmup,
                             recipe=RECALL, progress=False, seed=seed, compile=True, amp=amp, log_every=23)
         t = time.perf_counter()

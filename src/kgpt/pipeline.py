@@ -87,8 +87,8 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     reader), the file also holds the recalling model and how to answer with both."""
     recipe = get_recipe(opts.recipe)
     block = model.config.block_size
-    if recipe.cosine_over_run:  # every epoch counts len(batcher) rows of block-1 label positions
-        warmup, final = run_schedule(max_epochs * len(batcher) * (block - 1))
+    if recipe.cosine_over_run:  # every epoch counts len(batcher) rows of batcher.width label positions
+        warmup, final = run_schedule(max_epochs * len(batcher) * batcher.width)
     else:  # as in the assignment, finetuning too counts its cosine in pretraining-corpus passes
         warmup, final = WARMUP_TOKENS, final_tokens_for(len(corpus.documents), block)
     cfg = TrainerConfig(

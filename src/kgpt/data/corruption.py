@@ -96,6 +96,7 @@ class CorruptionBatcher:
     def __init__(self, documents: list[str], vocab: CharVocab, block_size: int, device: torch.device | str = "cpu"):
         check_block_size(block_size)
         self.block_size = block_size
+        self.width = block_size - 1  # columns of x and y
         cap = max_truncation(block_size)
         rows = torch.full((len(documents), cap + 1), PAD_ID, dtype=torch.long)
         lengths = torch.empty(len(documents), dtype=torch.long)

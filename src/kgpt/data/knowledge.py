@@ -109,6 +109,11 @@ class KnowledgeBatcher:
             self.word_starts[i, : len(w)] = torch.tensor(w)
         self.word_starts = self.word_starts.to(device)
         self.n_words = torch.tensor([len(w) for w in starts], device=device)
+        # Columns a batch needs: a stream of bios alone, cut to bio_chars, never fills the
+        # block, and every step would otherwise compute on the same trailing PAD (a
+        # compiled or graphed step cannot cut it per batch, as length buckets do).
+        bios_only = not self.qa_repeats and not self.name_windows and self.span is None
+        self.width = self.bio_chars - 1 if bios_only else block_size - 1
 
     def __len__(self) -> int:
         return self.n_bios * (1 + self.name_windows) + self.qa_repeats * self.n_questions
@@ -125,7 +130,7 @@ class KnowledgeBatcher:
             q = (index - n_windows).clamp_min(0) % self.n_questions
             question = (index >= n_windows).unsqueeze(1)
             x, y = torch.where(question, self.qx[q], x), torch.where(question, self.qy[q], y)
-        return x, y
+        return x[:, : self.width], y[:, : self.width]
 
     def _name_windows(self, index: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``NAME. `` then ``name_window_chars`` of the bio from a random word on: every fact

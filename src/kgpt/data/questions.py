@@ -71,5 +71,9 @@ class QuestionBatcher:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    @property
+    def width(self) -> int:
+        return self.x.shape[1]
+
     def sample(self, index: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]

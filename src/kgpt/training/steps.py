@@ -178,7 +178,9 @@ class StepRunner:
 
 def _compiled(model: GPT):
     try:
-        return torch.compile(model)
+        # Static shapes: a run has one batch shape and a last, smaller one; two static
+        # graphs beat the dynamic-shape graph a second shape would otherwise trigger.
+        return torch.compile(model, dynamic=False)
     except Exception as e:  # e.g. no compiler toolchain; eager is always correct
         warnings.warn(f"torch.compile unavailable ({e}); training eagerly")
         return model

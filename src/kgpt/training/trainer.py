@@ -32,6 +32,8 @@ from kgpt.vocab import CharVocab
 
 
 class Batcher(Protocol):
+    width: int  # columns of every x and y it samples
+
     def __len__(self) -> int: ...
     def sample(self, index: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
