@@ -29,7 +29,7 @@ from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.evaluate import predict_places, recite_birthplaces, score
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import Corpus
-from kgpt.training import Trainer, TrainerConfig, run_schedule
+from kgpt.training import Trainer, TrainerConfig
 from kgpt.training.recipe import KNOWLEDGE
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "birthplaces"
@@ -45,7 +45,7 @@ def split(questions):
 
 
 def trainer(model, batcher, vocab, epochs, lr, batch, seed):
-    warmup, final = run_schedule(epochs * len(batcher) * batcher.width)
+    warmup, final = KNOWLEDGE.schedule_tokens(epochs, len(batcher), batcher.width, batcher.n_bios, model.config.block_size)
     cfg = TrainerConfig(max_epochs=epochs, batch_size=batch, learning_rate=lr, final_tokens=final, warmup_tokens=warmup,
                         recipe=KNOWLEDGE, progress=False, seed=seed, log_every=50)
     return Trainer(model, batcher, cfg, vocab, torch.device("cpu"))

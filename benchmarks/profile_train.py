@@ -14,7 +14,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.model import GPT, GPTConfig
-from kgpt.pipeline import BLOCK_SIZE, PRETRAIN_BATCH, PRETRAIN_LR, Corpus
+from kgpt.pipeline import BLOCK_SIZE, Corpus
+from kgpt.training.recipe import ASSIGNMENT
 from kgpt.training import Trainer, TrainerConfig, final_tokens_for, resolve_device
 
 
@@ -31,16 +32,16 @@ def main() -> None:
     model = GPT(GPTConfig(len(corpus.vocab), BLOCK_SIZE, variant=args.variant))
     batcher = CorruptionBatcher(corpus.documents, corpus.vocab, BLOCK_SIZE, device)
     amp = {"auto": None, "fp32": False, "bf16": True}[args.precision]
-    cfg = TrainerConfig(max_epochs=1, batch_size=PRETRAIN_BATCH, learning_rate=PRETRAIN_LR,
+    cfg = TrainerConfig(max_epochs=1, batch_size=ASSIGNMENT.pretrain.batch, learning_rate=ASSIGNMENT.pretrain.lr,
                         final_tokens=final_tokens_for(len(corpus.documents), BLOCK_SIZE), amp=amp, progress=False)
     trainer = Trainer(model, batcher, cfg, corpus.vocab, device)
     gen = trainer.generator
 
     def steps(n: int) -> None:
         for _ in range(n):
-            idx = torch.randint(0, len(batcher), (PRETRAIN_BATCH,), device=device, generator=gen)
+            idx = torch.randint(0, len(batcher), (ASSIGNMENT.pretrain.batch,), device=device, generator=gen)
             x, y = batcher.sample(idx, gen)
-            trainer.runner(x, y, PRETRAIN_LR)
+            trainer.runner(x, y, ASSIGNMENT.pretrain.lr)
 
     steps(5)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -58,7 +59,7 @@ def main() -> None:
     if device.type == "cuda":
         busy = sum(e.self_device_time_total for e in prof.key_averages()) / args.steps / 1e3
         print(f"GPU busy {busy:.2f} ms/step")
-    print(f"wall {wall:.2f} ms/step, {PRETRAIN_BATCH * (BLOCK_SIZE - 1) / wall * 1e3:,.0f} tokens/s")
+    print(f"wall {wall:.2f} ms/step, {ASSIGNMENT.pretrain.batch * (BLOCK_SIZE - 1) / wall * 1e3:,.0f} tokens/s")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import torch
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import Corpus
-from kgpt.training import Trainer, TrainerConfig, run_schedule
+from kgpt.training import Trainer, TrainerConfig
 from kgpt.training.recipe import RECALL
 from kgpt.training.steps import StepRunner
 
@@ -63,7 +63,7 @@ def proxy(data_dir: Path, epochs: int, seed: int) -> None:
     for amp in (False, True):
         m = model(len(corpus.vocab), seed)
         batcher = KnowledgeBatcher(corpus.documents, [], corpus.vocab, 128, RECALL.mix)
-        warmup, end = run_schedule(epochs * len(batcher) * batcher.width)
+        warmup, end = RECALL.schedule_tokens(epochs, len(batcher), batcher.width, batcher.n_bios, 128)
         cfg = TrainerConfig(max_epochs=epochs, batch_size=64, learning_rate=4e-3, final_tokens=end, warmup_tokens=warmup,
                             recipe=RECALL, progress=False, seed=seed, compile=True, amp=amp, log_every=23)
         t = time.perf_counter()

@@ -169,7 +169,7 @@ FAST = ["--max_epochs", "2", "--no_progress", "--device", "cpu", "--batch_size",
 
 def test_knowledge_pretraining_from_the_command_line_then_evaluate(tiny_data, tmp_path, capsys):
     params = tmp_path / "k.params"
-    rc = main(["pretrain", "rope", str(tiny_data.wiki), "--recipe", "knowledge", "--finetune_corpus_path",
+    rc = main(["pretrain", "rope", str(tiny_data.wiki), "--recipe", "knowledge", "--question_mix_path",
                str(tiny_data.train), "--writing_params_path", str(params), *FAST])
     assert rc == 0, capsys.readouterr().err
     from kgpt.checkpoint import read_checkpoint
@@ -191,7 +191,7 @@ def test_knowledge_cosine_spans_the_run(tiny_data, tmp_path):
     from kgpt.training.recipe import RUN_WARMUP
 
     out = tmp_path / "k.params"
-    r = pipeline.pretrain("vanilla", tiny_data.wiki, out, max_epochs=3, finetune_corpus_path=tiny_data.train,
+    r = pipeline.pretrain("vanilla", tiny_data.wiki, out, max_epochs=3, question_mix_path=tiny_data.train,
                           opts=pipeline.RunOptions(device="cpu", recipe="knowledge", progress=False, batch_size=4))
     # At the 10% floor by the end of this run, not 200 corpus passes later.
     assert r.history[-1]["lr"] == pytest.approx(0.1 * KNOWLEDGE.pretrain.lr)
@@ -200,8 +200,8 @@ def test_knowledge_cosine_spans_the_run(tiny_data, tmp_path):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--recipe", "knowledge"], "give --finetune_corpus_path"),
-    (["--finetune_corpus_path", "TRAIN"], "question mix of --recipe knowledge"),
+    (["--recipe", "knowledge"], "give --question_mix_path"),
+    (["--question_mix_path", "TRAIN"], "question mix of --recipe knowledge"),
 ])
 def test_flags_that_do_not_fit_the_recipe_are_one_line_errors(tiny_data, tmp_path, capsys, argv, expected):
     params = tmp_path / "k.params"
@@ -218,5 +218,5 @@ def test_a_question_with_an_unknown_character_fails_before_training(tiny_data, t
     bad = tmp_path / "bad.tsv"
     bad.write_text("Where was Ωmega born?\tLyon\n", encoding="utf-8")
     message = one_line_error(pipeline.pretrain, "rope", tiny_data.wiki, tmp_path / "k.params", max_epochs=1,
-                             finetune_corpus_path=bad, opts=pipeline.RunOptions(device="cpu", recipe="knowledge"))
+                             question_mix_path=bad, opts=pipeline.RunOptions(device="cpu", recipe="knowledge"))
     assert "line 1" in message and str(bad) in message

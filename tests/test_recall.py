@@ -67,6 +67,13 @@ def test_the_reader_reads_what_was_recalled_from_the_name(monkeypatch):
     assert "line 1" in message and "Where was NAME born?" in message
 
 
+def test_a_recall_leaves_the_reader_room_for_an_answer():
+    vocab = CharVocab.from_text("abc")
+    small, large = (GPT(GPTConfig(vocab_size=len(vocab), block_size=b, n_layer=1, n_head=1, n_embd=8)) for b in (64, 128))
+    assert RecallReader(small, small, Reading(chars=100)).recall_chars == 64 - answering.ANSWER_ROOM
+    assert RecallReader(large, large, Reading(chars=100)).recall_chars == 100
+
+
 def test_a_recall_checkpoint_holds_both_models_and_how_to_answer(tmp_path):
     vocab = CharVocab.from_text("abc")
     reader, recaller = (GPT(GPTConfig(vocab_size=len(vocab), block_size=16, n_layer=1, n_head=1, n_embd=8)) for _ in range(2))
@@ -168,6 +175,6 @@ def test_recall_finetuning_needs_the_pretrained_model(recall_model, tiny_data, t
 
 def test_recall_pretraining_is_label_free_and_bios_only(tiny_data, tmp_path, capsys):
     assert main(["pretrain", "rope", str(tiny_data.wiki), "--recipe", "recall", "--writing_params_path",
-                 str(tmp_path / "p.params"), "--finetune_corpus_path", str(tiny_data.train), "--max_epochs", "1", *SIZE, *TINY]) == 1
+                 str(tmp_path / "p.params"), "--question_mix_path", str(tiny_data.train), "--max_epochs", "1", *SIZE, *TINY]) == 1
     assert "pretrains on the corpus alone" in capsys.readouterr().err
     assert not RECALL.mixes_questions

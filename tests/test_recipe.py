@@ -164,8 +164,9 @@ def test_loss_is_logged_every_log_every_steps_whatever_the_saves(tmp_path):
 def test_recipes_are_named_and_the_assignment_is_the_default():
     assert TrainerConfig(max_epochs=1, batch_size=1, learning_rate=1e-3, final_tokens=1).recipe is ASSIGNMENT
     assert ASSIGNMENT == RECIPES["assignment"]
-    assert (ASSIGNMENT.shuffle, ASSIGNMENT.decay, ASSIGNMENT.clamp_cosine, ASSIGNMENT.bf16_on_cuda) == (
-        False, "all-but-bias", False, False)
+    assert (ASSIGNMENT.shuffle, ASSIGNMENT.decay, ASSIGNMENT.schedule, ASSIGNMENT.bf16_on_cuda, ASSIGNMENT.bf16_on_cpu) == (
+        False, "all-but-bias", "course", False, False)
+    assert not ASSIGNMENT.clamps and RECIPES["kgpt-0.1"].clamps
 
 
 # -- kgpt against the reference trainer, step for step ------------------------------------------

@@ -30,6 +30,8 @@ from kgpt.model import GPT
 from kgpt.probe import free_recall
 from kgpt.vocab import CharVocab
 
+ANSWER_ROOM = 28  # characters kept free after a recall for ⁇, the place and its closing ⁇
+
 
 class Answerer:
     """Asks ``model`` the question itself."""
@@ -68,6 +70,12 @@ class RecallReader(Answerer):
         self.recaller.to(device)
         return super().to(device)
 
+    @property
+    def recall_chars(self) -> int:
+        """How much to recall: the reading length, less where the reader's block could not
+        hold that much text and an answer after it."""
+        return min(self.reading.chars, self.model.max_length - ANSWER_ROOM)
+
     def spec(self) -> dict:
         """What a checkpoint records about this way of answering (beside the recaller's weights)."""
         return {"method": self.method, **asdict(self.reading)}
@@ -82,7 +90,7 @@ class RecallReader(Answerer):
             vocab.encode(name, where=f"{where}, line {q.line}")  # an unknown character is the user's error
             names.append(name)
         todo = sorted({n for n in names if n not in self._recalled})
-        self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.reading.chars)))
+        self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))
         return [self.reading.text(self._recalled[n], n) for n in names]
 
     def recall(self, question: Question) -> str | None:

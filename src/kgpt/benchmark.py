@@ -33,12 +33,12 @@ from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.evaluate import MAX_ANSWER_CHARS
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT, GPTConfig
-from kgpt.training import GRAPH_WARMUP_STEPS, Trainer, TrainerConfig, final_tokens_for, resolve_device
+from kgpt.training import ASSIGNMENT, GRAPH_WARMUP_STEPS, Trainer, TrainerConfig, final_tokens_for, resolve_device
 from kgpt.vocab import MASK_CHAR, CharVocab
 
 # The pipeline's own settings, so the benchmark measures what `kgpt pretrain` runs.
 BLOCK_SIZE = pipeline.BLOCK_SIZE
-LEARNING_RATE = pipeline.PRETRAIN_LR
+LEARNING_RATE = ASSIGNMENT.pretrain.lr
 
 PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
     # Dense (no sparsity) bf16 tensor-core peaks from the vendor's data sheets; the first

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training_flags(p)
     _opt(p, "writing_params_path", required=True, help="where the pretrained model goes")
     _opt(p, "pretrain_lr", type=_positive_float, default=None, help=f"default: the recipe's ({ASSIGNMENT.pretrain.lr} for the assignment)")
-    _opt(p, "finetune_corpus_path", default=None,
+    _opt(p, "question_mix_path", default=None,
          help="--recipe knowledge only: the QUESTION<TAB>PLACE lines mixed into pretraining")
     _opt(p, "reading_params_path", help=argparse.SUPPRESS)  # accepted for the assignment's scripts; unused
     for name, default in (("n_layer", 4), ("n_head", 8), ("n_embd", 256)):
@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "top_k", type=_number(int, 0, 20, "use 0 (none) to 20"), default=3, help="most probable answers to list (default 3)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    p = sub.add_parser("export", help="write a checkpoint as a Hugging Face transformers model and tokenizer")
+    _opt(p, "reading_params_path", required=True, help="the kgpt checkpoint (vanilla or rope)")
+    _opt(p, "hf_dir", required=True, help="a new directory for the model, tokenizer and model card")
+    _opt(p, "eval_corpus_path", default=None, help="also measure accuracy on this question file for the model card")
 
     p = sub.add_parser("london-baseline", help='predict "London" for every question')
     _opt(p, "eval_corpus_path", required=True)
@@ -195,7 +200,7 @@ def _cmd_pretrain(args) -> None:
     r = pipeline.pretrain(
         args.variant, args.pretrain_corpus_path, args.writing_params_path, lr=args.pretrain_lr,
         max_epochs=args.max_epochs, bottleneck_dim=args.bottleneck_dim, opts=_run_options(args, "pretrain"),
-        finetune_corpus_path=args.finetune_corpus_path,
+        question_mix_path=args.question_mix_path,
     )
     print(f"pretrained {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
 
@@ -256,6 +261,13 @@ def _cmd_ask(args) -> None:
         raise KgptError(f"{failed} of {len(answers)} questions could not be answered (see above)")
 
 
+def _cmd_export(args) -> None:
+    from kgpt.export import export
+
+    out = export(args.reading_params_path, args.hf_dir, args.eval_corpus_path)
+    print(f"wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r})")
+
+
 def _cmd_london(args) -> None:
     from kgpt import pipeline
     from kgpt.evaluate import score_line
@@ -307,6 +319,7 @@ COMMANDS = {
     "finetune": _cmd_finetune,
     "evaluate": _cmd_evaluate,
     "ask": _cmd_ask,
+    "export": _cmd_export,
     "london-baseline": _cmd_london,
     "demo": _cmd_demo,
     "reproduce": _cmd_reproduce,

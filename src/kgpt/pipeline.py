@@ -22,27 +22,20 @@ from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.data.reading import reading_examples
 from kgpt.errors import KgptError
 from kgpt.evaluate import predict_places, score, write_predictions
-from kgpt.probe import Storage, cued_completions, free_recalls, tally
 from kgpt.io import check_output, check_writable
 from kgpt.model import GPT, GPTConfig
+from kgpt.probe import Storage, cued_completions, free_recalls, tally
 from kgpt.training import (
-    ASSIGNMENT,
-    WARMUP_TOKENS,
     Recipe,
     Trainer,
     TrainerConfig,
     TrainResult,
-    final_tokens_for,
     get_recipe,
     resolve_device,
-    run_schedule,
 )
 from kgpt.vocab import CharVocab
 
 BLOCK_SIZE = 128
-PRETRAIN_EPOCHS, PRETRAIN_BATCH, PRETRAIN_LR = ASSIGNMENT.pretrain.epochs, ASSIGNMENT.pretrain.batch, ASSIGNMENT.pretrain.lr
-FINETUNE_BATCH, FINETUNE_LR = ASSIGNMENT.finetune.batch, ASSIGNMENT.finetune.lr
-FINETUNE_EPOCHS_SCRATCH, FINETUNE_EPOCHS_PRETRAINED = 75, ASSIGNMENT.finetune.epochs
 
 
 @dataclass
@@ -87,10 +80,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     reader), the file also holds the recalling model and how to answer with both."""
     recipe = get_recipe(opts.recipe)
     block = model.config.block_size
-    if recipe.cosine_over_run:  # every epoch counts len(batcher) rows of batcher.width label positions
-        warmup, final = run_schedule(max_epochs * len(batcher) * batcher.width)
-    else:  # as in the assignment, finetuning too counts its cosine in pretraining-corpus passes
-        warmup, final = WARMUP_TOKENS, final_tokens_for(len(corpus.documents), block)
+    warmup, final = recipe.schedule_tokens(max_epochs, len(batcher), batcher.width, len(corpus.documents), block)
     cfg = TrainerConfig(
         max_epochs=max_epochs,
         batch_size=batch,
@@ -168,18 +158,18 @@ def pretrain(
     max_epochs: int | None = None,
     bottleneck_dim: int | None = None,
     opts: RunOptions | None = None,
-    finetune_corpus_path: str | Path | None = None,
+    question_mix_path: str | Path | None = None,
 ) -> TrainResult:
     """Pretraining on the corpus; writes the model to ``writing_params_path``.
 
     The assignment's recipe span-corrupts the bios. A recipe with a question mix (the
-    knowledge recipe) also trains on ``finetune_corpus_path``'s questions and answers.
+    knowledge recipe) also trains on ``question_mix_path``'s questions and answers.
     Unset hyperparameters are the recipe's.
     """
     opts = opts or RunOptions()
     recipe = get_recipe(opts.recipe)
-    _check_question_mix(recipe, finetune_corpus_path)
-    check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])  # before hours of training
+    _check_question_mix(recipe, question_mix_path)
+    check_output(writing_params_path, "--writing_params_path", [corpus_path, question_mix_path])  # before hours of training
     device = resolve_device(opts.device)
     corpus = Corpus.load(corpus_path)
     model = _fresh_model(variant, corpus, bottleneck_dim, opts)
@@ -188,19 +178,19 @@ def pretrain(
     if recipe.mix is None:
         batcher = CorruptionBatcher(corpus.documents, corpus.vocab, block, device)
     else:
-        questions = read_questions(finetune_corpus_path, require_answers=True) if finetune_corpus_path else []
+        questions = read_questions(question_mix_path, require_answers=True) if question_mix_path else []
         batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device,
-                                   where=f"finetuning file {finetune_corpus_path}")
+                                   where=f"question mix {question_mix_path}")
     epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
     return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, recipe.pretrain.lr if lr is None else lr,
                   opts.batch_size or recipe.pretrain.batch, opts, device, saved)
 
 
-def _check_question_mix(recipe: Recipe, finetune_corpus_path: str | Path | None) -> None:
-    if recipe.mixes_questions and finetune_corpus_path is None:
-        raise KgptError(f"--recipe {recipe.name} pretrains on the training questions too; give --finetune_corpus_path")
-    if not recipe.mixes_questions and finetune_corpus_path is not None:
-        raise KgptError(f"--finetune_corpus_path in pretrain is the question mix of --recipe knowledge; "
+def _check_question_mix(recipe: Recipe, question_mix_path: str | Path | None) -> None:
+    if recipe.mixes_questions and question_mix_path is None:
+        raise KgptError(f"--recipe {recipe.name} pretrains on the training questions too; give --question_mix_path")
+    if not recipe.mixes_questions and question_mix_path is not None:
+        raise KgptError(f"--question_mix_path is the question mix of --recipe knowledge; "
                         f"recipe {recipe.name} pretrains on the corpus alone")
 
 
@@ -238,7 +228,10 @@ def finetune(
                         "give --reading_params_path (a model pretrained with --recipe recall)")
     else:
         model = _fresh_model(variant, corpus, bottleneck_dim, opts)
-        default_epochs = FINETUNE_EPOCHS_SCRATCH
+        default_epochs = recipe.finetune.epochs_from_scratch
+        if default_epochs is None and max_epochs is None:
+            raise KgptError(f"--recipe {recipe.name} does not finetune from scratch; give --reading_params_path "
+                            "(a pretrained model) or --max_epochs")
     saved = _read_resumable(writing_params_path, model, opts)
     where = f"finetuning file {finetune_corpus_path}"
     questions = read_questions(finetune_corpus_path, require_answers=True)

@@ -11,7 +11,10 @@ course's ``src/trainer.py``:
 (c) a cosine that is not clamped: past ``final_tokens`` it rises again;
 (d) tokens counted as every label position, and the learning rate for the next step set
     after each optimiser step, so the first step runs at the peak;
-float32 throughout.
+float32 parameters and activations, no autocast. The steps are the course's; how they are
+computed is kgpt's: on a GPU, matrix products in TF32, a fused AdamW and the whole step
+as one CUDA graph (the numbers differ from the course's code in the last bits, as they
+do between two GPUs).
 
 Any other choice is a recipe of its own, chosen by name (``--recipe``), never a silent
 change to this one.
@@ -32,13 +35,28 @@ from kgpt.errors import KgptError
 WARMUP_TOKENS = 512 * 20
 
 
+def final_tokens_for(n_pretrain_documents: int, block_size: int) -> int:
+    """The assignment's end of the cosine: 200 passes over the pretraining corpus."""
+    return 200 * n_pretrain_documents * block_size
+
+
+RUN_WARMUP = 0.03  # with schedule "run": the share of the run's tokens spent warming up
+
+
+def run_schedule(total_tokens: int) -> tuple[int, int]:
+    """(warmup, final) tokens of a cosine that spans a whole run of ``total_tokens``."""
+    return int(RUN_WARMUP * total_tokens), total_tokens
+
+
 @dataclass(frozen=True)
 class StageDefaults:
-    """A stage's epochs (from a pretrained model, for finetuning), peak learning rate, batch."""
+    """A stage's epochs, peak learning rate and batch; for finetuning, ``epochs`` start
+    from a pretrained model and ``epochs_from_scratch`` from fresh weights."""
 
     epochs: int
     lr: float
     batch: int
+    epochs_from_scratch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,10 @@ class Recipe:
     summary: str
     shuffle: bool  # a fresh permutation of the examples every epoch, else file order
     decay: Literal["all-but-bias", "matmul"]  # which parameters get weight decay
-    clamp_cosine: bool  # hold the 10% floor after final_tokens, else the cosine rises again
+    # The learning rate's course: "course", warmup over 10,240 tokens, then a cosine over
+    # 200 passes of the pretraining corpus that rises again past them; "course-floor",
+    # the same held at its 10% floor; "run", a 3% warmup and one cosine over this run.
+    schedule: Literal["course", "course-floor", "run"]
     bf16_on_cuda: bool  # bf16 autocast on a GPU
     bf16_on_cpu: bool = False  # bf16 autocast on a CPU (float32 otherwise)
     # The knowledge and recall recipes' departures (None/False: the assignment's choices).
@@ -58,10 +79,21 @@ class Recipe:
     # Finetune a reader on the training people's bios and answer by recall-then-read
     # (kgpt.answering), else finetune on the questions and answer them directly.
     reading: Reading | None = None
-    cosine_over_run: bool = False  # the cosine spans this run's steps, not 200 corpus passes
     dropout: float | None = None  # every dropout rate of a fresh model, else the model's default (0.1)
     pretrain: StageDefaults = StageDefaults(650, 6e-3, 128)  # the assignment's hyperparameters
-    finetune: StageDefaults = StageDefaults(10, 6e-4, 256)
+    finetune: StageDefaults = StageDefaults(10, 6e-4, 256, epochs_from_scratch=75)
+
+    @property
+    def clamps(self) -> bool:
+        """Whether the cosine stays at its floor past final_tokens (a run's cosine never passes it)."""
+        return self.schedule != "course"
+
+    def schedule_tokens(self, epochs: int, rows_per_epoch: int, width: int, n_documents: int, block_size: int) -> tuple[int, int]:
+        """(warmup, final) tokens of this recipe's cosine for a run of ``epochs`` passes over
+        ``rows_per_epoch`` rows of ``width`` label positions, on a corpus of ``n_documents``."""
+        if self.schedule == "run":
+            return run_schedule(epochs * rows_per_epoch * width)
+        return WARMUP_TOKENS, final_tokens_for(n_documents, block_size)  # finetuning too counts corpus passes
 
     @property
     def mixes_questions(self) -> bool:
@@ -71,10 +103,10 @@ class Recipe:
 
 ASSIGNMENT = Recipe(
     "assignment",
-    "the course's trainer: file order, decay on all but biases, unclamped cosine, float32",
+    "the course's trainer: file order, decay on all but biases, unclamped cosine, float32 (TF32 matmuls on a GPU)",
     shuffle=False,
     decay="all-but-bias",
-    clamp_cosine=False,
+    schedule="course",
     bf16_on_cuda=False,
 )
 
@@ -86,7 +118,7 @@ KGPT_0_1 = Recipe(
     "kgpt 0.1's departures: shuffled, decay on matmul weights only, cosine held at 10%, bf16 on CUDA",
     shuffle=True,
     decay="matmul",
-    clamp_cosine=True,
+    schedule="course-floor",
     bf16_on_cuda=True,
 )
 
@@ -99,10 +131,9 @@ KNOWLEDGE = Recipe(
     "bios plus the training questions in pretraining, next-character loss, no dropout, shuffled, cosine over the run",
     shuffle=True,
     decay="matmul",
-    clamp_cosine=True,
+    schedule="run",
     bf16_on_cuda=True,
     mix=QuestionMix(qa_repeats=2, windows=False, bio_chars=80),
-    cosine_over_run=True,
     dropout=0.0,
     pretrain=StageDefaults(epochs=100, lr=5e-3, batch=64),
     finetune=StageDefaults(epochs=0, lr=1e-3, batch=64),
@@ -118,11 +149,10 @@ RECALL = Recipe(
     "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio, then reading it",
     shuffle=True,
     decay="matmul",
-    clamp_cosine=True,
+    schedule="run",
     bf16_on_cuda=True,
     mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=100),
     reading=Reading(chars=100, mask_name=True),
-    cosine_over_run=True,
     dropout=0.0,
     pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
     finetune=StageDefaults(epochs=12, lr=1e-3, batch=64),
@@ -139,19 +169,6 @@ def get_recipe(name: str | Recipe) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise KgptError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
-
-
-def final_tokens_for(n_pretrain_documents: int, block_size: int) -> int:
-    """The assignment's end of the cosine: 200 passes over the pretraining corpus."""
-    return 200 * n_pretrain_documents * block_size
-
-
-RUN_WARMUP = 0.03  # with cosine_over_run: the share of the run's tokens spent warming up
-
-
-def run_schedule(total_tokens: int) -> tuple[int, int]:
-    """(warmup, final) tokens of a cosine that spans a whole run of ``total_tokens``."""
-    return int(RUN_WARMUP * total_tokens), total_tokens
 
 
 def lr_multiplier(tokens: int, warmup_tokens: int, final_tokens: int, clamp: bool = False) -> float:

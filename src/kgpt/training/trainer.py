@@ -139,7 +139,7 @@ class Trainer:
     def lr(self) -> float:
         """The learning rate of the next step."""
         c = self.config
-        return scheduled_lr(c.learning_rate, self.progress.tokens, c.warmup_tokens, c.final_tokens, c.recipe.clamp_cosine)
+        return scheduled_lr(c.learning_rate, self.progress.tokens, c.warmup_tokens, c.final_tokens, c.recipe.clamps)
 
     def save_resumable(self) -> None:
         if self.config.checkpoint_path is not None:

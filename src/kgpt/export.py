@@ -1,0 +1,220 @@
+"""A kgpt checkpoint as a Hugging Face transformers model and tokenizer.
+
+Two variants have a transformers architecture that computes exactly what kgpt computes:
+
+* vanilla as GPT-2 (``GPT2LMHeadModel``): learned positions, pre-LayerNorm blocks, exact
+  GELU, an untied head without bias. GPT-2 keeps its projections as ``Conv1D`` (the
+  transpose of ``nn.Linear``) and the three attention inputs in one ``c_attn``.
+* rope as GPT-NeoX (``GPTNeoXForCausalLM``): rotary positions on every dimension of the
+  head, sequential residuals (``use_parallel_residual=False``). GPT-NeoX rotates the pairs
+  (j, j + d/2) of a head where kgpt rotates (2i, 2i + 1), at the same frequencies, so the
+  query and key rows of each head are reordered (evens, then odds); the scores q·k do
+  not change under a permutation applied to both.
+
+The perceiver and the synthesizer have no such architecture. The character vocabulary
+becomes a ``tokenizers`` word-level model over single characters, PAD □ and MASK ⁇ its
+special tokens, every id as kgpt numbers it. A recall-then-read checkpoint exports its
+reader to the directory and its recaller to ``DIR/recaller``. Only this module imports
+transformers (the ``hf`` extra).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from kgpt.answering import RecallReader, load_answerer
+from kgpt.checkpoint import read_checkpoint
+from kgpt.data.corpus import read_questions
+from kgpt.errors import KgptError
+from kgpt.evaluate import predict_places, score
+from kgpt.model import GPT
+from kgpt.vocab import MASK_CHAR, PAD_CHAR, CharVocab
+
+EXPORTS = {"vanilla": "GPT-2 (GPT2LMHeadModel)", "rope": "GPT-NeoX (GPTNeoXForCausalLM)"}
+INSTALL = "pip install 'kgpt[hf]' (from a clone: pip install -e '.[hf]')"
+
+
+def _transformers():
+    try:
+        import tokenizers
+        import transformers
+    except ImportError:
+        raise KgptError(f"kgpt export needs transformers and tokenizers; install them with {INSTALL}") from None
+    return transformers, tokenizers
+
+
+def gpt2_state(model: GPT) -> dict[str, torch.Tensor]:
+    """kgpt's vanilla weights under GPT-2's names and layouts."""
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    out = {"transformer.wte.weight": sd["tok_emb.weight"], "transformer.wpe.weight": sd["pos_emb"][0],
+           "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": sd["ln_f.bias"],
+           "lm_head.weight": sd["head.weight"]}
+    for i in range(model.config.n_layer):
+        b, h = f"blocks.{i}.", f"transformer.h.{i}."
+        attn = [sd[f"{b}attn.{name}.weight"] for name in ("query", "key", "value")]
+        out.update({
+            f"{h}ln_1.weight": sd[f"{b}ln1.weight"], f"{h}ln_1.bias": sd[f"{b}ln1.bias"],
+            f"{h}ln_2.weight": sd[f"{b}ln2.weight"], f"{h}ln_2.bias": sd[f"{b}ln2.bias"],
+            f"{h}attn.c_attn.weight": torch.cat(attn, dim=0).t().contiguous(),  # Conv1D: (in, out)
+            f"{h}attn.c_attn.bias": torch.cat([sd[f"{b}attn.{n}.bias"] for n in ("query", "key", "value")]),
+            f"{h}attn.c_proj.weight": sd[f"{b}attn.proj.weight"].t().contiguous(), f"{h}attn.c_proj.bias": sd[f"{b}attn.proj.bias"],
+            f"{h}mlp.c_fc.weight": sd[f"{b}mlp.0.weight"].t().contiguous(), f"{h}mlp.c_fc.bias": sd[f"{b}mlp.0.bias"],
+            f"{h}mlp.c_proj.weight": sd[f"{b}mlp.2.weight"].t().contiguous(), f"{h}mlp.c_proj.bias": sd[f"{b}mlp.2.bias"],
+        })
+    return out
+
+
+def rotary_order(head_size: int) -> torch.Tensor:
+    """kgpt's head dimensions in GPT-NeoX's order: the first of each rotated pair, then the second."""
+    return torch.cat([torch.arange(0, head_size, 2), torch.arange(1, head_size, 2)])
+
+
+def neox_state(model: GPT) -> dict[str, torch.Tensor]:
+    """kgpt's rope weights under GPT-NeoX's names, queries and keys in its rotary order."""
+    c = model.config
+    hs = c.n_embd // c.n_head
+    order = rotary_order(hs)
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    out = {"gpt_neox.embed_in.weight": sd["tok_emb.weight"], "gpt_neox.final_layer_norm.weight": sd["ln_f.weight"],
+           "gpt_neox.final_layer_norm.bias": sd["ln_f.bias"], "lm_head.weight": sd["head.weight"]}
+    for i in range(c.n_layer):
+        b, h = f"blocks.{i}.", f"gpt_neox.layers.{i}."
+        # GPT-NeoX's fused projection yields, head by head, that head's query, key and value.
+        rows = {}
+        for name in ("weight", "bias"):
+            q, k, v = (sd[f"{b}attn.{n}.{name}"].unflatten(0, (c.n_head, hs)) for n in ("query", "key", "value"))
+            rows[name] = torch.cat([q[:, order], k[:, order], v], dim=1).flatten(0, 1)
+        out.update({
+            f"{h}input_layernorm.weight": sd[f"{b}ln1.weight"], f"{h}input_layernorm.bias": sd[f"{b}ln1.bias"],
+            f"{h}post_attention_layernorm.weight": sd[f"{b}ln2.weight"], f"{h}post_attention_layernorm.bias": sd[f"{b}ln2.bias"],
+            f"{h}attention.query_key_value.weight": rows["weight"], f"{h}attention.query_key_value.bias": rows["bias"],
+            f"{h}attention.dense.weight": sd[f"{b}attn.proj.weight"], f"{h}attention.dense.bias": sd[f"{b}attn.proj.bias"],
+            f"{h}mlp.dense_h_to_4h.weight": sd[f"{b}mlp.0.weight"], f"{h}mlp.dense_h_to_4h.bias": sd[f"{b}mlp.0.bias"],
+            f"{h}mlp.dense_4h_to_h.weight": sd[f"{b}mlp.2.weight"], f"{h}mlp.dense_4h_to_h.bias": sd[f"{b}mlp.2.bias"],
+        })
+    return out
+
+
+def hf_model(model: GPT):
+    """The transformers model that computes what ``model`` computes, weights loaded, in eval mode."""
+    transformers, _ = _transformers()
+    c = model.config
+    common = {"vocab_size": c.vocab_size, "bos_token_id": None, "eos_token_id": None, "pad_token_id": 0,
+              "tie_word_embeddings": False}
+    if c.variant == "vanilla":
+        config = transformers.GPT2Config(n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
+                                         activation_function="gelu", layer_norm_epsilon=1e-5, resid_pdrop=0.0,
+                                         embd_pdrop=0.0, attn_pdrop=0.0, **common)
+        hf, state = transformers.GPT2LMHeadModel(config), gpt2_state(model)
+    elif c.variant == "rope":
+        config = transformers.GPTNeoXConfig(
+            hidden_size=c.n_embd, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
+            intermediate_size=4 * c.n_embd, hidden_act="gelu", max_position_embeddings=c.block_size,
+            use_parallel_residual=False, attention_bias=True, layer_norm_eps=1e-5,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}, **common)
+        hf, state = transformers.GPTNeoXForCausalLM(config), neox_state(model)
+    else:
+        raise KgptError(f"a {c.variant} model has no transformers architecture; kgpt exports "
+                        + " and ".join(f"{v} (as {a})" for v, a in EXPORTS.items()))
+    hf.load_state_dict(state, strict=True)
+    return hf.eval()
+
+
+def hf_tokenizer(vocab: CharVocab):
+    """A fast tokenizer with one token per character, ids as kgpt numbers them."""
+    transformers, tokenizers = _transformers()
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({ch: i for i, ch in enumerate(vocab.itos)}, unk_token=None))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split(tokenizers.Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = tokenizers.decoders.Fuse()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD_CHAR, mask_token=MASK_CHAR)
+
+
+def model_card(model: GPT, progress: dict, accuracy: str | None, recall: bool) -> str:
+    c = model.config
+    trained = (f"last stage `{progress.get('stage', '?')}` with the `{progress.get('recipe', '?')}` recipe, "
+               f"{progress.get('epoch', '?')} of {progress.get('max_epochs', '?')} epochs, {progress.get('step', '?')} steps"
+               if progress else "an assignment state dict imported into kgpt (no training record)")
+    ask = '"Where was Bryan Dubreuiel born?⁇"'
+    lines = [
+        "# A kgpt model", "",
+        f"A character-level GPT exported from kgpt as {EXPORTS[c.variant]}: {c.n_layer} layers, "
+        f"{c.n_head} heads, {c.n_embd} wide, context {c.block_size}, {model.num_parameters():,} parameters, "
+        f"{c.vocab_size} characters (□ pads, ⁇ separates question and answer).", "",
+        "Trained as in the CS224N knowledge-access experiment: pretrained on one-line Wikipedia bios (`wiki.txt`), "
+        f"then taught to answer `Where was NAME born?`. Training: {trained}.", "",
+        f"Dev accuracy (`birth_dev.tsv`, greedy): {accuracy or 'not measured at export'}.", "",
+        "## Ask it", "",
+    ]
+    if recall:
+        lines += [
+            "This is a recall-then-read model: `recaller/` (the pretrained model) recalls the person's bio from "
+            "`NAME.`, this model reads the place off it. kgpt does both with `kgpt ask`; with transformers alone:", "",
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "tok, recaller, reader = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D + '/recaller'), "
+            "AutoModelForCausalLM.from_pretrained(D)",
+            "cue = 'Bryan Dubreuiel.'  # the bio's opening: NAME.",
+            "ids = tok(cue, return_tensors='pt').input_ids",
+            "bio = tok.decode(recaller.generate(ids, max_new_tokens=100 - len(cue), do_sample=False)[0])",
+            "ids = tok(bio[len(cue):].lstrip() + '⁇', return_tensors='pt').input_ids  # read without the name",
+            "print(tok.decode(reader.generate(ids, max_new_tokens=27, do_sample=False, eos_token_id=1)[0, ids.shape[1]:]).split('⁇')[0])",
+            "```",
+        ]
+    else:
+        lines += [
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "tok, model = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D)",
+            f"ids = tok({ask}, return_tensors='pt').input_ids",
+            "print(tok.decode(model.generate(ids, max_new_tokens=32, do_sample=False, eos_token_id=1)[0, ids.shape[1]:]).split('⁇')[0])",
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _save(model: GPT, vocab: CharVocab, directory: Path) -> None:
+    hf = hf_model(model)
+    hf.generation_config.eos_token_id = vocab.stoi[MASK_CHAR]
+    hf.generation_config.pad_token_id = vocab.stoi[PAD_CHAR]
+    hf.save_pretrained(directory)
+    hf_tokenizer(vocab).save_pretrained(directory)
+
+
+def export(reading_params_path: str | Path, hf_dir: str | Path, eval_corpus_path: str | Path | None = None) -> Path:
+    """Write ``hf_dir`` (a new or empty directory): model, tokenizer and model card."""
+    _transformers()  # before any work: say how to install them
+    out = Path(hf_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise KgptError(f"--hf_dir {out} exists and is not an empty directory; give a new directory")
+    ckpt = read_checkpoint(reading_params_path)
+    if ckpt.vocab is None:
+        raise KgptError(f"{reading_params_path} is an assignment state dict without its vocabulary; "
+                        "finetune or evaluate it with kgpt first, then export the kgpt checkpoint")
+    if ckpt.config.variant not in EXPORTS:
+        raise KgptError(f"{reading_params_path} holds a {ckpt.config.variant} model, which no transformers "
+                        f"architecture computes; kgpt exports " + " and ".join(f"{v} (as {a})" for v, a in EXPORTS.items()))
+    asker = load_answerer(reading_params_path, ckpt.vocab)
+    accuracy = None
+    if eval_corpus_path is not None:
+        questions = read_questions(eval_corpus_path)
+        total, correct = score(questions, predict_places(asker, ckpt.vocab, questions, where=str(eval_corpus_path)))
+        accuracy = f"{int(correct)}/{int(total)} = {100 * correct / total:.1f}% on {Path(eval_corpus_path).name}" if total else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _save(asker.model, ckpt.vocab, staging)
+        recall = isinstance(asker, RecallReader)
+        if recall:
+            _save(asker.recaller, ckpt.vocab, staging / "recaller")
+        (staging / "README.md").write_text(model_card(asker.model, ckpt.progress, accuracy, recall), encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
