@@ -58,10 +58,18 @@ def study_data(tmp_path) -> Path:
     return d
 
 
+TINY_MODEL = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+SIZES = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 8, "finetune_batch": 8, "model": TINY_MODEL}
+SMALL = experiments.Preset("small", (experiments.Setting("finetune-only", **SIZES), experiments.Setting("pretrain+finetune", **SIZES)))
+
+
+def shrunk(preset: experiments.Preset) -> experiments.Preset:
+    """The preset's settings, each cut to one epoch per stage of a tiny model."""
+    return replace(preset, settings=tuple(replace(s, **SIZES, compile=False) for s in preset.settings))
+
+
 def test_reproduce_runs_matrix_and_resumes_without_work(study_data, tmp_path, monkeypatch, capsys):
-    small = experiments.Preset("small", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
-                               pretrain_batch=8, finetune_batch=8, model={"n_layer": 1, "n_head": 2, "n_embd": 16})
-    monkeypatch.setitem(experiments.PRESETS, "small", small)
+    monkeypatch.setitem(experiments.PRESETS, "small", SMALL)
     out = tmp_path / "study"
     args = ["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "small",
             "--variants", "vanilla", "rope", "--seeds", "0", "1", "--device", "cpu"]
@@ -88,9 +96,7 @@ def test_reproduce_runs_matrix_and_resumes_without_work(study_data, tmp_path, mo
 
 
 def test_reproduce_reuses_a_finished_pretraining(study_data, tmp_path, monkeypatch):
-    small = experiments.Preset("small", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
-                               pretrain_batch=8, finetune_batch=8, model={"n_layer": 1, "n_head": 2, "n_embd": 16})
-    monkeypatch.setitem(experiments.PRESETS, "small", small)
+    monkeypatch.setitem(experiments.PRESETS, "small", SMALL)
     out = tmp_path / "study"
     run = lambda: experiments.run_reproduce(study_data, out, ["vanilla"], [0], preset="small", device="cpu")
     run()
@@ -116,19 +122,15 @@ def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch)
     """The laptop preset's structure (London, the assignment's cells, recall-then-read),
     with its sizes cut down so it runs in seconds."""
     laptop = experiments.PRESETS["laptop"]
-    recall = laptop.recipes["recall-read"]
-    assert recall.recipe == "recall" and recall.model == experiments.LAPTOP_MODEL and recall.compile
-    tiny = {"n_layer": 1, "n_head": 2, "n_embd": 16}
-    small = replace(laptop, pretrain_epochs=1, finetune_epochs_pretrained=1, pretrain_batch=8, finetune_batch=8, model=tiny,
-                    recipes={"recall-read": replace(recall, pretrain_epochs=1, finetune_epochs_pretrained=1,
-                                                    pretrain_batch=8, finetune_batch=8, model=tiny, compile=False)})
-    monkeypatch.setitem(experiments.PRESETS, "laptop", small)
+    recall = laptop.settings[-1]
+    assert (recall.name, recall.recipe, recall.model, recall.compile) == ("recall-read", "recall", experiments.LAPTOP_MODEL, True)
+    monkeypatch.setitem(experiments.PRESETS, "laptop", shrunk(laptop))
     out = tmp_path / "study"
     assert main(["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "laptop",
                  "--seeds", "0", "1", "--device", "cpu"]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["setting"], r["variant"], r["seed"], r["recipe"]) for r in rows] == [
-        ("baseline", "vanilla", 0, "assignment"),
+        ("baseline", "vanilla", 0, None),
         ("pretrain+finetune", "vanilla", 0, "assignment"),
         ("pretrain+finetune", "vanilla", 1, "assignment"),
         ("recall-read", "rope", 0, "recall"),
@@ -146,11 +148,10 @@ def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch)
 
 def test_gpu_preset_is_london_and_the_recipes_at_full_size(study_data, tmp_path, monkeypatch):
     gpu = experiments.PRESETS["gpu"]
-    assert {s: p.recipe for s, p in gpu.recipes.items()} == {"knowledge-recipe": "knowledge", "recall-read": "recall"}
-    assert all(p.model == {} for p in gpu.recipes.values())  # the assignment's 4x256 model
-    tiny = {"n_layer": 1, "n_head": 2, "n_embd": 16}
-    small = replace(gpu, recipes={s: replace(p, pretrain_epochs=1, finetune_epochs_pretrained=1, pretrain_batch=8,
-                                             finetune_batch=8, model=tiny) for s, p in gpu.recipes.items()})
+    assert {s.name: s.recipe for s in gpu.settings} == {"knowledge-recipe": "knowledge", "recall-read": "recall"}
+    assert all(s.model == {} for s in gpu.settings)  # the assignment's 4x256 model
+    small = shrunk(gpu)
+    small = replace(small, settings=(replace(small.settings[0], finetune_epochs=None), small.settings[1]))  # knowledge: no finetuning
     monkeypatch.setitem(experiments.PRESETS, "gpu", small)
     rows = experiments.run_reproduce(study_data, tmp_path / "gpu", ["vanilla"], [3], preset="gpu", device="cpu")
     assert [(r["setting"], r["variant"], r["seed"]) for r in rows] == [

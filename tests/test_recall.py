@@ -135,12 +135,11 @@ def test_scrambled_dev_labels_give_identical_predictions(tmp_path):
     """Nothing that trains reads a dev label: the whole laptop-style study, run once with
     the dev places and once with them shuffled, answers every dev question the same."""
     data = generate(SyntheticConfig(n_train=12, n_dev=6, n_test=2, n_extra=0, n_places=4, distractors=1))
-    tiny = {"n_layer": 1, "n_head": 2, "n_embd": 16}
-    preset = experiments.Preset(
-        "scramble", variant="vanilla", settings=("pretrain+finetune",), pretrain_epochs=1, finetune_epochs_pretrained=1,
-        pretrain_batch=8, finetune_batch=8, model=tiny,
-        recipes={"recall-read": experiments.Preset("scramble-recall", recipe="recall", variant="rope", pretrain_epochs=2,
-                                                   finetune_epochs_pretrained=2, pretrain_batch=8, finetune_batch=8, model=tiny)})
+    sizes = {"pretrain_batch": 8, "finetune_batch": 8, "model": {"n_layer": 1, "n_head": 2, "n_embd": 16}}
+    preset = experiments.Preset("scramble", (
+        experiments.Setting("pretrain+finetune", variant="vanilla", pretrain_epochs=1, finetune_epochs=1, **sizes),
+        experiments.Setting("recall-read", recipe="recall", variant="rope", pretrain_epochs=2, finetune_epochs=2, **sizes),
+    ))
     predictions = []
     for scramble in (False, True):
         d = tmp_path / f"data{scramble}"

@@ -245,7 +245,7 @@ def test_cpu_demo_preset_only_asks_facts_its_pretraining_can_see() -> None:
     """Pretraining shows at most int(7/8 · block) characters of a bio: every birthplace must end inside."""
     preset = DEMO_PRESETS["cpu"]
     data = generate(preset.data)
-    visible = max_truncation(preset.model["block_size"])
+    visible = max_truncation(next(s for s in preset.settings if s.name == "pretrain+finetune").model["block_size"])
     assert len(corpus_documents(data.wiki)) == preset.data.n_bios
     by_name = all_bios_by_name(data)
     for name, place in answered(data):

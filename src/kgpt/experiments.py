@@ -54,82 +54,86 @@ PUBLISHED = {
 
 
 @dataclass(frozen=True)
-class Preset:
-    """Sizes and schedules for one kind of study run."""
+class Setting:
+    """One row of a study: what its cells train, with which recipe, at what size."""
 
-    name: str
-    pretrain_epochs: int | None = None  # None: the assignment's defaults
-    finetune_epochs_scratch: int | None = None
-    finetune_epochs_pretrained: int | None = None
-    pretrain_lr: float | None = None  # None: the recipe's
+    name: str  # "finetune-only", "pretrain+finetune", KNOWLEDGE_SETTING or RECALL_SETTING
+    recipe: str = "assignment"  # how its cells train (kgpt.training.recipe)
+    variant: str | None = None  # its cells' attention variant; None: each of the study's variants
+    pretrain_epochs: int | None = None  # None: the recipe's
+    finetune_epochs: int | None = None  # from the pretrained model, or from scratch for finetune-only
+    pretrain_lr: float | None = None
     finetune_lr: float | None = None
     pretrain_batch: int | None = None
     finetune_batch: int | None = None
-    model: dict = field(default_factory=dict)
-    data: SyntheticConfig | None = None  # the demo's generated data
-    recipe: str = "assignment"  # how the cells train (kgpt.training.recipe)
-    variant: str | None = None  # the cells' attention variant, whatever the study's variants
-    settings: tuple[str, ...] = ("finetune-only", "pretrain+finetune")  # besides the baseline
+    model: dict = field(default_factory=dict)  # GPTConfig overrides (layers, width, block, dropout)
     compile: bool = False  # torch.compile the training steps
-    # Cells of other recipes, each with its own sizes: setting name -> its preset.
-    recipes: dict[str, Preset] = field(default_factory=dict)
+
+    @property
+    def pretrains(self) -> bool:
+        return self.name != "finetune-only"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One kind of study: the settings run beside the baseline, each with its own sizes."""
+
+    name: str
+    settings: tuple[Setting, ...]
+    data: SyntheticConfig | None = None  # the demo's generated data
 
 
 # The recall recipe's model on a laptop: a quarter of the assignment's parameters, so that
-# a 2-core CPU gives every bio the recipe's 120 passes in about half an hour (docs/RESULTS.md).
+# a 2-core CPU gives every bio the recipe's 120 passes in about 40 minutes (docs/RESULTS.md).
 LAPTOP_MODEL = {"n_layer": 4, "n_head": 4, "n_embd": 128}
 
 PRESETS = {
-    "assignment": Preset("assignment"),
+    "assignment": Preset("assignment", (Setting("finetune-only"), Setting("pretrain+finetune"))),
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
-    "quick": Preset("quick", pretrain_epochs=2, finetune_epochs_scratch=2, finetune_epochs_pretrained=2),
+    "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
+                              Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
     # Under an hour on a 2-core CPU: London, the assignment's vanilla pretrain+finetune cut
     # to a few epochs, and the recall recipe (RoPE) given most of the hour. The knowledge
     # recipe's cell (20 minutes for 2-4% of dev) no longer fits beside it.
-    "laptop": Preset(
-        "laptop", variant="vanilla", settings=("pretrain+finetune",), pretrain_epochs=4, finetune_epochs_pretrained=4,
-        recipes={RECALL_SETTING: Preset("laptop-recall", recipe="recall", variant="rope", model=LAPTOP_MODEL, compile=True)},
-    ),
+    "laptop": Preset("laptop", (
+        Setting("pretrain+finetune", variant="vanilla", pretrain_epochs=4, finetune_epochs=4),
+        Setting(RECALL_SETTING, recipe="recall", variant="rope", model=LAPTOP_MODEL, compile=True),
+    )),
     # The knowledge and recall recipes at the assignment's model size, for one GPU.
-    "gpu": Preset(
-        "gpu", settings=(),
-        recipes={
-            KNOWLEDGE_SETTING: Preset("gpu-knowledge", recipe="knowledge", variant="rope", pretrain_epochs=300, pretrain_lr=2e-3),
-            RECALL_SETTING: Preset("gpu-recall", recipe="recall", variant="rope"),
-        },
-    ),
+    "gpu": Preset("gpu", (
+        Setting(KNOWLEDGE_SETTING, recipe="knowledge", variant="rope", pretrain_epochs=300, pretrain_lr=2e-3),
+        Setting(RECALL_SETTING, recipe="recall", variant="rope"),
+    )),
 }
+
+# The demo's model: 2x128 RoPE with a 96-character block and no dropout.
+_DEMO_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96}
+_DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pretrain_batch": 32, "finetune_batch": 32,
+         "model": {**_DEMO_MODEL, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}}
+_TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
+         "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 DEMO_PRESETS = {
     # Sized for a 2-core laptop CPU (about 5 minutes): 260 people, each written up in 4 short
     # bios (the same facts in varied words, so finetuning can get them out again, see
     # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs. The
     # first version (150 epochs, set before any run) took 9.4 minutes, too close to 10;
     # the variations tried ran on seed 1's people, not on the seed 0 people the demo
-    # reports (docs/RESULTS.md). The fourth cell is the recall recipe (it replaced the
+    # reports (docs/RESULTS.md). The fourth setting is the recall recipe (it replaced the
     # knowledge recipe's, so that the demo keeps its length), sized once, before its first
-    # run, like the knowledge cell before it, and not tuned.
-    "cpu": Preset(
-        "cpu", pretrain_epochs=120, finetune_epochs_scratch=20, finetune_epochs_pretrained=10,
-        pretrain_lr=5e-3, finetune_lr=1e-3, pretrain_batch=32, finetune_batch=32,
-        model={"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96,
-               "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0},
-        data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0,
-                             bios_per_person=4),
-        recipes={RECALL_SETTING: Preset("cpu-recall", recipe="recall", pretrain_epochs=60, pretrain_lr=5e-3, pretrain_batch=32,
-                                        finetune_batch=32, model={"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96})},
-    ),
+    # run, like the knowledge setting before it, and not tuned.
+    "cpu": Preset("cpu", (
+        Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
+        Setting("pretrain+finetune", **{**_DEMO, "finetune_epochs": 10}),
+        Setting(RECALL_SETTING, recipe="recall", pretrain_epochs=60, pretrain_lr=5e-3, pretrain_batch=32, finetune_batch=32,
+                model=_DEMO_MODEL),
+    ), data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0, bios_per_person=4)),
     # Seconds: exercises every step (tests use it); the numbers mean nothing.
-    "tiny": Preset(
-        "tiny", pretrain_epochs=1, finetune_epochs_scratch=1, finetune_epochs_pretrained=1,
-        pretrain_batch=16, finetune_batch=16, model={"n_layer": 1, "n_head": 2, "n_embd": 32},
-        data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1),
-        recipes={
-            KNOWLEDGE_SETTING: Preset("tiny-knowledge", recipe="knowledge", pretrain_epochs=1, pretrain_batch=16,
-                                      model={"n_layer": 1, "n_head": 2, "n_embd": 32}),
-            RECALL_SETTING: Preset("tiny-recall", recipe="recall", pretrain_epochs=1, finetune_epochs_pretrained=1,
-                                   pretrain_batch=16, finetune_batch=16, model={"n_layer": 1, "n_head": 2, "n_embd": 32}),
-        },
-    ),
+    "tiny": Preset("tiny", (
+        Setting("finetune-only", **_TINY),
+        Setting("pretrain+finetune", **_TINY),
+        Setting(KNOWLEDGE_SETTING, recipe="knowledge", **{**_TINY, "finetune_epochs": None}),
+        Setting(RECALL_SETTING, recipe="recall", **_TINY),
+    ), data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1)),
 }
 
 
@@ -159,14 +163,14 @@ class Study:
         for sub in ("cells", "checkpoints", "predictions"):
             (out / sub).mkdir(parents=True, exist_ok=True)
 
-    def _opts(self, p: Preset, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
+    def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
-            seed=seed, device=self.device, compile=self.compile or p.compile, resume=pipeline.resume_path(out_path).exists(),
-            progress=self.progress, batch_size=batch, model=p.model or None, checkpoint_every=60.0, recipe=p.recipe,
+            seed=seed, device=self.device, compile=self.compile or s.compile, resume=pipeline.resume_path(out_path).exists(),
+            progress=self.progress, batch_size=batch, model=s.model or None, checkpoint_every=60.0, recipe=s.recipe,
         )
 
-    def _cell_preset(self, cell: Cell) -> Preset:
-        return self.preset.recipes.get(cell.setting, self.preset)
+    def _setting(self, cell: Cell) -> Setting:
+        return next(s for s in self.preset.settings if s.name == cell.setting)
 
     def run(self, cells: list[Cell]) -> list[dict]:
         rows = []
@@ -194,20 +198,19 @@ class Study:
             write_predictions(pred_path, predictions)
             total, correct = score(dev, predictions, where=str(self.dev))
             return self._row(cell, int(correct), int(total), answer=place)
-        p = self._cell_preset(cell)
+        s = self._setting(cell)
         reading = self._pretrained_path(cell)
         if reading is not None and not reading.exists():
             pipeline.pretrain(
-                cell.variant, self.wiki, reading, lr=p.pretrain_lr, max_epochs=p.pretrain_epochs,
-                opts=self._opts(p, cell.seed, reading, p.pretrain_batch),
-                question_mix_path=self.train if get_recipe(p.recipe).mixes_questions else None,
+                cell.variant, self.wiki, reading, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
+                opts=self._opts(s, cell.seed, reading, s.pretrain_batch),
+                question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
             )
         finetuned = self._answering_path(cell)
         if not finetuned.exists():
-            epochs = p.finetune_epochs_pretrained if reading else p.finetune_epochs_scratch
             pipeline.finetune(
-                cell.variant, self.wiki, finetuned, self.train, reading_params_path=reading, lr=p.finetune_lr,
-                max_epochs=epochs, opts=self._opts(p, cell.seed, finetuned, p.finetune_batch),
+                cell.variant, self.wiki, finetuned, self.train, reading_params_path=reading, lr=s.finetune_lr,
+                max_epochs=s.finetune_epochs, opts=self._opts(s, cell.seed, finetuned, s.finetune_batch),
             )
         ev = pipeline.evaluate(cell.variant, self.wiki, finetuned, self.dev, pred_path, device=self.device)
         if reading is None:
@@ -219,22 +222,22 @@ class Study:
 
     def _answering_path(self, cell: Cell) -> Path:
         """The model that answers dev: the finetuned one, or the pretrained one itself
-        where the cell's preset has no finetuning stage (the knowledge recipe can answer
-        after pretraining alone)."""
+        where the setting has no finetuning stage (the knowledge recipe can answer after
+        pretraining alone)."""
         pretrained = self._pretrained_path(cell)
-        p = self._cell_preset(cell)
-        epochs = p.finetune_epochs_pretrained
-        if pretrained is not None and (epochs if epochs is not None else get_recipe(p.recipe).finetune.epochs) == 0:
+        s = self._setting(cell)
+        epochs = s.finetune_epochs if s.finetune_epochs is not None else get_recipe(s.recipe).finetune.epochs
+        if pretrained is not None and epochs == 0:
             return pretrained
         return self.out / "checkpoints" / f"{cell.key}.params"
 
     def _pretrained_path(self, cell: Cell) -> Path | None:
         """Where a cell's pretrained model is (one per recipe, variant and seed); None without pretraining."""
-        if cell.setting in self.preset.recipes:
-            return self.out / "checkpoints" / f"pretrain-{self._cell_preset(cell).recipe}-{cell.variant}-s{cell.seed}.params"
-        if cell.setting != "pretrain+finetune":
+        s = self._setting(cell)
+        if not s.pretrains:
             return None
-        return self.out / "checkpoints" / f"pretrain-{cell.variant}-s{cell.seed}.params"
+        recipe = "" if s.recipe == "assignment" else f"{s.recipe}-"
+        return self.out / "checkpoints" / f"pretrain-{recipe}{cell.variant}-s{cell.seed}.params"
 
     def analyze_best(self, rows: list[dict]) -> Path | None:
         """The confidence and error analysis (:mod:`kgpt.analysis`) of the most accurate
@@ -254,7 +257,8 @@ class Study:
 
     def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
         return {
-            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed, "recipe": self._cell_preset(cell).recipe,
+            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed,
+            "recipe": None if cell.setting == "baseline" else self._setting(cell).recipe,
             "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
         }
 
@@ -270,12 +274,9 @@ class Study:
 
 def study_cells(variants: list[str], seeds: list[int], preset: Preset) -> list[Cell]:
     cells = [Cell("baseline", variants[0], seeds[0])]
-    for variant in [preset.variant] if preset.variant else variants:
-        for seed in seeds:
-            cells += [Cell(s, variant, seed) for s in preset.settings]
-    for setting, p in preset.recipes.items():
-        for variant in [p.variant] if p.variant else variants:
-            cells += [Cell(setting, variant, seed) for seed in seeds]
+    for s in preset.settings:
+        for variant in [s.variant] if s.variant else variants:
+            cells += [Cell(s.name, variant, seed) for seed in seeds]
     return cells
 
 
