@@ -26,9 +26,10 @@ import torch
 from kgpt.data.corpus import read_questions
 from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix
 from kgpt.data.questions import QuestionBatcher, encode_questions
-from kgpt.evaluate import predict_places, recite_birthplaces, score
+from kgpt.evaluate import predict_places, score
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import Corpus
+from kgpt.probe import cued_completions
 from kgpt.training import Trainer, TrainerConfig
 from kgpt.training.recipe import KNOWLEDGE
 
@@ -55,7 +56,7 @@ def report(label, model, corpus, val, fit, t0):
     model.eval()
     _, right = score(val, predict_places(model, corpus.vocab, val))
     _, memorised = score(fit[:400], predict_places(model, corpus.vocab, fit[:400]))
-    stored = [r for r in recite_birthplaces(model, corpus.vocab, corpus.documents, val) if r is not None]
+    stored = [r for r in cued_completions(model, corpus.vocab, corpus.documents, val) if r is not None]
     model.train()
     print(f"{label} val {int(right)}/{len(val)} fit {int(memorised)}/400 stored {sum(stored)}/{len(stored)} "
           f"{time.perf_counter() - t0:.0f}s", flush=True)

@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from conftest import load_benchmark
+from conftest import BENCHMARKS, load_benchmark
 
 from kgpt import benchmark
 from kgpt.cli import main
@@ -175,3 +175,11 @@ def test_curves_window_means_weight_entries_by_the_steps_they_cover():
     assert curves.window_means(history, 10) == pytest.approx({10: 4.0, 20: 4.0, 30: (3 * 1.0 + 7 * 2.0) / 10, 40: 2.0})
     assert curves.window_means(history, 40) == pytest.approx({40: (80 + 3 + 34) / 40})
     assert curves.window_means(history, 30) == pytest.approx({30: (80 + 3 + 14) / 30})  # 31-60 is incomplete
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in BENCHMARKS.glob("*.py")))
+def test_every_benchmark_script_imports(script):
+    """A script that no test runs must at least still import against the package."""
+    if script == "export_check":
+        pytest.importorskip("transformers")
+    load_benchmark(script)
