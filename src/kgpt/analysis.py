@@ -91,7 +91,7 @@ def answer_questions(
         try:
             if not text.strip():
                 raise KgptError(f"question {i} is empty; ask \"Where was NAME born?\"")
-            valid.append((q, answer_prompts(asker, vocab, [q], where="question")[0]))
+            valid.append((q, answer_prompts(asker, vocab, [q], where=None)[0]))
         except KgptError as e:
             results[i - 1] = e
     questions = [q for q, _ in valid]

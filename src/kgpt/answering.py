@@ -33,6 +33,11 @@ from kgpt.vocab import CharVocab
 ANSWER_ROOM = 28  # characters kept free after a recall for ⁇, the place and its closing ⁇
 
 
+def question_at(where: str | None, q: Question) -> str:
+    """Where a question is, for an error: "FILE, line N", or "question N" when typed in."""
+    return f"{where}, line {q.line}" if where else f"question {q.line}"
+
+
 class Answerer:
     """Asks ``model`` the question itself."""
 
@@ -45,8 +50,8 @@ class Answerer:
         self.model.to(device)
         return self
 
-    def readings(self, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
-        """What the answering model reads before its ⁇, per question."""
+    def readings(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[str]:
+        """What the answering model reads before its ⁇, per question (``where`` names them in errors)."""
         return [q.text for q in questions]
 
     def recall(self, question: Question) -> str | None:
@@ -80,14 +85,14 @@ class RecallReader(Answerer):
         """What a checkpoint records about this way of answering (beside the recaller's weights)."""
         return {"method": self.method, **asdict(self.reading)}
 
-    def readings(self, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
+    def readings(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[str]:
         names = []
         for q in questions:
             name = asked_name(q.text)
             if name is None:
-                raise KgptError(f'{where}, line {q.line}: recall-then-read answers questions of the form '
+                raise KgptError(f'{question_at(where, q)}: recall-then-read answers questions of the form '
                                 f'"Where was NAME born?" (it recalls NAME\'s bio); got {q.text!r}')
-            vocab.encode(name, where=f"{where}, line {q.line}")  # an unknown character is the user's error
+            vocab.encode(name, where=question_at(where, q))  # an unknown character is the user's error
             names.append(name)
         todo = sorted({n for n in names if n not in self._recalled})
         self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))

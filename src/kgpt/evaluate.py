@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from kgpt.answering import Answerer
+from kgpt.answering import Answerer, question_at
 from kgpt.data.corpus import Question, read_questions
 from kgpt.errors import KgptError
 from kgpt.inference import greedy_decode
@@ -46,18 +46,22 @@ def predict_places(model: GPT | Answerer, vocab: CharVocab, questions: list[Ques
     return [vocab.decode(a).split("\n")[0] for a in ids]
 
 
-def answer_prompts(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[list[int]]:
+def answer_prompts(
+    model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str | None = "questions"
+) -> list[list[int]]:
     """The ids the answering model reads before its answer (``question⁇`` when asked
-    directly), or a user error naming the line where one cannot be asked of this model."""
+    directly), or a user error naming the question where one cannot be asked of this
+    model: "WHERE, line N", or "question N" for questions typed in (``where`` None)."""
     asker = answerer(model)
     prompts = []
     for q, text in zip(questions, asker.readings(vocab, questions, where)):
+        at = question_at(where, q)
         if len(text) + 1 >= asker.model.max_length:
             raise KgptError(
-                f"{where}, line {q.line}: the question is {len(q.text)} characters, too long for the "
+                f"{at}: the question is {len(q.text)} characters, too long for the "
                 f"model's block of {asker.model.config.block_size}; shorten it"
             )
-        prompts.append(vocab.encode(text + MASK_CHAR, where=f"{where}, line {q.line}"))
+        prompts.append(vocab.encode(text + MASK_CHAR, where=at))
     return prompts
 
 
