@@ -128,7 +128,7 @@ def test_top_answers_are_the_most_probable_of_all_possible_answers(sharp_models,
 
 
 def fixture_analysis() -> dict:
-    rows = [  # confidence, correct, prediction, in_bio, in_training_answers, recited_from_bio
+    rows = [  # confidence, correct, prediction, in_bio, in_training_answers, cued_completion
         (0.95, True, "Paris", True, True, True),
         (0.91, False, "London", True, False, True),
         (0.55, True, "Rome", False, True, False),
@@ -139,7 +139,7 @@ def fixture_analysis() -> dict:
     questions = [
         {"line": i, "question": f"Where was P{i} born?", "name": f"P{i}", "prediction": pred,
          "gold": pred if ok else "Lima", "correct": ok, "confidence": c, "in_bio": bio,
-         "in_training_answers": train, "recited_from_bio": rec}
+         "in_training_answers": train, "cued_completion": rec}
         for i, (c, ok, pred, bio, train, rec) in enumerate(rows, start=1)
     ]
     unseen = [{"name": f"U{i}", "question": f"Where was U{i} born?", "prediction": p, "confidence": c}
@@ -195,8 +195,8 @@ def test_markdown_numbers_come_from_the_json():
         "| Paris\\|x | 1 | 33.3% |",  # a | inside an answer does not break the table
         "| occurs in the person's bio | 1/3 = 33.3% | 2/2 = 100.0% | 0/1 = 0.0% |",
         "| is among the finetuning answers | 2/2 = 100.0% | 1/3 = 33.3% | 0/1 = 0.0% |",
-        "| recites the place (stored) | 2 | 1 |",
-        "| does not recite it | 1 | 1 |",
+        "| cued completion gives the place (stored) | 2 | 1 |",
+        "| cued completion does not give it | 1 | 1 |",
         "| not probed (no bio names the place within the block) | 0 | 1 |",
         "3 generated names (seed 7) that occur nowhere in the corpus, asked the same question. Every answer is "
         "made up; the model has no way to say so but its confidence.",
@@ -218,11 +218,11 @@ def test_report_says_what_it_was_not_given():
     a = fixture_analysis()
     a.update(training_answers_known=False, pretrained_probe=False)
     for r in a["questions"]:
-        r.update(in_training_answers=None, recited_from_bio=None)
+        r.update(in_training_answers=None, cued_completion=None)
     md = an.render_markdown(a)
     assert "| is among the finetuning answers | — | — | 3/6 = 50.0% |" in md
     assert "whether a gold place is among its answers is unknown" in md
-    assert "storage was not probed" in md and "recites the place" not in md
+    assert "storage was not probed" in md and "cued completion gives the place" not in md
 
 
 def test_figures_are_pngs_from_the_json_alone(tmp_path):
@@ -367,11 +367,11 @@ def test_evaluate_writes_the_analysis_beside_unchanged_predictions(checkpoints, 
     for r in records:
         bio = bios.get(r["name"])
         if bio is None or r["gold"] not in bio:
-            assert r["recited_from_bio"] is None
+            assert r["cued_completion"] is None
         else:
             prefix = vocab.encode(bio[: bio.index(r["gold"])])
             recited = vocab.decode(naive_greedy(pretrained, prefix, len(r["gold"]), stop=None))
-            assert r["recited_from_bio"] == recited.startswith(r["gold"])
+            assert r["cued_completion"] == recited.startswith(r["gold"])
     people = a["unseen"]["people"]
     assert people and all(p["name"] not in tiny_data_shared.wiki_text for p in people)
     assert {"training_answers_known": True, "pretrained_probe": True}.items() <= a.items()

@@ -12,9 +12,9 @@ answer a confidence, the model's own probability of writing exactly that answer
   it, and on how many questions does it still answer (coverage)?
 * errors: the most frequent wrong answers; accuracy split by whether the gold place is
   in the person's bio (could pretraining have stored it?) and among the finetuning
-  answers (could finetuning have taught the string itself?); per person, storage (the
-  pretrained model recites the place from the bio) against access (the finetuned model
-  answers the question);
+  answers (could finetuning have taught the string itself?); per person, storage (cued
+  completion: the pretrained model completes the bio with the place) against access (the
+  finetuned model answers the question);
 * unseen people: the same question about generated names that occur nowhere in the
   corpus, whose every answer is made up: with what confidence does the model give them?
 
@@ -175,7 +175,7 @@ def analyze(
 
     ``training_answers``: the places of the finetuning file (None: not given, so whether
     a gold place was among them is unknown). ``pretrained``: the model before
-    finetuning, to probe which birthplaces it recites from the bios.
+    finetuning, to probe which birthplaces it completes the bios with (cued completion).
     """
     if any(q.answer is None for q in questions):
         raise KgptError("the analysis compares answers with places; give a question file of QUESTION<TAB>PLACE lines")
@@ -192,7 +192,7 @@ def analyze(
             # None: nobody of that name opens a bio, so the bio cannot be checked
             "in_bio": None if name not in bios else person_bio(bios, name, q.answer) is not None,
             "in_training_answers": None if training_answers is None else q.answer in training_answers,
-            "recited_from_bio": None if recited is None else recited[i],
+            "cued_completion": None if recited is None else recited[i],
         }
         recall = asker.recall(q)
         if recall is not None:
@@ -323,8 +323,8 @@ def accuracy_by(records: list[dict], key: str) -> dict[bool | None, tuple[int, i
 
 
 def storage_access(records: list[dict]) -> dict[tuple[bool | None, bool], int]:
-    """People by (recited from the bio before finetuning, answered right after it)."""
-    return Counter((r["recited_from_bio"], r["correct"]) for r in records)
+    """People by (cued completion before finetuning, answered right after it)."""
+    return Counter((r["cued_completion"], r["correct"]) for r in records)
 
 
 # --- the report ----------------------------------------------------------------------
@@ -411,7 +411,7 @@ def render_markdown(analysis: dict) -> str:
             "| before finetuning | answered right | answered wrong |",
             "|---|---|---|",
         ]
-        for value, label in ((True, "recites the place (stored)"), (False, "does not recite it"),
+        for value, label in ((True, "cued completion gives the place (stored)"), (False, "cued completion does not give it"),
                              (None, "not probed (no bio names the place within the block)")):
             out.append(f"| {label} | {sa.get((value, True), 0)} | {sa.get((value, False), 0)} |")
     else:

@@ -142,8 +142,8 @@ KNOWLEDGE = Recipe(
 # Built to get stored facts out on a laptop (issue #22; docs/RESULTS.md, "Recall, then
 # read"): pretraining teaches free recall of each bio from its opening, finetuning teaches
 # a copy of the model to read a place off a bio, and a question is answered by recalling
-# the person's bio and reading it. float32 on the CPU: bf16 autocast ran 1.3x faster at
-# the laptop size but ended a 10-epoch proxy 0.035 higher in loss (docs/RESULTS.md).
+# the person's bio and reading it. float32 on the CPU: bf16 autocast ended a 10-epoch
+# proxy 0.035 higher in loss for a step a few percent faster (docs/RESULTS.md).
 RECALL = Recipe(
     "recall",
     "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio, then reading it",
