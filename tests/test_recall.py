@@ -177,3 +177,17 @@ def test_recall_pretraining_is_label_free_and_bios_only(tiny_data, tmp_path, cap
                  str(tmp_path / "p.params"), "--question_mix_path", str(tiny_data.train), "--max_epochs", "1", *SIZE, *TINY]) == 1
     assert "pretrains on the corpus alone" in capsys.readouterr().err
     assert not RECALL.mixes_questions
+
+
+def test_ask_recalls_every_question_in_one_batch(monkeypatch):
+    from kgpt.analysis import answer_questions
+
+    vocab = CharVocab.from_text("Where was Ann Lee Bo Li born? Oslo Rome. sang")
+    calls = []
+    asker = _oracle_reader(monkeypatch, vocab, {"Ann Lee": " Ann Lee was born in Oslo.", "Bo Li": " Bo Li sang."})
+    recall = probe.greedy_decode
+    monkeypatch.setattr(probe, "greedy_decode", lambda *a, **k: (calls.append(len(a[1])), recall(*a, **k))[1])
+    answers = answer_questions(asker, vocab, [], ["Where was Ann Lee born?", "Where was Bo Li born?", "Who is Ann?"], top_k=0)
+    assert calls == [2]  # both names at once; the third question cannot be asked and is its own error
+    assert [a.recall for a in answers[:2]] == ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang."]
+    assert "Where was NAME born?" in str(answers[2])

@@ -86,14 +86,15 @@ def answer_questions(
     asker = answerer(model)
     results: list[Answer | KgptError | None] = [None] * len(texts)
     valid: list[tuple[Question, list[int]]] = []
-    for i, text in enumerate(texts, start=1):
-        q = Question(text, None, i)
+    asked = [Question(text, None, i) for i, text in enumerate(texts, start=1)]
+    asker.prepare(vocab, asked)  # one batch of recalls, not one per question
+    for q in asked:
         try:
-            if not text.strip():
-                raise KgptError(f"question {i} is empty; ask \"Where was NAME born?\"")
+            if not q.text.strip():
+                raise KgptError(f"question {q.line} is empty; ask \"Where was NAME born?\"")
             valid.append((q, answer_prompts(asker, vocab, [q], where=None)[0]))
         except KgptError as e:
-            results[i - 1] = e
+            results[q.line - 1] = e
     questions = [q for q, _ in valid]
     predictions = predict_places(asker, vocab, questions)
     confidences = answer_confidences(asker, vocab, questions, predictions)

@@ -54,6 +54,11 @@ class Answerer:
         """What the answering model reads before its ⁇, per question (``where`` names them in errors)."""
         return [q.text for q in questions]
 
+    def prepare(self, vocab: CharVocab, questions: list[Question]) -> None:
+        """Do in one batch what :meth:`readings` will need for these questions, where they
+        are then read one at a time (``kgpt ask`` checks each on its own); questions that
+        cannot be asked are left for :meth:`readings` to report."""
+
     def recall(self, question: Question) -> str | None:
         """The text recalled to answer ``question`` (after :meth:`readings`); None when
         this way of answering recalls nothing."""
@@ -94,9 +99,18 @@ class RecallReader(Answerer):
                                 f'"Where was NAME born?" (it recalls NAME\'s bio); got {q.text!r}')
             vocab.encode(name, where=question_at(where, q))  # an unknown character is the user's error
             names.append(name)
-        todo = sorted({n for n in names if n not in self._recalled})
-        self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))
+        self._recall(vocab, names)
         return [self.reading.text(self._recalled[n], n) for n in names]
+
+    def prepare(self, vocab: CharVocab, questions: list[Question]) -> None:
+        names = (asked_name(q.text) for q in questions)
+        self._recall(vocab, [n for n in names if n is not None and all(c in vocab.stoi for c in n)])
+
+    def _recall(self, vocab: CharVocab, names: list[str]) -> None:
+        """Recall, in one batch, every name not recalled yet."""
+        todo = sorted({n for n in names if n not in self._recalled})
+        if todo:
+            self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))
 
     def recall(self, question: Question) -> str | None:
         return self._recalled.get(asked_name(question.text) or "")

@@ -38,6 +38,11 @@ EXPORTS = {"vanilla": "GPT-2 (GPT2LMHeadModel)", "rope": "GPT-NeoX (GPTNeoXForCa
 INSTALL = "pip install 'kgpt[hf]' (from a clone: pip install -e '.[hf]')"
 
 
+def _no_architecture(what: str, variant: str) -> KgptError:
+    return KgptError(f"{what} a {variant} model, which no transformers architecture computes; kgpt exports "
+                     + " and ".join(f"{v} (as {a})" for v, a in EXPORTS.items()))
+
+
 def _transformers():
     try:
         import tokenizers
@@ -118,8 +123,7 @@ def hf_model(model: GPT):
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}, **common)
         hf, state = transformers.GPTNeoXForCausalLM(config), neox_state(model)
     else:
-        raise KgptError(f"a {c.variant} model has no transformers architecture; kgpt exports "
-                        + " and ".join(f"{v} (as {a})" for v, a in EXPORTS.items()))
+        raise _no_architecture("this is", c.variant)
     hf.load_state_dict(state, strict=True)
     return hf.eval()
 
@@ -195,8 +199,7 @@ def export(reading_params_path: str | Path, hf_dir: str | Path, eval_corpus_path
         raise KgptError(f"{reading_params_path} is an assignment state dict without its vocabulary; "
                         "finetune or evaluate it with kgpt first, then export the kgpt checkpoint")
     if ckpt.config.variant not in EXPORTS:
-        raise KgptError(f"{reading_params_path} holds a {ckpt.config.variant} model, which no transformers "
-                        f"architecture computes; kgpt exports " + " and ".join(f"{v} (as {a})" for v, a in EXPORTS.items()))
+        raise _no_architecture(f"{reading_params_path} holds", ckpt.config.variant)
     asker = load_answerer(reading_params_path, ckpt.vocab)
     accuracy = None
     if eval_corpus_path is not None:

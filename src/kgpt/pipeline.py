@@ -33,6 +33,7 @@ from kgpt.training import (
     get_recipe,
     resolve_device,
 )
+from kgpt.training.recipe import RECALL
 from kgpt.vocab import CharVocab
 
 BLOCK_SIZE = 128
@@ -344,7 +345,7 @@ def ask(
     return answer_questions(asker, corpus.vocab, corpus.documents, questions, top_k)
 
 
-FREE_RECALL_CHARS = 100  # how much of a bio free recall writes, cue included (the recall recipe's reading length)
+FREE_RECALL_CHARS = RECALL.reading.chars  # how much of a bio the free-recall probe writes, cue included
 
 
 def storage(
