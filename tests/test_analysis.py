@@ -268,7 +268,7 @@ def test_ask_answers_with_confidence_and_alternatives(checkpoints, tiny_data_sha
 
     _, fine = checkpoints
     questions = ["Where was Karl Meyer born?", "Where was Karl Lind born?"]
-    answers = pipeline.ask("vanilla", tiny_data_shared.wiki, fine, questions, top_k=3, device="cpu")
+    answers = list(pipeline.ask("vanilla", tiny_data_shared.wiki, fine, questions, top_k=3, device="cpu"))
     vocab = CharVocab.from_text(tiny_data_shared.wiki_text)
     model, _ = load_model(fine, vocab)
     for q, a in zip(questions, answers):

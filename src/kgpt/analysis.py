@@ -76,9 +76,10 @@ class Answer:
 
 
 def answer_questions(
-    model: GPT | Answerer, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3
+    model: GPT | Answerer, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3, first: int = 1
 ) -> list[Answer | KgptError]:
-    """Answer each question; a question the model cannot be asked is its own error.
+    """Answer each question (numbered from ``first`` in errors); a question the model
+    cannot be asked is its own error.
 
     One bad question (a character outside the vocabulary, too long for the block) must
     not cost the answers to the others, so errors are returned in its place, not raised.
@@ -86,7 +87,7 @@ def answer_questions(
     asker = answerer(model)
     results: list[Answer | KgptError | None] = [None] * len(texts)
     valid: list[tuple[Question, list[int]]] = []
-    asked = [Question(text, None, i) for i, text in enumerate(texts, start=1)]
+    asked = [Question(text, None, i) for i, text in enumerate(texts, start=first)]
     asker.prepare(vocab, asked)  # one batch of recalls, not one per question
     for q in asked:
         try:
@@ -94,7 +95,7 @@ def answer_questions(
                 raise KgptError(f"question {q.line} is empty; ask \"Where was NAME born?\"")
             valid.append((q, answer_prompts(asker, vocab, [q], where=None)[0]))
         except KgptError as e:
-            results[q.line - 1] = e
+            results[q.line - first] = e
     questions = [q for q, _ in valid]
     predictions = predict_places(asker, vocab, questions)
     confidences = answer_confidences(asker, vocab, questions, predictions)
@@ -102,7 +103,7 @@ def answer_questions(
     for (q, prompt), prediction, confidence in zip(valid, predictions, confidences):
         found = top_answers(asker.model, prompt, top_k, MAX_ANSWER_CHARS) if top_k else []
         name = asked_name(q.text)
-        results[q.line - 1] = Answer(
+        results[q.line - first] = Answer(
             q.text, prediction, confidence, [(vocab.decode(ids), math.exp(lp)) for ids, lp in found],
             None if name is None else name in corpus_text, asker.recall(q),
         )

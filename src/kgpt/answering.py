@@ -31,6 +31,7 @@ from kgpt.probe import free_recall
 from kgpt.vocab import CharVocab
 
 ANSWER_ROOM = 28  # characters kept free after a recall for ⁇, the place and its closing ⁇
+RECALLS_KEPT = 4096  # recalled bios a RecallReader remembers (more than any batch it is given)
 
 
 def question_at(where: str | None, q: Question) -> str:
@@ -50,8 +51,19 @@ class Answerer:
         self.model.to(device)
         return self
 
+    def check(self, vocab: CharVocab, question: Question, where: str | None = "questions") -> None:
+        """Raise the user error that makes ``question`` impossible to answer this way, if any,
+        without running a model (so a whole file can be checked before hours of decoding)."""
+        at = question_at(where, question)
+        if len(question.text) + 1 >= self.model.max_length:
+            raise KgptError(f"{at}: the question is {len(question.text)} characters, too long for the "
+                            f"model's block of {self.model.config.block_size}; shorten it")
+        vocab.encode(question.text, where=at)
+
     def readings(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[str]:
         """What the answering model reads before its ⁇, per question (``where`` names them in errors)."""
+        for q in questions:
+            self.check(vocab, q, where)
         return [q.text for q in questions]
 
     def prepare(self, vocab: CharVocab, questions: list[Question]) -> None:
@@ -90,15 +102,17 @@ class RecallReader(Answerer):
         """What a checkpoint records about this way of answering (beside the recaller's weights)."""
         return {"method": self.method, **asdict(self.reading)}
 
+    def check(self, vocab: CharVocab, question: Question, where: str | None = "questions") -> None:
+        name = asked_name(question.text)
+        if name is None:
+            raise KgptError(f'{question_at(where, question)}: recall-then-read answers questions of the form '
+                            f'"Where was NAME born?" (it recalls NAME\'s bio); got {question.text!r}')
+        vocab.encode(name, where=question_at(where, question))  # an unknown character is the user's error
+
     def readings(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[str]:
-        names = []
         for q in questions:
-            name = asked_name(q.text)
-            if name is None:
-                raise KgptError(f'{question_at(where, q)}: recall-then-read answers questions of the form '
-                                f'"Where was NAME born?" (it recalls NAME\'s bio); got {q.text!r}')
-            vocab.encode(name, where=question_at(where, q))  # an unknown character is the user's error
-            names.append(name)
+            self.check(vocab, q, where)
+        names = [asked_name(q.text) for q in questions]
         self._recall(vocab, names)
         return [self.reading.text(self._recalled[n], n) for n in names]
 
@@ -107,10 +121,15 @@ class RecallReader(Answerer):
         self._recall(vocab, [n for n in names if n is not None and all(c in vocab.stoi for c in n)])
 
     def _recall(self, vocab: CharVocab, names: list[str]) -> None:
-        """Recall, in one batch, every name not recalled yet."""
+        """Recall, in one batch, every name not recalled yet; the oldest recalls beyond
+        :data:`RECALLS_KEPT` are forgotten, so answering a stream of any length keeps
+        its memory bounded."""
         todo = sorted({n for n in names if n not in self._recalled})
         if todo:
             self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))
+        wanted = set(names)
+        for n in [n for n in self._recalled if n not in wanted][: max(0, len(self._recalled) - RECALLS_KEPT)]:
+            del self._recalled[n]
 
     def recall(self, question: Question) -> str | None:
         return self._recalled.get(asked_name(question.text) or "")

@@ -35,7 +35,8 @@ from kgpt.io import atomic_write_bytes, read_input_bytes
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
 
-FORMAT = "kgpt-checkpoint/1"
+FORMAT_NAME, FORMAT_VERSION = "kgpt-checkpoint", 1
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 _META_FIELDS = {"format", "kgpt_version", "variant", "config", "vocab", "progress", "answering", "sha256"}
 RECALLER = "recaller"  # tensor prefix of a recall-then-read checkpoint's second model
 # Buffers the assignment's models saved in their state dicts (every attention's causal
@@ -132,8 +133,16 @@ def _read_kgpt(p: Path, raw: bytes) -> Checkpoint:
         tensors = st_load(raw)
     except (SafetensorError, ValueError, TypeError, AttributeError) as e:
         raise KgptError(f"{damaged} ({str(e).splitlines()[0][:120]}); retrain or restore it") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith(f"{FORMAT_NAME}/"):
         raise KgptError(f"checkpoint {p} is a safetensors file without kgpt metadata; it was not written by kgpt")
+    version = meta["format"].removeprefix(f"{FORMAT_NAME}/")
+    if version.isdigit() and int(version) > FORMAT_VERSION:  # before anything else: a later format may say anything
+        raise KgptError(
+            f"checkpoint {p} is in format {meta['format']} (written by kgpt {str(meta.get('kgpt_version', '?'))[:40]}); "
+            f"this kgpt {kgpt.__version__} reads {FORMAT}: upgrade kgpt to load it"
+        )
+    if meta["format"] != FORMAT:
+        raise KgptError(f"{damaged} (format {meta['format'][:40]!r} is not one kgpt ever wrote); retrain or restore it")
     unknown = sorted(set(meta) - _META_FIELDS)
     if unknown:  # e.g. a damaged "sha256" key, which would otherwise skip the check below
         raise KgptError(f"{damaged} (unknown metadata fields {', '.join(unknown)}); retrain or restore it")

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import itertools
 import math
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kgpt.errors import KgptError
@@ -112,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "finetune_corpus_path", default=None, help="with --analysis_dir: the finetuning file, to tell which gold places it taught")
     _opt(p, "pretrained_params_path", default=None,
          help="with --analysis_dir: the model before finetuning, to probe which birthplaces it stored")
+    _opt(p, "no_progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("ask", help="answer questions with confidence and the most probable answers")
     p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
@@ -119,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", nargs="*", metavar="QUESTION", help='e.g. "Where was NAME born?" (default: one per line on stdin)')
     _opt(p, "reading_params_path", required=True, help="the finetuned model")
     _opt(p, "top_k", type=_number(int, 0, 20, "use 0 (none) to 20"), default=3, help="most probable answers to list (default 3)")
+    _opt(p, "no_progress", action="store_true", help="no count of answered questions on stderr when stdout is a file")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -226,39 +232,51 @@ def _cmd_evaluate(args) -> None:
         args.variant, args.pretrain_corpus_path, args.reading_params_path, args.eval_corpus_path,
         args.outputs_path, args.bottleneck_dim, args.device, analysis_dir=args.analysis_dir,
         finetune_corpus_path=args.finetune_corpus_path, pretrained_params_path=args.pretrained_params_path,
+        progress=not args.no_progress,
     )
     print(score_line(ev.correct, ev.total) if ev.total else f"Predictions written to {args.outputs_path}; no targets provided")
     if ev.analysis is not None:
         print(f"Analysis written to {ev.analysis}")
 
 
-def _read_stdin_questions() -> list[str]:
-    try:
-        text = sys.stdin.buffer.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise KgptError("the questions on stdin are not UTF-8; save them as UTF-8") from None
-    questions = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
-    if not questions:
-        raise KgptError('no questions: give them as arguments ("Where was NAME born?") or one per line on stdin')
-    return questions
+def _stdin_questions() -> Iterator[str]:
+    """The non-blank lines of stdin, read as they come (a stream of any length)."""
+    for n, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KgptError(f"stdin, line {n}: bytes that are not UTF-8; save the questions as UTF-8") from None
+        line = line.removesuffix("\n").removesuffix("\r")
+        if line.strip():
+            yield line
 
 
 def _cmd_ask(args) -> None:
     from kgpt import pipeline
     from kgpt.analysis import format_answer
 
-    questions = args.questions or _read_stdin_questions()
+    questions, chunk, show = args.questions, pipeline.ASK_CHUNK, False
+    if not questions:
+        stdin = _stdin_questions()
+        first = next(stdin, None)
+        if first is None:
+            raise KgptError('no questions: give them as arguments ("Where was NAME born?") or one per line on stdin')
+        questions = itertools.chain([first], stdin)
+        chunk = 1 if sys.stdin.isatty() else chunk  # someone typing waits for each answer
+        show = not args.no_progress and not sys.stdout.isatty()  # answers go to a file: count them on stderr
     answers = pipeline.ask(args.variant, args.pretrain_corpus_path, args.reading_params_path, questions,
-                           top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device)
-    failed = 0
-    for a in answers:
-        if isinstance(a, KgptError):
-            failed += 1
-            print(f"kgpt ask: error: {_one_line(a)}", file=sys.stderr, flush=True)
-        else:
-            print(format_answer(a), flush=True)
+                           top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device, chunk=chunk)
+    failed = asked = 0
+    with pipeline.progress_bar(None, "ask", show) as bar:
+        for asked, a in enumerate(answers, start=1):
+            if isinstance(a, KgptError):
+                failed += 1
+                bar.write(f"kgpt ask: error: {_one_line(a)}", file=sys.stderr)
+            else:
+                print(format_answer(a), flush=True)
+            bar.update(1)
     if failed:
-        raise KgptError(f"{failed} of {len(answers)} questions could not be answered (see above)")
+        raise KgptError(f"{failed} of {asked} questions could not be answered (see above)")
 
 
 def _cmd_export(args) -> None:
@@ -338,18 +356,45 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        COMMANDS[args.command](args)
+        with _sigterm_raises():
+            COMMANDS[args.command](args)
     except KgptError as e:
-        code = getattr(e, "exit_code", 1)  # 130: Ctrl-C saved a resumable state, not an error
-        print(f"kgpt {args.command}: {'' if code == 130 else 'error: '}{_one_line(e)}", file=sys.stderr)
+        code = getattr(e, "exit_code", 1)  # 128 + a signal: training stopped and saved a resumable state
+        print(f"kgpt {args.command}: {'' if code >= 128 else 'error: '}{_one_line(e)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print(f"kgpt {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"kgpt {args.command}: terminated by SIGTERM; outputs not yet complete were not written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except _oom_errors() as e:
         print(f"kgpt {args.command}: error: out of memory ({str(e).splitlines()[0][:120]}); lower --batch_size", file=sys.stderr)
         return 1
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside training (which saves and stops on its own): unwind like Ctrl-C,
+    so an output being written is removed, not left half-written."""
+
+
+@contextmanager
+def _sigterm_raises():
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def handler(signum, frame):
+            raise _Terminated
+
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(e: BaseException) -> str:

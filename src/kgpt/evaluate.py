@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from kgpt.answering import Answerer, question_at
-from kgpt.data.corpus import Question, read_questions
+from kgpt.data.corpus import Question, iter_questions, read_questions
 from kgpt.errors import KgptError
 from kgpt.inference import greedy_decode
 from kgpt.io import atomic_write_bytes
@@ -14,6 +16,7 @@ from kgpt.model import GPT
 from kgpt.vocab import MASK_CHAR, CharVocab
 
 MAX_ANSWER_CHARS = 32
+EVAL_CHUNK = 1024  # questions answered together when streaming a file: enough to fill a batch, bounded memory
 
 
 def evaluate_places(filepath: str | Path, predicted_places: list[str]) -> tuple[float, float]:
@@ -46,6 +49,27 @@ def predict_places(model: GPT | Answerer, vocab: CharVocab, questions: list[Ques
     return [vocab.decode(a).split("\n")[0] for a in ids]
 
 
+def predict_stream(
+    model: GPT | Answerer, vocab: CharVocab, questions: Iterable[Question], where: str = "questions",
+    chunk: int = EVAL_CHUNK,
+) -> Iterator[tuple[list[Question], list[str]]]:
+    """:func:`predict_places` over a stream of any length, ``chunk`` questions at a time:
+    yields each chunk with its answers."""
+    it = iter(questions)
+    while batch := list(itertools.islice(it, chunk)):
+        yield batch, predict_places(model, vocab, batch, where)
+
+
+def count_askable(model: GPT | Answerer, vocab: CharVocab, path: str | Path) -> int:
+    """The number of questions in ``path``, after checking, a line at a time and without
+    running a model, that each of them can be asked (else the first one's error)."""
+    asker, n = answerer(model), 0
+    for q in iter_questions(path):
+        asker.check(vocab, q, f"question file {path}")
+        n += 1
+    return n
+
+
 def answer_prompts(
     model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str | None = "questions"
 ) -> list[list[int]]:
@@ -53,16 +77,8 @@ def answer_prompts(
     directly), or a user error naming the question where one cannot be asked of this
     model: "WHERE, line N", or "question N" for questions typed in (``where`` None)."""
     asker = answerer(model)
-    prompts = []
-    for q, text in zip(questions, asker.readings(vocab, questions, where)):
-        at = question_at(where, q)
-        if len(text) + 1 >= asker.model.max_length:
-            raise KgptError(
-                f"{at}: the question is {len(q.text)} characters, too long for the "
-                f"model's block of {asker.model.config.block_size}; shorten it"
-            )
-        prompts.append(vocab.encode(text + MASK_CHAR, where=at))
-    return prompts
+    texts = asker.readings(vocab, questions, where)  # checks each question first
+    return [vocab.encode(text + MASK_CHAR, where=question_at(where, q)) for q, text in zip(questions, texts)]
 
 
 def most_frequent_place(questions: list[Question]) -> str:

@@ -3,14 +3,27 @@
 Every problem a user can cause with a path (missing, a directory, unreadable, not
 writable, an output that would overwrite an input) is one :class:`KgptError` line that
 names the flag and the path. Outputs are written to a temporary file beside the target
-and renamed over it, so a reader sees the old file or the new one, never half of one.
+and renamed over it, so a reader sees the old file or the new one, never half of one;
+a run that writes a checkpoint holds a lock on it, so a second run cannot write it too.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 from kgpt.errors import KgptError
 
@@ -25,17 +38,29 @@ def read_input_bytes(path: str | Path, what: str, hint: str = "check the path") 
     refuses) is a :class:`KgptError` naming ``what`` and the path.
     """
     p = Path(path)
+    check_input(p, what, hint)
     try:
-        if not p.exists():
-            raise KgptError(f"{what} {p} does not exist; {hint}")
-        if p.is_dir():
-            raise KgptError(f"{what} {p} is a directory, not a file; {hint}")
         raw = p.read_bytes()
     except OSError as e:
         raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); {hint}") from None
     if not raw:
         raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
     return raw
+
+
+def check_input(path: str | Path, what: str, hint: str = "check the path") -> None:
+    """:func:`read_input_bytes`' checks of the path, for a file then read a piece at a time."""
+    p = Path(path)
+    try:
+        if not p.exists():
+            raise KgptError(f"{what} {p} does not exist; {hint}")
+        if p.is_dir():
+            raise KgptError(f"{what} {p} is a directory, not a file; {hint}")
+        with p.open("rb") as f:
+            if not f.read(1):
+                raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); {hint}") from None
 
 
 def check_writable(path: str | Path, what: str = "output path") -> None:
@@ -64,6 +89,19 @@ def check_writable(path: str | Path, what: str = "output path") -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old or the new file."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file whose bytes replace ``path`` only when the ``with`` block ends cleanly.
+
+    The bytes go to a temporary file beside ``path``, are fsynced, then renamed over it,
+    so output of any length can be streamed without ever leaving half a file: a failed
+    write (a full disk, a lost mount), an exception or a signal in the block removes the
+    temporary file and leaves the previous ``path``, if any, as it was.
+    """
     path = Path(path)
     check_writable(path)
     tmp = None
@@ -71,7 +109,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); give it the mode a plain open() would:
@@ -84,6 +122,64 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if isinstance(e, OSError):  # disk full, permissions, …: the old file is still intact
             raise KgptError(f"cannot write {path} ({e.strerror or e}); the previous file, if any, is unchanged") from None
         raise
+
+
+@contextmanager
+def writer_lock(path: str | Path, flag: str) -> Iterator[None]:
+    """Hold ``PATH.lock`` while this process writes ``path`` (and its ``.resume`` state).
+
+    A second run given the same ``flag`` path refuses with one line naming the holder,
+    instead of the two overwriting each other's checkpoints. The lock is the operating
+    system's (``flock``), not the file's existence: the kernel drops it when its process
+    dies however it dies, so a lock file left by a killed run never blocks the next one.
+    """
+    lock = Path(f"{path}.lock")
+    check_writable(lock, flag)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            held = _try_lock(fd)
+        except OSError as e:  # a file system without locks (some network mounts): go on unguarded
+            print(f"kgpt: note: cannot lock {lock} ({e.strerror or e}); a second run on {path} would not be stopped",
+                  file=sys.stderr)
+            os.close(fd)
+            yield
+            return
+        if not held:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise KgptError(f"{path} is being written by another kgpt run ({holder or 'starting'}); "
+                            f"wait for it to end or give another {flag}")
+        try:  # the holder before us may have removed the file between our open and our lock
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still held, so no one can lock the old file after this
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False when another process holds it."""
+    if fcntl is None:  # Windows: a byte-range lock, likewise released when its process exits
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except PermissionError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _umask() -> int:

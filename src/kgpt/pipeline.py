@@ -6,7 +6,10 @@ cell run exactly the same code. Defaults are the assignment's hyperparameters.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +18,14 @@ import torch
 from kgpt.analysis import Answer, analyze, answer_questions, write_analysis
 from kgpt.answering import Answerer, RecallReader, load_answerer
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_checkpoint
-from kgpt.data.corpus import corpus_documents, read_corpus, read_questions
+from kgpt.data.corpus import corpus_documents, iter_questions, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.data.reading import reading_examples
 from kgpt.errors import KgptError
-from kgpt.evaluate import predict_places, score, write_predictions
-from kgpt.io import check_output, check_writable
+from kgpt.evaluate import count_askable, predict_stream, score, write_predictions
+from kgpt.io import atomic_writer, check_output, check_writable, writer_lock
 from kgpt.model import GPT, GPTConfig
 from kgpt.probe import Storage, cued_completions, free_recalls, tally
 from kgpt.training import (
@@ -171,20 +174,21 @@ def pretrain(
     recipe = get_recipe(opts.recipe)
     _check_question_mix(recipe, question_mix_path)
     check_output(writing_params_path, "--writing_params_path", [corpus_path, question_mix_path])  # before hours of training
-    device = resolve_device(opts.device)
-    corpus = Corpus.load(corpus_path)
-    model = _fresh_model(variant, corpus, bottleneck_dim, opts)
-    saved = _read_resumable(writing_params_path, model, opts)
-    block = model.config.block_size
-    if recipe.mix is None:
-        batcher = CorruptionBatcher(corpus.documents, corpus.vocab, block, device)
-    else:
-        questions = read_questions(question_mix_path, require_answers=True) if question_mix_path else []
-        batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device,
-                                   where=f"question mix {question_mix_path}")
-    epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
-    return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, recipe.pretrain.lr if lr is None else lr,
-                  opts.batch_size or recipe.pretrain.batch, opts, device, saved)
+    with writer_lock(writing_params_path, "--writing_params_path"):
+        device = resolve_device(opts.device)
+        corpus = Corpus.load(corpus_path)
+        model = _fresh_model(variant, corpus, bottleneck_dim, opts)
+        saved = _read_resumable(writing_params_path, model, opts)
+        block = model.config.block_size
+        if recipe.mix is None:
+            batcher = CorruptionBatcher(corpus.documents, corpus.vocab, block, device)
+        else:
+            questions = read_questions(question_mix_path, require_answers=True) if question_mix_path else []
+            batcher = KnowledgeBatcher(corpus.documents, questions, corpus.vocab, block, recipe.mix, device,
+                                       where=f"question mix {question_mix_path}")
+        epochs = _epochs(recipe.pretrain.epochs, max_epochs, saved)
+        return _train("pretrain", model, batcher, corpus, writing_params_path, epochs, recipe.pretrain.lr if lr is None else lr,
+                      opts.batch_size or recipe.pretrain.batch, opts, device, saved)
 
 
 def _check_question_mix(recipe: Recipe, question_mix_path: str | Path | None) -> None:
@@ -213,40 +217,41 @@ def finetune(
     opts = opts or RunOptions()
     recipe = get_recipe(opts.recipe)
     check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])
-    device = resolve_device(opts.device)
-    corpus = Corpus.load(corpus_path)
-    answering = None  # recall-then-read: the pretrained model recalls, this model learns to read
-    if reading_params_path is not None:
-        model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
-        default_epochs = recipe.finetune.epochs
+    with writer_lock(writing_params_path, "--writing_params_path"):
+        device = resolve_device(opts.device)
+        corpus = Corpus.load(corpus_path)
+        answering = None  # recall-then-read: the pretrained model recalls, this model learns to read
+        if reading_params_path is not None:
+            model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+            default_epochs = recipe.finetune.epochs
+            if recipe.reading is not None:
+                if ckpt.answering is not None:
+                    raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
+                                    "model; give the model pretrained with --recipe recall")
+                answering = RecallReader(model, copy.deepcopy(model), recipe.reading)
+        elif recipe.reading is not None:
+            raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
+                            "give --reading_params_path (a model pretrained with --recipe recall)")
+        else:
+            model = _fresh_model(variant, corpus, bottleneck_dim, opts)
+            default_epochs = recipe.finetune.epochs_from_scratch
+            if default_epochs is None and max_epochs is None:
+                raise KgptError(f"--recipe {recipe.name} does not finetune from scratch; give --reading_params_path "
+                                "(a pretrained model) or --max_epochs")
+        saved = _read_resumable(writing_params_path, model, opts)
+        where = f"finetuning file {finetune_corpus_path}"
+        questions = read_questions(finetune_corpus_path, require_answers=True)
         if recipe.reading is not None:
-            if ckpt.answering is not None:
-                raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
-                                "model; give the model pretrained with --recipe recall")
-            answering = RecallReader(model, copy.deepcopy(model), recipe.reading)
-    elif recipe.reading is not None:
-        raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
-                        "give --reading_params_path (a model pretrained with --recipe recall)")
-    else:
-        model = _fresh_model(variant, corpus, bottleneck_dim, opts)
-        default_epochs = recipe.finetune.epochs_from_scratch
-        if default_epochs is None and max_epochs is None:
-            raise KgptError(f"--recipe {recipe.name} does not finetune from scratch; give --reading_params_path "
-                            "(a pretrained model) or --max_epochs")
-    saved = _read_resumable(writing_params_path, model, opts)
-    where = f"finetuning file {finetune_corpus_path}"
-    questions = read_questions(finetune_corpus_path, require_answers=True)
-    if recipe.reading is not None:
-        questions = reading_examples(corpus.documents, questions, recipe.reading, model.config.block_size)
-        if not questions:
-            raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
-                            "the reader learns from the training people's bios")
-        where = f"reading examples from {corpus_path} and {finetune_corpus_path}"
-    x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=where)
-    batcher = QuestionBatcher(x, y, device)
-    epochs = _epochs(default_epochs, max_epochs, saved)
-    return _train("finetune", model, batcher, corpus, writing_params_path, epochs, recipe.finetune.lr if lr is None else lr,
-                  opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
+            questions = reading_examples(corpus.documents, questions, recipe.reading, model.config.block_size)
+            if not questions:
+                raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
+                                "the reader learns from the training people's bios")
+            where = f"reading examples from {corpus_path} and {finetune_corpus_path}"
+        x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=where)
+        batcher = QuestionBatcher(x, y, device)
+        epochs = _epochs(default_epochs, max_epochs, saved)
+        return _train("finetune", model, batcher, corpus, writing_params_path, epochs, recipe.finetune.lr if lr is None else lr,
+                      opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
 
 
 def _trained_model(
@@ -260,7 +265,6 @@ def _trained_model(
 
 @dataclass
 class Evaluation:
-    predictions: list[str]
     correct: int
     total: int
     analysis: Path | None = None  # analysis.md, when asked for
@@ -281,12 +285,20 @@ def evaluate(
     analysis_dir: str | Path | None = None,
     finetune_corpus_path: str | Path | None = None,
     pretrained_params_path: str | Path | None = None,
+    progress: bool = False,
 ) -> Evaluation:
     """Greedy answers for every question; scored when the file has places.
 
+    The file is read twice, a line at a time: once to check that every question can be
+    asked (so a bad line at the end fails in seconds, not after the decoding), then to
+    answer it :data:`~kgpt.evaluate.EVAL_CHUNK` questions at a time, each chunk's answers
+    streamed to ``outputs_path`` (renamed into place at the end), so memory does not grow
+    with the file. ``progress`` shows a bar on stderr.
+
     With ``analysis_dir``, also the confidence and error analysis of these same answers
-    (:mod:`kgpt.analysis`); the finetuning file and the pretrained model, when given,
-    let it say which gold places finetuning saw and which facts pretraining stored.
+    (:mod:`kgpt.analysis`), which holds every answer; the finetuning file and the
+    pretrained model, when given, let it say which gold places finetuning saw and which
+    facts pretraining stored.
     """
     if outputs_path is not None:
         inputs = [corpus_path, reading_params_path, eval_corpus_path, finetune_corpus_path, pretrained_params_path]
@@ -297,13 +309,24 @@ def evaluate(
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
     model = asker.model
-    questions = read_questions(eval_corpus_path)
+    n = count_askable(asker, corpus.vocab, eval_corpus_path)
+    questions = predictions = None
     if analysis_dir is not None:  # every input read and checked before the decoding
+        questions, predictions = read_questions(eval_corpus_path), []
         extras = _analysis_inputs(corpus, asker, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
-    predictions = predict_places(asker, corpus.vocab, questions, where=f"question file {eval_corpus_path}")
-    if outputs_path is not None:
-        write_predictions(outputs_path, predictions)
-    total, correct = score(questions, predictions, where=str(eval_corpus_path))
+    total = correct = 0
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(atomic_writer(outputs_path)) if outputs_path is not None else None
+        bar = stack.enter_context(progress_bar(n, "evaluate", progress))
+        for chunk, answers in predict_stream(asker, corpus.vocab, iter_questions(eval_corpus_path),
+                                             where=f"question file {eval_corpus_path}"):
+            if sink is not None:
+                sink.write("".join(a + "\n" for a in answers).encode("utf-8"))
+            if predictions is not None:
+                predictions.extend(answers)
+            scored = [q.answer == a for q, a in zip(chunk, answers) if q.answer is not None]
+            total, correct = total + len(scored), correct + sum(scored)
+            bar.update(len(chunk))
     report = None
     if analysis_dir is not None:
         result = analyze(asker, corpus.vocab, corpus.documents, questions, predictions, **extras)
@@ -311,7 +334,14 @@ def evaluate(
             ("corpus", corpus_path), ("params", reading_params_path), ("questions", eval_corpus_path),
             ("finetune_corpus", finetune_corpus_path), ("pretrained_params", pretrained_params_path))}}
         report = write_analysis(analysis_dir, result)
-    return Evaluation(predictions, int(correct), int(total), report)
+    return Evaluation(correct, total, report)
+
+
+def progress_bar(total: int | None, stage: str, show: bool):
+    """A progress bar on stderr counting questions (a no-op when not shown)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=stage, unit="q", disable=not show, dynamic_ncols=True, mininterval=0.5)
 
 
 def _analysis_inputs(corpus: Corpus, asker: Answerer, questions, eval_corpus_path, finetune_corpus_path,
@@ -336,13 +366,22 @@ def _analysis_inputs(corpus: Corpus, asker: Answerer, questions, eval_corpus_pat
     return {"training_answers": training, "pretrained": pretrained}
 
 
+ASK_CHUNK = 256  # questions `kgpt ask` answers together: one batch of recalls and decodes, then printed
+
+
 def ask(
-    variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: list[str],
-    top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto",
-) -> list[Answer | KgptError]:
-    """Greedy answers with their confidence and the top-k answers; a bad question is its own error."""
+    variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: Iterable[str],
+    top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto", chunk: int = ASK_CHUNK,
+) -> Iterator[Answer | KgptError]:
+    """Greedy answers with their confidence and the top-k answers, in the questions' order;
+    a bad question is its own error. Questions are taken ``chunk`` at a time and
+    each answer is yielded as its chunk is done, so a stream of any length (stdin) is
+    answered in bounded memory."""
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
-    return answer_questions(asker, corpus.vocab, corpus.documents, questions, top_k)
+    stream, first = iter(questions), 1
+    while batch := list(itertools.islice(stream, chunk)):
+        yield from answer_questions(asker, corpus.vocab, corpus.documents, batch, top_k, first)
+        first += len(batch)
 
 
 FREE_RECALL_CHARS = RECALL.reading.chars  # how much of a bio the free-recall probe writes, cue included
@@ -374,4 +413,4 @@ def london_baseline(eval_corpus_path: str | Path, outputs_path: str | Path | Non
         raise KgptError(f"{eval_corpus_path} has no places to score the baseline against")
     if outputs_path is not None:
         write_predictions(outputs_path, predictions)
-    return Evaluation(predictions, int(correct), int(total))
+    return Evaluation(int(correct), int(total))

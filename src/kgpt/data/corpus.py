@@ -15,11 +15,12 @@ lines and CRLF line endings are accepted: they are how such files usually get ed
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from kgpt.errors import KgptError
-from kgpt.io import read_input_bytes
+from kgpt.io import check_input, read_input_bytes
 from kgpt.vocab import MASK_CHAR, PAD_CHAR
 
 
@@ -67,22 +68,25 @@ def corpus_documents(text: str) -> list[str]:
 
 def parse_questions(text: str, where: str = "questions") -> list[Question]:
     """Parse ``QUESTION[<TAB>ANSWER]`` lines; blank lines are skipped."""
-    questions = []
-    for n, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) > 2:
-            raise KgptError(f"{where}, line {n}: {len(fields)} tab-separated columns; expected QUESTION<TAB>PLACE")
-        if not fields[0].strip():
-            raise KgptError(f"{where}, line {n}: empty question")
-        answer = None
-        if len(fields) == 2:
-            answer = fields[1]
-            if not answer.strip():
-                raise KgptError(f"{where}, line {n}: empty answer after the tab; give the place or drop the tab")
-        questions.append(Question(fields[0], answer, n))
-    return questions
+    parsed = (parse_question(line, n, where) for n, line in enumerate(text.split("\n"), start=1))
+    return [q for q in parsed if q is not None]
+
+
+def parse_question(line: str, n: int, where: str = "questions") -> Question | None:
+    """Line ``n`` as a question, or None for a blank line."""
+    if not line.strip():
+        return None
+    fields = line.split("\t")
+    if len(fields) > 2:
+        raise KgptError(f"{where}, line {n}: {len(fields)} tab-separated columns; expected QUESTION<TAB>PLACE")
+    if not fields[0].strip():
+        raise KgptError(f"{where}, line {n}: empty question")
+    answer = None
+    if len(fields) == 2:
+        answer = fields[1]
+        if not answer.strip():
+            raise KgptError(f"{where}, line {n}: empty answer after the tab; give the place or drop the tab")
+    return Question(fields[0], answer, n)
 
 
 def read_questions(path: str | Path, require_answers: bool = False) -> list[Question]:
@@ -92,21 +96,48 @@ def read_questions(path: str | Path, require_answers: bool = False) -> list[Ques
     ``QUESTION`` (predictions only): a mix is almost always a lost tab, and scoring it
     would silently count those lines as wrong.
     """
-    questions = parse_questions(read_text(path, "question file"), where=f"question file {path}")
-    first = questions[0]
-    for q in questions:
+    return list(iter_questions(path, require_answers))
+
+
+def iter_questions(path: str | Path, require_answers: bool = False) -> Iterator[Question]:
+    """:func:`read_questions` one line at a time, with the same checks and errors, so a
+    file of any length is read in constant memory."""
+    p = Path(path)
+    what, where = "question file", f"question file {path}"
+    first = None
+    for n, line in _text_lines(p, what):
+        q = parse_question(line, n, where)
+        if q is None:
+            continue
+        first = first or q
         if require_answers and q.answer is None:
-            raise KgptError(
-                f"question file {path}, line {q.line}: no tab and place; "
-                "a finetuning line must be QUESTION<TAB>PLACE"
-            )
+            raise KgptError(f"{where}, line {q.line}: no tab and place; a finetuning line must be QUESTION<TAB>PLACE")
         if (q.answer is None) != (first.answer is None):
             with_place, without = (first, q) if q.answer is None else (q, first)
             raise KgptError(
-                f"question file {path}, line {without.line}: no tab and place, but line {with_place.line} has one; "
+                f"{where}, line {without.line}: no tab and place, but line {with_place.line} has one; "
                 "give every line QUESTION<TAB>PLACE, or none"
             )
-    return questions
+        yield q
+    if first is None:
+        raise KgptError(f"{what} {p} is empty (only blank lines); check the path")
+
+
+def _text_lines(p: Path, what: str) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` for each line of a UTF-8 file, as :func:`read_text` would split it."""
+    check_input(p, what)  # the path's own errors (missing, a folder, empty), as for any input
+    try:
+        with p.open("rb") as f:
+            for n, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise KgptError(f"{what} {p}, line {n}: bytes that are not UTF-8; save the file as UTF-8") from None
+                if n == 1:
+                    line = line.removeprefix("\ufeff")
+                yield n, line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
+    except OSError as e:
+        raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); check the path") from None
 
 
 MAX_NAME_CHARS = 60  # a bio's opening name is at most this long; longer means no name

@@ -4,15 +4,14 @@ Batches are built on the training device by a batcher (span corruption or pre-en
 questions). The loop never waits for the GPU except every ``log_every`` steps, where it
 reads the mean loss, checks that loss and gradients are finite and moves the progress
 bar, and before a save, where it checks them too. A resumable checkpoint is written every ``checkpoint_every`` seconds (at the end of
-an epoch) and when Ctrl-C is pressed; a non-finite loss stops training before anything
-is saved over the last good checkpoint.
+an epoch) and when Ctrl-C is pressed or SIGTERM arrives (how clusters preempt a job);
+a non-finite loss stops training before anything is saved over the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import math
 import signal
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -39,9 +38,12 @@ class Batcher(Protocol):
 
 
 class Interrupted(KgptError):
-    """Ctrl-C during training: the state was saved; exit with the shell's SIGINT code."""
+    """Ctrl-C or SIGTERM during training: the state was saved; exit with the shell's code
+    for the signal (128 + its number: 130 for Ctrl-C, 143 for SIGTERM)."""
 
-    exit_code = 130
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 def resolve_device(name: str) -> torch.device:
@@ -170,7 +172,7 @@ class Trainer:
         bar = _progress_bar(stop_at, p.step, cfg)
         losses = _LossMeter(self.device)
         t0 = last_save = time.perf_counter()
-        with _deferred_sigint() as sigint, _cuda_kernels(self.device):
+        with _deferred_signals() as stop, _cuda_kernels(self.device):
             while p.step < stop_at:
                 if self.order is None:
                     self.order = self._epoch_order()
@@ -187,7 +189,7 @@ class Trainer:
                     bar.update(1)  # free on a CPU; on a GPU the bar moves at the log's sync
                 now = time.perf_counter()
                 due_save = cfg.checkpoint_path is not None and (
-                    sigint["hit"] or (p.batch_in_epoch == 0 and now - last_save >= cfg.checkpoint_every)
+                    stop["signal"] or (p.batch_in_epoch == 0 and now - last_save >= cfg.checkpoint_every)
                 )
                 if p.step % cfg.log_every == 0 or p.step == stop_at:  # aligned, also after a resume
                     self._log(losses.read(self._diverged), lr, writer, bar)
@@ -195,11 +197,12 @@ class Trainer:
                     losses.check(self._diverged)  # never save a diverged state over a good one
                     self.save_resumable()
                     last_save = now
-                if sigint["hit"]:
+                if stop["signal"]:
                     if bar is not None:
                         bar.close()
                     where = f"; saved {cfg.checkpoint_path}: run the same command with --resume to continue" if cfg.checkpoint_path else ""
-                    raise Interrupted(f"interrupted at step {p.step} (epoch {p.epoch + 1}){where}")
+                    name = signal.Signals(stop["signal"]).name
+                    raise Interrupted(f"interrupted by {name} at step {p.step} (epoch {p.epoch + 1}){where}", stop["signal"])
         p.finished = p.step == total
         if bar is not None:
             bar.close()
@@ -278,28 +281,35 @@ def _cuda_kernels(device: torch.device):
         torch.backends.cuda.enable_cudnn_sdp(cudnn)
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM")  # Ctrl-C, and the signal schedulers preempt a job with
+
+
 @contextmanager
-def _deferred_sigint():
-    """Turn the first Ctrl-C into a flag the loop checks between steps (a second one aborts)."""
-    state = {"hit": False}
-    if sys.platform == "win32" or signal.getsignal(signal.SIGINT) is None:
-        yield state
-        return
+def _deferred_signals():
+    """Turn the first Ctrl-C or SIGTERM into a flag the loop checks between steps, so it
+    can save a resumable state and stop; a second one acts as it would have (Ctrl-C
+    aborts, SIGTERM kills), for a user who does not want to wait for the save."""
+    state = {"signal": 0}
+    previous = {}
     try:
-        previous = signal.getsignal(signal.SIGINT)
+        for name in STOP_SIGNALS:
+            signum = getattr(signal, name)
+            if signal.getsignal(signum) is None:  # a handler not installed from Python: leave it
+                continue
+            previous[signum] = signal.getsignal(signum)
 
-        def handler(signum, frame):
-            state["hit"] = True
-            signal.signal(signal.SIGINT, previous)
+            def handler(signum, frame):
+                state["signal"] = state["signal"] or signum
+                signal.signal(signum, previous[signum])
 
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
-        yield state
-        return
+            signal.signal(signum, handler)
+    except ValueError:  # not the main thread: signals are not ours to take
+        pass
     try:
         yield state
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _progress_bar(total: int, initial: int, cfg: TrainerConfig):
