@@ -9,14 +9,19 @@ written into the test's own temporary folder.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+from kgpt.checkpoint import read_checkpoint
 from kgpt.errors import KgptError
+from kgpt.pipeline import resume_path
 
 # The test models are tiny: intra-op threads buy nothing, and on a shared machine
 # spinning OpenMP workers slow every step down by an order of magnitude.
@@ -130,3 +135,41 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# -- training in a subprocess (signals, locks) ---------------------------------------------
+
+FOUR_BIOS = "".join(f"{n}. {n} was born in {p} .\n" for n, p in [("Ann Lee", "Lyon"), ("Bo Chan", "Nice"), ("Cy Ode", "Graz"), ("Di Fox", "Brno")])
+CLI_FAST = ["--batch_size", "2", "--checkpoint_every", "0", "--no_progress", "--device", "cpu"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def cli_pretrain(corpus: Path, out: Path, epochs: int, *extra: str) -> list[str]:
+    return ["pretrain", "vanilla", str(corpus), "--writing_params_path", str(out), "--max_epochs", str(epochs), *CLI_FAST, *extra]
+
+
+def start_and_wait_for_resume_file(argv: list[str], out: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "kgpt", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, cwd=out.parent)
+    deadline = time.monotonic() + 180
+    while not resume_path(out).exists():
+        if proc.poll() is not None:
+            pytest.fail(f"training ended (rc {proc.returncode}) before its first periodic checkpoint: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("no periodic checkpoint within 180 s")
+        time.sleep(0.02)
+    return proc
+
+
+def finish_with_resume(argv: list[str]) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "kgpt", *argv, "--resume"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    ta, tb = read_checkpoint(a).model_state(), read_checkpoint(b).model_state()
+    assert ta.keys() == tb.keys()
+    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not different, f"tensors differ: {different[:5]}"

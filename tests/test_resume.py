@@ -22,14 +22,18 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_line_error
+from conftest import (
+    FOUR_BIOS,
+    assert_same_weights,
+    cli_pretrain,
+    finish_with_resume,
+    one_line_error,
+    start_and_wait_for_resume_file,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as st_save
@@ -54,13 +58,6 @@ def run_stage(stage: str, data, out: Path, **kw):
     if stage == "pretrain":
         return pipeline.pretrain("vanilla", data.wiki, out, max_epochs=EPOCHS, opts=opts(**kw))
     return pipeline.finetune("vanilla", data.wiki, out, data.train, max_epochs=EPOCHS, opts=opts(**kw))
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    ta, tb = read_checkpoint(a).model_state(), read_checkpoint(b).model_state()
-    assert ta.keys() == tb.keys()
-    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
-    assert not different, f"tensors differ: {different[:5]}"
 
 
 def interrupt_at(monkeypatch, step: int) -> None:
@@ -177,35 +174,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bad, tiny_data
 
 
 # -- the command line under kill -9 and Ctrl-C ----------------------------------------------------
-
-FOUR_BIOS = "".join(f"{n}. {n} was born in {p} .\n" for n, p in [("Ann Lee", "Lyon"), ("Bo Chan", "Nice"), ("Cy Ode", "Graz"), ("Di Fox", "Brno")])
-CLI_FAST = ["--batch_size", "2", "--checkpoint_every", "0", "--no_progress", "--device", "cpu"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def cli_pretrain(corpus: Path, out: Path, epochs: int, *extra: str) -> list[str]:
-    return ["pretrain", "vanilla", str(corpus), "--writing_params_path", str(out), "--max_epochs", str(epochs), *CLI_FAST, *extra]
-
-
-def start_and_wait_for_resume_file(argv: list[str], out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "kgpt", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, cwd=out.parent)
-    deadline = time.monotonic() + 180
-    while not resume_path(out).exists():
-        if proc.poll() is not None:
-            pytest.fail(f"training ended (rc {proc.returncode}) before its first periodic checkpoint: {proc.communicate()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("no periodic checkpoint within 180 s")
-        time.sleep(0.02)
-    return proc
-
-
-def finish_with_resume(argv: list[str]) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "kgpt", *argv, "--resume"], capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return r
-
 
 def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path, capsys):
     corpus = tmp_path / "wiki.txt"

@@ -51,12 +51,12 @@ def predict_places(model: GPT | Answerer, vocab: CharVocab, questions: list[Ques
 
 def predict_stream(
     model: GPT | Answerer, vocab: CharVocab, questions: Iterable[Question], where: str = "questions",
-    chunk: int = EVAL_CHUNK,
+    chunk: int | None = None,
 ) -> Iterator[tuple[list[Question], list[str]]]:
-    """:func:`predict_places` over a stream of any length, ``chunk`` questions at a time:
-    yields each chunk with its answers."""
+    """:func:`predict_places` over a stream of any length, ``chunk`` (default
+    :data:`EVAL_CHUNK`) questions at a time: yields each chunk with its answers."""
     it = iter(questions)
-    while batch := list(itertools.islice(it, chunk)):
+    while batch := list(itertools.islice(it, chunk or EVAL_CHUNK)):
         yield batch, predict_places(model, vocab, batch, where)
 
 

@@ -195,7 +195,7 @@ class Trainer:
                     self._log(losses.read(self._diverged), lr, writer, bar)
                 if due_save:
                     losses.check(self._diverged)  # never save a diverged state over a good one
-                    self.save_resumable()
+                    self._save_or_stop()
                     last_save = now
                 if stop["signal"]:
                     if bar is not None:
@@ -211,6 +211,16 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return TrainResult(p.step, p.tokens, time.perf_counter() - t0, p.history)
+
+    def _save_or_stop(self) -> None:
+        """Save the resumable state; if the write fails (a full disk), stop with one line
+        saying what is left to resume from: the previous state, which the write kept whole."""
+        try:
+            self.save_resumable()
+        except KgptError as e:
+            path, p = self.config.checkpoint_path, self.progress
+            kept = f"run the same command with --resume to continue from the last one, {path}" if path.exists() else "nothing was saved"
+            raise KgptError(f"{e}; training stopped at step {p.step}: {kept}") from None
 
     def _diverged(self) -> KgptError:
         # Nothing is saved from here on: the last resumable checkpoint and any earlier
