@@ -22,19 +22,32 @@ from kgpt.model.config import GPTConfig
 
 @dataclass
 class KVCache:
-    """Keys and values of one layer for the positions decoded so far."""
+    """Keys and values of one layer for the positions decoded so far.
 
+    With a ``capacity`` (the model's longest input), the first call allocates buffers that
+    long and later positions are written in place: no step copies what came before, and a
+    decoding loop allocates the same few shapes over and over instead of a new, longer
+    tensor every step (which fragmented memory over a long file of questions). Past the
+    capacity, or without one, it grows by concatenation.
+    """
+
+    capacity: int | None = None
     k: torch.Tensor | None = None
     v: torch.Tensor | None = None
-
-    @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[2]
+    length: int = 0
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
+        end = self.length + k.shape[2]
+        if self.k is None or end > self.k.shape[2]:
+            room = max(self.capacity or 0, end)
+            grown_k, grown_v = k.new_empty((*k.shape[:2], room, k.shape[3])), v.new_empty((*v.shape[:2], room, v.shape[3]))
+            if self.k is not None:
+                grown_k[:, :, : self.length], grown_v[:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
+            self.k, self.v = grown_k, grown_v
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 def rotary_tables(head_size: int, max_positions: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -127,7 +127,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def new_cache(self) -> list[KVCache]:
-        return [KVCache() for _ in self.blocks]
+        return [KVCache(capacity=self.max_length) for _ in self.blocks]
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: list[KVCache] | None = None
