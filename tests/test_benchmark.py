@@ -48,8 +48,10 @@ def test_bench_eval_prints_one_json_line(capsys):
     assert main(["bench", "eval", "--device", "cpu", "--questions", "8", "--json"]) == 0
     r = _json_line(capsys)
     assert {"variant", "device", "questions", "seconds", "questions_per_s", "torch"} <= r.keys()
-    assert r["questions"] == 8 and r["device"] == "cpu"
-    assert r["seconds"] > 0 and r["questions_per_s"] > 0
+    assert r["questions"] == 8 and r["device"] == "cpu" and r["decode_batch"] == 128
+    assert r["seconds"] > 0 and r["questions_per_s"] > 0 and r["peak_rss_mib"] > 0
+    assert main(["bench", "eval", "--device", "cpu", "--questions", "8", "--batch_size", "3", "--json"]) == 0
+    assert _json_line(capsys)["decode_batch"] == 3
 
 
 def test_describe_is_one_human_line():
@@ -59,7 +61,7 @@ def test_describe_is_one_human_line():
     line = benchmark.describe(train)
     assert "\n" not in line and "1,500,000 tokens/s" in line and "MFU 12.3%" in line and "H100" in line
     ev = {"variant": "rope", "device": "cpu", "questions": 500, "seconds": 2.0, "questions_per_s": 250.0,
-          "mean_answer_chars": 32.0, "weights": "random-init", "torch": "2.x"}
+          "mean_answer_chars": 32.0, "weights": "random-init", "torch": "2.x", "decode_batch": 128, "peak_rss_mib": 400.0}
     assert "250.0 questions/s" in benchmark.describe(ev)
 
 

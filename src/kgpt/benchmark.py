@@ -21,6 +21,7 @@ implementation (``benchmarks/reference.py``) and reports the ratios.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from kgpt.data.corpus import Question, corpus_documents, parse_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.evaluate import MAX_ANSWER_CHARS
-from kgpt.inference import greedy_decode
+from kgpt.inference import DECODE_BATCH, DECODE_BATCH_ELSEWHERE, greedy_decode
 from kgpt.model import GPT, GPTConfig
 from kgpt.training import ASSIGNMENT, GRAPH_WARMUP_STEPS, Trainer, TrainerConfig, final_tokens_for, resolve_device
 from kgpt.vocab import MASK_CHAR, CharVocab
@@ -192,14 +193,16 @@ def bench_train(args) -> dict:
     return result
 
 
-def time_decoding(model: GPT, prompts: list[list[int]], warmup: bool = True) -> tuple[float, list[list[int]]]:
+def time_decoding(
+    model: GPT, prompts: list[list[int]], warmup: bool = True, batch_size: int | None = None
+) -> tuple[float, list[list[int]]]:
     """Seconds for one ``greedy_decode`` of ``prompts`` (after an untimed one) and its output."""
     device = next(model.parameters()).device
     if warmup:
-        greedy_decode(model, prompts, MAX_ANSWER_CHARS)
+        greedy_decode(model, prompts, MAX_ANSWER_CHARS, batch_size=batch_size)
     synchronize(device)
     t0 = time.perf_counter()
-    out = greedy_decode(model, prompts, MAX_ANSWER_CHARS)  # returns lists, so it has synchronised
+    out = greedy_decode(model, prompts, MAX_ANSWER_CHARS, batch_size=batch_size)  # returns lists, so it has synchronised
     seconds = time.perf_counter() - t0
     return seconds, out
 
@@ -210,11 +213,13 @@ def bench_eval(args) -> dict:
     data = synthetic_data()
     model = build_model(args.variant, len(data.vocab)).to(device).eval()
     prompts = prompts_for(data.questions, data.vocab, args.questions)
-    seconds, out = time_decoding(model, prompts)
+    seconds, out = time_decoding(model, prompts, batch_size=args.batch_size)
     result = {
         "variant": args.variant,
         "device": device.type,
         "questions": args.questions,
+        "decode_batch": args.batch_size or DECODE_BATCH.get(device.type, DECODE_BATCH_ELSEWHERE),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "seconds": seconds,
         "questions_per_s": args.questions / seconds,
         "mean_answer_chars": sum(map(len, out)) / len(out),
@@ -224,6 +229,16 @@ def bench_eval(args) -> dict:
     if device.type == "cuda":
         result["device_name"] = torch.cuda.get_device_name(device)
     return result
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def describe(result: dict) -> str:
@@ -241,6 +256,7 @@ def describe(result: dict) -> str:
         return line
     return (
         f"eval {result['variant']} on {where}: {result['questions']} questions in {result['seconds']:.2f}s = "
-        f"{result['questions_per_s']:,.1f} questions/s (greedy, {result['mean_answer_chars']:.1f} chars per answer, "
+        f"{result['questions_per_s']:,.1f} questions/s (greedy, {result['decode_batch']} rows at a time, "
+        f"{result['mean_answer_chars']:.1f} chars per answer, peak memory {result['peak_rss_mib']:,.0f} MiB, "
         f"{result['weights']} weights, torch {result['torch']})"
     )
