@@ -41,13 +41,13 @@ def repeat_lines(source: Path, n: int, target: Path, question_only: bool = False
 
 def measured(argv: list[str], stdin: Path | None = None, stdout: Path | None = None) -> dict:
     """Run ``argv``; its exit code, wall seconds and peak resident memory in MiB."""
-    with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout:
+    with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout, tempfile.TemporaryFile() as ferr:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr)  # a file, so a chatty child never blocks
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace").strip()
-    proc.stderr.close()
+        ferr.seek(0)
+        err = ferr.read().decode(errors="replace").strip()
     # ru_maxrss is in KiB on Linux, bytes on macOS
     peak = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
     return {"rc": os.waitstatus_to_exitcode(status), "seconds": round(wall, 2), "peak_rss_mib": round(peak, 1),

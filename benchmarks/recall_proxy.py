@@ -34,7 +34,7 @@ from kgpt import pipeline
 from kgpt.answering import RecallReader, load_answerer
 from kgpt.data.corpus import read_questions
 from kgpt.data.reading import Reading
-from kgpt.evaluate import predict_places, score, write_predictions
+from kgpt.evaluate import predict_places, score
 from kgpt.training.recipe import RECALL
 
 
@@ -72,8 +72,7 @@ def main() -> None:
         trained = pipeline.finetune("rope", wiki, reader, fit_tsv, reading_params_path=a.pretrained, opts=opts)
         t1 = time.perf_counter()
         analysis = out / reader.stem
-        ev = pipeline.evaluate(None, wiki, reader, val_tsv, device="cpu", analysis_dir=analysis)
-        write_predictions(analysis / "predictions.txt", ev.predictions)
+        ev = pipeline.evaluate(None, wiki, reader, val_tsv, analysis / "predictions.txt", device="cpu", analysis_dir=analysis)
         records = json.loads((analysis / "analysis.json").read_text())["questions"]
         vocab = pipeline.Corpus.load(wiki).vocab
         two = load_answerer(reader, vocab)

@@ -121,9 +121,9 @@ class RecallReader(Answerer):
         self._recall(vocab, [n for n in names if n is not None and all(c in vocab.stoi for c in n)])
 
     def _recall(self, vocab: CharVocab, names: list[str]) -> None:
-        """Recall, in one batch, every name not recalled yet; the oldest recalls beyond
-        :data:`RECALLS_KEPT` are forgotten, so answering a stream of any length keeps
-        its memory bounded."""
+        """Recall, in one batch, every name not recalled yet. Beyond :data:`RECALLS_KEPT`,
+        the earliest recalled names not asked for in this call are forgotten, so answering
+        a stream of any length keeps its memory bounded (one asked again is recalled again)."""
         todo = sorted({n for n in names if n not in self._recalled})
         if todo:
             self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))

@@ -136,7 +136,7 @@ def _read_kgpt(p: Path, raw: bytes) -> Checkpoint:
     if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith(f"{FORMAT_NAME}/"):
         raise KgptError(f"checkpoint {p} is a safetensors file without kgpt metadata; it was not written by kgpt")
     version = meta["format"].removeprefix(f"{FORMAT_NAME}/")
-    if version.isdigit() and int(version) > FORMAT_VERSION:  # before anything else: a later format may say anything
+    if version.isascii() and version.isdecimal() and int(version) > FORMAT_VERSION:  # before anything else: a later format may say anything
         raise KgptError(
             f"checkpoint {p} is in format {meta['format']} (written by kgpt {str(meta.get('kgpt_version', '?'))[:40]}); "
             f"this kgpt {kgpt.__version__} reads {FORMAT}: upgrade kgpt to load it"

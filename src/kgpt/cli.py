@@ -247,7 +247,7 @@ def _stdin_questions() -> Iterator[str]:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise KgptError(f"stdin, line {n}: bytes that are not UTF-8; save the questions as UTF-8") from None
-        line = line.removesuffix("\n").removesuffix("\r")
+        line = line.removesuffix("\n").removesuffix("\r").removeprefix("\ufeff" if n == 1 else "")
         if line.strip():
             yield line
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from kgpt.answering import Answerer, question_at
-from kgpt.data.corpus import Question, iter_questions, read_questions
+from kgpt.data.corpus import Question, read_questions
 from kgpt.errors import KgptError
 from kgpt.inference import greedy_decode
 from kgpt.io import atomic_write_bytes
@@ -60,12 +60,12 @@ def predict_stream(
         yield batch, predict_places(model, vocab, batch, where)
 
 
-def count_askable(model: GPT | Answerer, vocab: CharVocab, path: str | Path) -> int:
-    """The number of questions in ``path``, after checking, a line at a time and without
-    running a model, that each of them can be asked (else the first one's error)."""
+def count_askable(model: GPT | Answerer, vocab: CharVocab, questions: Iterable[Question], where: str = "questions") -> int:
+    """The number of ``questions``, after checking, one at a time and without running a
+    model, that each of them can be asked (else the first one's error)."""
     asker, n = answerer(model), 0
-    for q in iter_questions(path):
-        asker.check(vocab, q, f"question file {path}")
+    for q in questions:
+        asker.check(vocab, q, where)
         n += 1
     return n
 
@@ -77,7 +77,9 @@ def answer_prompts(
     directly), or a user error naming the question where one cannot be asked of this
     model: "WHERE, line N", or "question N" for questions typed in (``where`` None)."""
     asker = answerer(model)
-    texts = asker.readings(vocab, questions, where)  # checks each question first
+    # readings() checks each question first; what it returns fits the block (a question
+    # by Answerer.check, a recall by RecallReader.recall_chars leaving ANSWER_ROOM).
+    texts = asker.readings(vocab, questions, where)
     return [vocab.encode(text + MASK_CHAR, where=question_at(where, q)) for q, text in zip(questions, texts)]
 
 

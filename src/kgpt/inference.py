@@ -66,7 +66,7 @@ def _decode_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, sto
         tokens[r, : len(p)] = torch.tensor(p, dtype=torch.long)
     done = budget <= 0
     start = int(plen.min().item())
-    cache = model.new_cache() if model.supports_kv_cache else None
+    cache = model.new_cache(total) if model.supports_kv_cache else None
     logits = model(tokens[:, :start], cache=cache)[0][:, -1] if cache is not None else None
     t = start
     while t < total and not bool(done.all()):

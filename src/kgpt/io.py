@@ -56,9 +56,8 @@ def check_input(path: str | Path, what: str, hint: str = "check the path") -> No
             raise KgptError(f"{what} {p} does not exist; {hint}")
         if p.is_dir():
             raise KgptError(f"{what} {p} is a directory, not a file; {hint}")
-        with p.open("rb") as f:
-            if not f.read(1):
-                raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
+        if p.is_file() and p.stat().st_size == 0:  # a pipe's size says nothing; its reader finds out
+            raise KgptError(f"{what} {p} is empty (0 bytes); {hint}")
     except OSError as e:
         raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); {hint}") from None
 
@@ -147,7 +146,10 @@ def writer_lock(path: str | Path, flag: str) -> Iterator[None]:
             yield
             return
         if not held:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+            try:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+            except OSError:  # Windows refuses to read a locked range
+                holder = ""
             os.close(fd)
             raise KgptError(f"{path} is being written by another kgpt run ({holder or 'starting'}); "
                             f"wait for it to end or give another {flag}")
@@ -163,7 +165,10 @@ def writer_lock(path: str | Path, flag: str) -> Iterator[None]:
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)  # while still held, so no one can lock the old file after this
+        try:
+            lock.unlink(missing_ok=True)  # while still held, so no one can lock the old file after this
+        except OSError:  # Windows does not remove an open file; the next run takes it over
+            pass
         os.close(fd)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -309,17 +310,21 @@ def evaluate(
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
     model = asker.model
-    n = count_askable(asker, corpus.vocab, eval_corpus_path)
+    where = f"question file {eval_corpus_path}"
+    if Path(eval_corpus_path).is_file():  # read a line at a time, once per pass
+        source = functools.partial(iter_questions, eval_corpus_path)
+    else:  # a pipe can be read only once: keep it
+        source = functools.partial(iter, read_questions(eval_corpus_path))
+    n = count_askable(asker, corpus.vocab, source(), where)
     questions = predictions = None
     if analysis_dir is not None:  # every input read and checked before the decoding
-        questions, predictions = read_questions(eval_corpus_path), []
+        questions, predictions = list(source()), []
         extras = _analysis_inputs(corpus, asker, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
     total = correct = 0
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(atomic_writer(outputs_path)) if outputs_path is not None else None
         bar = stack.enter_context(progress_bar(n, "evaluate", progress))
-        for chunk, answers in predict_stream(asker, corpus.vocab, iter_questions(eval_corpus_path),
-                                             where=f"question file {eval_corpus_path}"):
+        for chunk, answers in predict_stream(asker, corpus.vocab, source(), where):
             if sink is not None:
                 sink.write("".join(a + "\n" for a in answers).encode("utf-8"))
             if predictions is not None:
@@ -376,7 +381,8 @@ def ask(
     """Greedy answers with their confidence and the top-k answers, in the questions' order;
     a bad question is its own error. Questions are taken ``chunk`` at a time and
     each answer is yielded as its chunk is done, so a stream of any length (stdin) is
-    answered in bounded memory."""
+    answered in bounded memory. A generator: nothing, not even the checkpoint, is read
+    until the first answer is asked for."""
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
     stream, first = iter(questions), 1
     while batch := list(itertools.islice(stream, chunk)):

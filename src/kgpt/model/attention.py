@@ -40,7 +40,8 @@ class KVCache:
         end = self.length + k.shape[2]
         if self.k is None or end > self.k.shape[2]:
             room = max(self.capacity or 0, end)
-            grown_k, grown_v = k.new_empty((*k.shape[:2], room, k.shape[3])), v.new_empty((*v.shape[:2], room, v.shape[3]))
+            grown_k = k.new_empty((*k.shape[:2], room, k.shape[3]))
+            grown_v = grown_k if v is k else v.new_empty((*v.shape[:2], room, v.shape[3]))  # the synthesizer caches values only
             if self.k is not None:
                 grown_k[:, :, : self.length], grown_v[:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
             self.k, self.v = grown_k, grown_v

@@ -126,8 +126,9 @@ class GPT(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def new_cache(self) -> list[KVCache]:
-        return [KVCache(capacity=self.max_length) for _ in self.blocks]
+    def new_cache(self, positions: int | None = None) -> list[KVCache]:
+        """An empty KV cache per block, with room for ``positions`` (default: the model's longest input)."""
+        return [KVCache(capacity=positions or self.max_length) for _ in self.blocks]
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: list[KVCache] | None = None

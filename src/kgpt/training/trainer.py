@@ -188,8 +188,9 @@ class Trainer:
                 if bar is not None and self.device.type == "cpu":
                     bar.update(1)  # free on a CPU; on a GPU the bar moves at the log's sync
                 now = time.perf_counter()
+                stopping = stop["signal"]  # read once: a signal during the log below waits for the next step
                 due_save = cfg.checkpoint_path is not None and (
-                    stop["signal"] or (p.batch_in_epoch == 0 and now - last_save >= cfg.checkpoint_every)
+                    stopping or (p.batch_in_epoch == 0 and now - last_save >= cfg.checkpoint_every)
                 )
                 if p.step % cfg.log_every == 0 or p.step == stop_at:  # aligned, also after a resume
                     self._log(losses.read(self._diverged), lr, writer, bar)
@@ -197,12 +198,12 @@ class Trainer:
                     losses.check(self._diverged)  # never save a diverged state over a good one
                     self._save_or_stop()
                     last_save = now
-                if stop["signal"]:
+                if stopping:
                     if bar is not None:
                         bar.close()
                     where = f"; saved {cfg.checkpoint_path}: run the same command with --resume to continue" if cfg.checkpoint_path else ""
-                    name = signal.Signals(stop["signal"]).name
-                    raise Interrupted(f"interrupted by {name} at step {p.step} (epoch {p.epoch + 1}){where}", stop["signal"])
+                    name = signal.Signals(stopping).name
+                    raise Interrupted(f"interrupted by {name} at step {p.step} (epoch {p.epoch + 1}){where}", stopping)
         p.finished = p.step == total
         if bar is not None:
             bar.close()
@@ -297,8 +298,8 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM")  # Ctrl-C, and the signal schedulers preemp
 @contextmanager
 def _deferred_signals():
     """Turn the first Ctrl-C or SIGTERM into a flag the loop checks between steps, so it
-    can save a resumable state and stop; a second one acts as it would have (Ctrl-C
-    aborts, SIGTERM kills), for a user who does not want to wait for the save."""
+    can save a resumable state and stop; a second one gets the handler there was before
+    (under the CLI: stop at once, abandoning the save), for a user who will not wait."""
     state = {"signal": 0}
     previous = {}
     try:
@@ -306,13 +307,14 @@ def _deferred_signals():
             signum = getattr(signal, name)
             if signal.getsignal(signum) is None:  # a handler not installed from Python: leave it
                 continue
-            previous[signum] = signal.getsignal(signum)
+            old = signal.getsignal(signum)
 
             def handler(signum, frame):
                 state["signal"] = state["signal"] or signum
                 signal.signal(signum, previous[signum])
 
-            signal.signal(signum, handler)
+            signal.signal(signum, handler)  # raises outside the main thread, before anything is recorded
+            previous[signum] = old
     except ValueError:  # not the main thread: signals are not ours to take
         pass
     try:
