@@ -290,9 +290,9 @@ def evaluate(
 ) -> Evaluation:
     """Greedy answers for every question; scored when the file has places.
 
-    The file is read twice, a line at a time: once to check that every question can be
-    asked (so a bad line at the end fails in seconds, not after the decoding), then to
-    answer it :data:`~kgpt.evaluate.EVAL_CHUNK` questions at a time, each chunk's answers
+    The file is read twice, a line at a time (a pipe: once, and kept): once to check that
+    every question can be asked (so a bad line at the end fails in seconds, not after the
+    decoding), then to answer it :data:`~kgpt.evaluate.EVAL_CHUNK` questions at a time, each chunk's answers
     streamed to ``outputs_path`` (renamed into place at the end), so memory does not grow
     with the file. ``progress`` shows a bar on stderr.
 
