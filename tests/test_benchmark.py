@@ -48,7 +48,7 @@ def test_bench_eval_prints_one_json_line(capsys):
     assert main(["bench", "eval", "--device", "cpu", "--questions", "8", "--json"]) == 0
     r = _json_line(capsys)
     assert {"variant", "device", "questions", "seconds", "questions_per_s", "torch"} <= r.keys()
-    assert r["questions"] == 8 and r["device"] == "cpu" and r["decode_batch"] == 256
+    assert r["questions"] == 8 and r["device"] == "cpu" and r["decode_batch"] == 128
     assert r["seconds"] > 0 and r["questions_per_s"] > 0 and r["peak_rss_mib"] > 0
     assert main(["bench", "eval", "--device", "cpu", "--questions", "8", "--batch_size", "3", "--json"]) == 0
     assert _json_line(capsys)["decode_batch"] == 3

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = bsub.add_parser("eval", help="greedy decoding of a question batch")
     _opt(q, "variant", choices=VARIANTS, default="vanilla")
     _opt(q, "questions", type=_positive_int, default=500)
-    _opt(q, "batch_size", type=_positive_int, default=None, help="rows decoded together (default: 1024 on a GPU, 256 elsewhere)")
+    _opt(q, "batch_size", type=_positive_int, default=None, help="rows decoded together (default: 1024 on a GPU, 128 elsewhere)")
     _opt(q, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(q, "json", action="store_true")
     return parser

@@ -25,11 +25,11 @@ from kgpt.vocab import MASK_ID, PAD_ID
 
 
 # Rows decoded together. The KV cache holds every row's positions, so the batch sets the
-# memory; on a 2-core CPU 256 rows decode 96% as fast as 1024 in 41% of the memory
-# (`kgpt bench eval --batch_size`: 175 against 183 questions/s, 531 against 1301 MiB);
-# a GPU needs the big batch to be busy.
+# memory. On a 2-core CPU, trained models answer as fast 128 rows at a time as 256 in
+# about 140 MiB less (benchmarks/decode_cache.py, docs/RESULTS.md); a GPU needs the big
+# batch to be busy.
 DECODE_BATCH = {"cuda": 1024}
-DECODE_BATCH_ELSEWHERE = 256
+DECODE_BATCH_ELSEWHERE = 128
 
 
 @torch.no_grad()
