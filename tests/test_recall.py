@@ -67,6 +67,17 @@ def test_the_reader_reads_what_was_recalled_from_the_name(monkeypatch):
     assert "line 1" in message and "Where was NAME born?" in message
 
 
+def test_recalls_kept_are_bounded_and_never_those_asked_for_now(monkeypatch):
+    vocab = CharVocab.from_text("Where was Ann Lee Bo Li Cy Po born? sang.")
+    asker = _oracle_reader(monkeypatch, vocab, {n: f" {n} sang." for n in ("Ann Lee", "Bo Li", "Cy Po")})
+    monkeypatch.setattr(answering, "RECALLS_KEPT", 1)
+    both = parse_questions("Where was Ann Lee born?\nWhere was Bo Li born?\n")
+    assert len(answer_prompts(asker, vocab, both)) == 2 and set(asker._recalled) == {"Ann Lee", "Bo Li"}  # both needed now
+    answer_prompts(asker, vocab, parse_questions("Where was Cy Po born?\n"))
+    assert list(asker._recalled) == ["Cy Po"]  # the older recalls are forgotten
+    assert asker.recall(both[0]) is None and answer_prompts(asker, vocab, both[:1])  # and recalled again when asked
+
+
 def test_a_recall_leaves_the_reader_room_for_an_answer():
     vocab = CharVocab.from_text("abc")
     small, large = (GPT(GPTConfig(vocab_size=len(vocab), block_size=b, n_layer=1, n_head=1, n_embd=8)) for b in (64, 128))

@@ -127,9 +127,11 @@ class RecallReader(Answerer):
         todo = sorted({n for n in names if n not in self._recalled})
         if todo:
             self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))
-        wanted = set(names)
-        for n in [n for n in self._recalled if n not in wanted][: max(0, len(self._recalled) - RECALLS_KEPT)]:
-            del self._recalled[n]
+        excess = len(self._recalled) - RECALLS_KEPT
+        if excess > 0:  # only after a batch of new recalls, not on every question's lookup
+            wanted = set(names)
+            for n in [n for n in self._recalled if n not in wanted][:excess]:
+                del self._recalled[n]
 
     def recall(self, question: Question) -> str | None:
         return self._recalled.get(asked_name(question.text) or "")
