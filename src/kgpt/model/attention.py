@@ -24,11 +24,11 @@ from kgpt.model.config import GPTConfig
 class KVCache:
     """Keys and values of one layer for the positions decoded so far.
 
-    With a ``capacity`` (the model's longest input), the first call allocates buffers that
-    long and later positions are written in place: no step copies what came before, and a
-    decoding loop allocates the same few shapes over and over instead of a new, longer
-    tensor every step (which fragmented memory over a long file of questions). Past the
-    capacity, or without one, it grows by concatenation.
+    With a ``capacity`` (the positions the decode will need), the first call allocates
+    buffers that long and later positions are written in place, so no step copies what
+    came before: long decodes such as a 100-character recall run 14-23% faster than with
+    a cache grown one tensor a step (docs/RESULTS.md). Past the capacity, or without
+    one, it grows, copying.
     """
 
     capacity: int | None = None
