@@ -242,14 +242,9 @@ def _cmd_evaluate(args) -> None:
 
 def _stdin_questions() -> Iterator[str]:
     """The non-blank lines of stdin, read as they come (a stream of any length)."""
-    for n, raw in enumerate(sys.stdin.buffer, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise KgptError(f"stdin, line {n}: bytes that are not UTF-8; save the questions as UTF-8") from None
-        line = line.removesuffix("\n").removesuffix("\r").removeprefix("\ufeff" if n == 1 else "")
-        if line.strip():
-            yield line
+    from kgpt.data.corpus import text_lines
+
+    return (line for _, line in text_lines(sys.stdin.buffer, "stdin") if line.strip())
 
 
 def _cmd_ask(args) -> None:

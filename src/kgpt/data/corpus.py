@@ -15,7 +15,7 @@ lines and CRLF line endings are accepted: they are how such files usually get ed
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ def read_text(path: str | Path, what: str) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise KgptError(f"{what} {p}, line {line}: bytes that are not UTF-8; save the file as UTF-8") from None
+        raise KgptError(f"{what} {p}, line {line}: bytes that are not UTF-8; save the text as UTF-8") from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     if not text.strip():
         raise KgptError(f"{what} {p} is empty (only blank lines); check the path")
@@ -128,16 +128,23 @@ def _text_lines(p: Path, what: str) -> Iterator[tuple[int, str]]:
     check_input(p, what)  # the path's own errors (missing, a folder, empty), as for any input
     try:
         with p.open("rb") as f:
-            for n, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise KgptError(f"{what} {p}, line {n}: bytes that are not UTF-8; save the file as UTF-8") from None
-                if n == 1:
-                    line = line.removeprefix("\ufeff")
-                yield n, line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
+            yield from text_lines(f, f"{what} {p}")
     except OSError as e:
         raise KgptError(f"{what} {p} cannot be read ({e.strerror or e}); check the path") from None
+
+
+def text_lines(stream: Iterable[bytes], where: str) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` for each line of a binary stream of UTF-8 text (a file, stdin),
+    decoded as it comes: no byte-order mark, no line ending, and a line that is not UTF-8
+    is an error naming ``where`` and its number."""
+    for n, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KgptError(f"{where}, line {n}: bytes that are not UTF-8; save the text as UTF-8") from None
+        if n == 1:
+            line = line.removeprefix("\ufeff")
+        yield n, line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
 
 
 MAX_NAME_CHARS = 60  # a bio's opening name is at most this long; longer means no name
