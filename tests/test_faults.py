@@ -386,6 +386,7 @@ def test_training_outside_the_main_thread_leaves_signals_alone():
 
 def test_ask_names_the_stdin_line_that_is_not_utf8(model_file, tiny_data, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbfWhere was Karl Meyer born?\n\xff\xfe\n")))
-    argv = ["ask", "vanilla", str(tiny_data.wiki), "--reading_params_path", str(model_file), "--top_k", "0", "--device", "cpu"]
+    argv = ["ask", "vanilla", str(tiny_data.wiki), "--reading_params_path", str(model_file), "--top_k", "0", "--device", "cpu",
+            "--no_progress"]
     assert main(argv) == 1
     assert one_stderr_line(capsys) == "kgpt ask: error: stdin, line 2: bytes that are not UTF-8; save the text as UTF-8"
