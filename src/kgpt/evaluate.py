@@ -55,9 +55,15 @@ def predict_stream(
 ) -> Iterator[tuple[list[Question], list[str]]]:
     """:func:`predict_places` over a stream of any length, ``chunk`` (default
     :data:`EVAL_CHUNK`) questions at a time: yields each chunk with its answers."""
-    it = iter(questions)
-    while batch := list(itertools.islice(it, chunk or EVAL_CHUNK)):
+    for batch in chunks(questions, chunk or EVAL_CHUNK):
         yield batch, predict_places(model, vocab, batch, where)
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter), taken as they come."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 
 def count_askable(model: GPT | Answerer, vocab: CharVocab, questions: Iterable[Question], where: str = "questions") -> int:

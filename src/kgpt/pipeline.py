@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
 from kgpt.data.reading import reading_examples
 from kgpt.errors import KgptError
-from kgpt.evaluate import count_askable, predict_stream, score, write_predictions
+from kgpt.evaluate import chunks, count_askable, predict_stream, score, write_predictions
 from kgpt.io import atomic_writer, check_output, check_writable, writer_lock
 from kgpt.model import GPT, GPTConfig
 from kgpt.probe import Storage, cued_completions, free_recalls, tally
@@ -290,11 +289,12 @@ def evaluate(
 ) -> Evaluation:
     """Greedy answers for every question; scored when the file has places.
 
-    The file is read twice, a line at a time (a pipe: once, and kept): once to check that
-    every question can be asked (so a bad line at the end fails in seconds, not after the
-    decoding), then to answer it :data:`~kgpt.evaluate.EVAL_CHUNK` questions at a time, each chunk's answers
-    streamed to ``outputs_path`` (renamed into place at the end), so memory does not grow
-    with the file. ``progress`` shows a bar on stderr.
+    The file is read twice, a line at a time (a pipe, or a file the analysis keeps: once,
+    and held): once to check that every question can be asked (so a bad line at the end
+    fails in seconds, not after the decoding), then to answer it
+    :data:`~kgpt.evaluate.EVAL_CHUNK` questions at a time, each chunk's answers streamed to
+    ``outputs_path`` (renamed into place at the end), so memory does not grow with the
+    file. ``progress`` shows a bar on stderr.
 
     With ``analysis_dir``, also the confidence and error analysis of these same answers
     (:mod:`kgpt.analysis`), which holds every answer; the finetuning file and the
@@ -311,14 +311,16 @@ def evaluate(
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
     model = asker.model
     where = f"question file {eval_corpus_path}"
-    if Path(eval_corpus_path).is_file():  # read a line at a time, once per pass
-        source = functools.partial(iter_questions, eval_corpus_path)
-    else:  # a pipe can be read only once: keep it
-        source = functools.partial(iter, read_questions(eval_corpus_path))
-    n = count_askable(asker, corpus.vocab, source(), where)
     questions = predictions = None
+    if analysis_dir is not None or not Path(eval_corpus_path).is_file():
+        # The analysis keeps every question anyway, and a pipe can be read only once.
+        questions = read_questions(eval_corpus_path)
+        source = functools.partial(iter, questions)
+    else:  # read a line at a time, once per pass
+        source = functools.partial(iter_questions, eval_corpus_path)
+    n = count_askable(asker, corpus.vocab, source(), where)
     if analysis_dir is not None:  # every input read and checked before the decoding
-        questions, predictions = list(source()), []
+        predictions = []
         extras = _analysis_inputs(corpus, asker, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
     total = correct = 0
     with contextlib.ExitStack() as stack:
@@ -384,8 +386,8 @@ def ask(
     answered in bounded memory. A generator: nothing, not even the checkpoint, is read
     until the first answer is asked for."""
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
-    stream, first = iter(questions), 1
-    while batch := list(itertools.islice(stream, chunk)):
+    first = 1
+    for batch in chunks(questions, chunk):
         yield from answer_questions(asker, corpus.vocab, corpus.documents, batch, top_k, first)
         first += len(batch)
 
