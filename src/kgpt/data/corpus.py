@@ -154,16 +154,51 @@ _QUESTION = re.compile(r"^Where was (.+) born\?$")
 def bio_name(document: str) -> str | None:
     """The name a bio opens with: wiki.txt writes each line ``NAME. text``.
 
-    The name ends at the first ". " that does not close an initial: "J. R. Hartley. Born
-    in ..." is J. R. Hartley's bio, not J's. None where no such opening exists.
+    The name ends at the first ". " that cannot be inside a name. A ". " after an initial
+    ("J. R. Hartley", "J.C. Smith") or an abbreviation ("St. John") is inside the name
+    when what follows, up to the next ". ", reads as more of a name; "Malcolm X. Malcolm
+    X was ..." and "Henry V. Born in ..." go on as a sentence, so X and V end the name.
+    A name keeps its own final dot ("John Smith, Jr.. Born ..."). None where no such
+    opening exists, or where it would be initials alone.
     """
-    start = 0
-    while (end := document.find(". ", start)) != -1 and end <= MAX_NAME_CHARS:
-        word = document[:end].rsplit(" ", 1)[-1]
-        if not (len(word) == 1 and word.isupper()):
-            return document[:end] if end > 0 else None
-        start = end + 1
+    ends = [m.start() for m in _NAME_END.finditer(document, 0, MAX_NAME_CHARS + 2)]
+    for i, end in enumerate(ends):
+        name = document[:end]
+        words = name.split()
+        if not words:
+            return None
+        if not _may_continue(words[-1]):
+            return name
+        after = document[end + 2 : ends[i + 1]] if i + 1 < len(ends) else ""
+        if not _reads_as_name(after) and not all(_may_continue(w.rstrip(".")) for w in words):
+            return name
     return None
+
+
+_NAME_END = re.compile(r"\. ")
+# Abbreviations that stand before more of a name: "St. John", "Dr. Who".
+_NAME_ABBREVIATIONS = frozenset({"St", "Ste", "Mt", "Ft", "Dr", "Mr", "Mrs", "Ms", "Prof", "Rev", "Fr", "Sr", "Gen", "Col",
+                                 "Capt", "Lt", "Sgt", "Hon"})
+# Lower-case words a name may hold: "Theodore J. van den Broek".
+_NAME_PARTICLES = frozenset({"de", "da", "das", "del", "della", "der", "den", "di", "do", "dos", "du", "la", "le", "van",
+                             "von", "y", "zu", "ter", "ten", "bin", "ibn", "al", "el", "af", "av"})
+# Capitalised words that open a bio's first sentence rather than go on with a name.
+_SENTENCE_OPENERS = frozenset({"Born", "He", "She", "His", "Her", "They", "It", "The", "In", "After", "As", "At", "On",
+                               "From", "During", "When", "While", "This"})
+
+
+def _may_continue(word: str) -> bool:
+    """Whether a name may go on after ``word`` and a ". ": an initial ("J", "J.C") or an
+    abbreviation ("St"); any other word before ". " ends the name."""
+    return all(len(part) == 1 and part.isupper() for part in word.split(".")) or word in _NAME_ABBREVIATIONS
+
+
+def _reads_as_name(text: str) -> bool:
+    """Whether ``text`` (what follows an initial, up to the next ". ") is more of a name:
+    every word capitalised or a name particle, and not the opening of a sentence."""
+    words = text.split()
+    return bool(words) and words[0] not in _SENTENCE_OPENERS and all(
+        not w[0].islower() and (w[0].isalpha() or w[0] in "'’") or w in _NAME_PARTICLES for w in words)
 
 
 def name_prefix_length(document: str) -> int:
