@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 
 import pytest
 import torch
@@ -56,6 +57,21 @@ def test_the_tokenizer_round_trips_every_character_of_the_corpus(tiny_data_share
     assert ids == vocab.encode(text, where="test")
     assert tok.decode(ids) == text
     assert (tok.pad_token, tok.pad_token_id, tok.mask_token, tok.mask_token_id) == ("□", 0, "⁇", MASK_ID)
+
+
+def test_the_exported_tokenizer_decodes_spaces_before_punctuation_as_kgpt_does(tmp_path):
+    """Bios write " ." and " ,"; a tokenizer that cleans up tokenization spaces (a default
+    that changed between transformers releases) decodes them as "." and ",". The export
+    turns it off in its saved config, so whichever release loads it decodes what kgpt does."""
+    text = "Ann Lee , a poet , was born in Oslo . Why Oslo ? Nobody knows ."
+    vocab = CharVocab.from_text(text)
+    export.hf_tokenizer(vocab).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))["clean_up_tokenization_spaces"] is False
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ids = tok(text).input_ids
+    assert ids == vocab.encode(text, where="test")
+    assert tok.decode(ids) == vocab.decode(ids) == text
+    assert tok.batch_decode([ids[:9], ids]) == [vocab.decode(ids[:9]), text]
 
 
 @pytest.mark.parametrize("variant", ["vanilla", "rope"])

@@ -129,12 +129,18 @@ def hf_model(model: GPT):
 
 
 def hf_tokenizer(vocab: CharVocab):
-    """A fast tokenizer with one token per character, ids as kgpt numbers them."""
+    """A fast tokenizer with one token per character, ids as kgpt numbers them.
+
+    Clean-up of tokenization spaces is off, and saved so: its default has changed between
+    transformers releases, and on it turns " ." into "." and " ," into ",", which the bios
+    are full of, so decoded text (and answers) would differ from kgpt's.
+    """
     transformers, tokenizers = _transformers()
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({ch: i for i, ch in enumerate(vocab.itos)}, unk_token=None))
     tok.pre_tokenizer = tokenizers.pre_tokenizers.Split(tokenizers.Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = tokenizers.decoders.Fuse()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD_CHAR, mask_token=MASK_CHAR)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD_CHAR, mask_token=MASK_CHAR,
+                                                clean_up_tokenization_spaces=False)
 
 
 def model_card(model: GPT, progress: dict, accuracy: str | None, recall: bool) -> str:

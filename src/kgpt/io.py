@@ -9,6 +9,7 @@ a run that writes a checkpoint holds a lock on it, so a second run cannot write 
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -99,7 +100,9 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
     The bytes go to a temporary file beside ``path``, are fsynced, then renamed over it,
     so output of any length can be streamed without ever leaving half a file: a failed
     write (a full disk, a lost mount), an exception or a signal in the block removes the
-    temporary file and leaves the previous ``path``, if any, as it was.
+    temporary file and leaves the previous ``path``, if any, as it was. The folder is
+    fsynced after the rename: until then the rename lives only in memory, and a power
+    cut could bring back the old file (or none) after kgpt said it saved the new one.
     """
     path = Path(path)
     check_writable(path)
@@ -121,6 +124,27 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         if isinstance(e, OSError):  # disk full, permissions, …: the old file is still intact
             raise KgptError(f"cannot write {path} ({e.strerror or e}); the previous file, if any, is unchanged") from None
         raise
+    _fsync_dir(path.parent, path)
+
+
+# What fsync of a folder raises where the system cannot do it (Windows, some mounts):
+# nothing to make durable there, so nothing to report.
+_NO_DIR_FSYNC = {errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR}
+
+
+def _fsync_dir(folder: Path, written: Path) -> None:
+    """Flush ``folder``'s entries to disk, so that a rename into it survives a power cut."""
+    fd = None
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in _NO_DIR_FSYNC:
+            raise KgptError(f"wrote {written} but cannot flush its folder to disk ({e.strerror or e}); "
+                            "it may not survive a power cut, check the disk") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 @contextmanager
@@ -134,6 +158,21 @@ def writer_lock(path: str | Path, flag: str) -> Iterator[None]:
     """
     lock = Path(f"{path}.lock")
     check_writable(lock, flag)
+    try:
+        fd = _take_lock(lock, path, flag)
+    except OSError as e:  # a full disk, a lost mount: nothing is left open or behind
+        raise KgptError(f"cannot lock {path} for writing: {lock} cannot be written ({e.strerror or e}); "
+                        f"free some space or give another {flag}") from None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            _release_lock(lock, fd)
+
+
+def _take_lock(lock: Path, path: str | Path, flag: str) -> int | None:
+    """The descriptor of ``lock``, held and naming this process; None where the file system
+    has no locks. An OSError leaves nothing open and no lock file of ours behind."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
@@ -143,8 +182,7 @@ def writer_lock(path: str | Path, flag: str) -> Iterator[None]:
             print(f"kgpt: note: cannot lock {lock} ({e.strerror or e}); a second run on {path} would not be stopped",
                   file=sys.stderr)
             os.close(fd)
-            yield
-            return
+            return None
         if not held:
             try:
                 holder = os.read(fd, 200).decode("utf-8", "replace").strip()
@@ -157,19 +195,28 @@ def writer_lock(path: str | Path, flag: str) -> Iterator[None]:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
             same = False
+        except OSError:
+            os.close(fd)
+            raise
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
     try:
-        yield
-    finally:
-        try:
-            lock.unlink(missing_ok=True)  # while still held, so no one can lock the old file after this
-        except OSError:  # Windows does not remove an open file; the next run takes it over
-            pass
-        os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+    except OSError:  # no room for the holder's name: give the lock back whole
+        _release_lock(lock, fd)
+        raise
+    return fd
+
+
+def _release_lock(lock: Path, fd: int) -> None:
+    """Remove ``lock`` while still holding it (so no one can lock the old file after this), then close it."""
+    try:
+        lock.unlink(missing_ok=True)
+    except OSError:  # Windows does not remove an open file; the next run takes it over
+        pass
+    os.close(fd)
 
 
 def _try_lock(fd: int) -> bool:

@@ -302,21 +302,22 @@ def _deferred_signals():
     (under the CLI: stop at once, abandoning the save), for a user who will not wait."""
     state = {"signal": 0}
     previous = {}
-    try:
-        for name in STOP_SIGNALS:
-            signum = getattr(signal, name)
-            if signal.getsignal(signum) is None:  # a handler not installed from Python: leave it
-                continue
-            old = signal.getsignal(signum)
 
-            def handler(signum, frame):
-                state["signal"] = state["signal"] or signum
-                signal.signal(signum, previous[signum])
+    def handler(signum, frame):
+        state["signal"] = state["signal"] or signum
+        signal.signal(signum, previous[signum])
 
-            signal.signal(signum, handler)  # raises outside the main thread, before anything is recorded
-            previous[signum] = old
-    except ValueError:  # not the main thread: signals are not ours to take
-        pass
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name)
+        old = signal.getsignal(signum)
+        if old is None:  # a handler not installed from Python: leave it
+            continue
+        previous[signum] = old  # recorded first: the handler may run the instant it is installed
+        try:
+            signal.signal(signum, handler)
+        except ValueError:  # not the main thread: signals are not ours to take
+            del previous[signum]
+            break
     try:
         yield state
     finally:
