@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "preset", default="assignment", help="assignment (full) or quick")
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(p, "compile", action="store_true")
+    _opt(p, "ray", default=None, metavar="ADDRESS",
+         help="run the cells as Ray tasks: auto (join the running cluster), local (start one here), ray://HOST:PORT")
+    _opt(p, "cpus_per_cell", type=_positive_int, default=None,
+         help="CPUs (torch threads) per cell: Ray's request per task (default 1), or the threads of an in-process run")
+    _opt(p, "checkpoint_every", type=_seconds, default=60.0,
+         help="seconds between a training's resumable checkpoints (0: every epoch); a killed cell resumes from the last")
 
     p = sub.add_parser("attention-lab", help="the self-attention questions as numerical experiments")
     _opt(p, "out", default="attention-lab")
@@ -300,7 +306,8 @@ def _cmd_reproduce(args) -> None:
     from kgpt.experiments import run_reproduce
 
     run_reproduce(Path(args.data_dir), Path(args.out), variants=args.variants, seeds=args.seeds,
-                  preset=args.preset, device=args.device, compile=args.compile)
+                  preset=args.preset, device=args.device, compile=args.compile, ray=args.ray,
+                  cpus_per_cell=args.cpus_per_cell, checkpoint_every=args.checkpoint_every)
 
 
 def _cmd_attention_lab(args) -> None:

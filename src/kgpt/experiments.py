@@ -20,6 +20,7 @@ completion of the bio up to the place, and free recall from ``NAME.`` alone.
 Every cell goes through :mod:`kgpt.pipeline`, the code behind the CLI. ``reproduce`` is
 resumable: a finished cell's JSON is kept and skipped; a finished pretraining is reused
 by later cells; an interrupted training continues from its ``.resume`` checkpoint.
+With ``ray``, :mod:`kgpt.cluster` runs the same :meth:`Study.run_cell` as Ray tasks.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import torch
 
 from kgpt import pipeline
 from kgpt.checkpoint import read_checkpoint
@@ -151,9 +154,11 @@ class Cell:
 class Study:
     """One study directory: data paths, the cells' results, and what is already done."""
 
-    def __init__(self, data_dir: Path, out: Path, preset: Preset, device: str, compile: bool = False, progress: bool = True):
+    def __init__(self, data_dir: Path, out: Path, preset: Preset, device: str, compile: bool = False, progress: bool = True,
+                 checkpoint_every: float = 60.0):
         self.data_dir, self.out, self.preset = data_dir, out, preset
         self.device, self.compile, self.progress = device, compile, progress
+        self.checkpoint_every = checkpoint_every  # seconds between a training's resumable checkpoints
         self.wiki = data_dir / "wiki.txt"
         self.train = data_dir / "birth_places_train.tsv"
         self.dev = data_dir / "birth_dev.tsv"
@@ -166,28 +171,61 @@ class Study:
     def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
             seed=seed, device=self.device, compile=self.compile or s.compile, resume=pipeline.resume_path(out_path).exists(),
-            progress=self.progress, batch_size=batch, model=s.model or None, checkpoint_every=60.0, recipe=s.recipe,
+            progress=self.progress, batch_size=batch, model=s.model or None, checkpoint_every=self.checkpoint_every,
+            recipe=s.recipe,
         )
 
     def _setting(self, cell: Cell) -> Setting:
         return next(s for s in self.preset.settings if s.name == cell.setting)
 
     def run(self, cells: list[Cell]) -> list[dict]:
+        """The cells one after another in this process."""
         rows = []
         for i, cell in enumerate(cells, 1):
-            done = self.out / "cells" / f"{cell.key}.json"
-            if done.exists():
-                rows.append(json.loads(done.read_text()))
-                print(f"[{i}/{len(cells)}] {cell.key}: done earlier, {rows[-1]['accuracy']:.1f}%")
+            row = self.finished(cell)
+            if row is not None:
+                rows.append(row)
+                print(f"[{i}/{len(cells)}] {cell.key}: done earlier, {row['accuracy']:.1f}%")
                 continue
             print(f"[{i}/{len(cells)}] {cell.key}: running", flush=True)
-            t0 = time.perf_counter()
-            row = self._run_cell(cell)
-            row["seconds"] = round(time.perf_counter() - t0, 1)
-            atomic_write_bytes(done, json.dumps(row, indent=1).encode())
+            row = self.run_cell(cell)
+            self.record(cell, row)
             rows.append(row)
             print(f"[{i}/{len(cells)}] {cell.key}: {row['correct']}/{row['total']} = {row['accuracy']:.1f}% ({row['seconds']}s)")
         return rows
+
+    def _done_path(self, cell: Cell) -> Path:
+        return self.out / "cells" / f"{cell.key}.json"
+
+    def finished(self, cell: Cell) -> dict | None:
+        """The row of a cell finished by an earlier run (which a rerun keeps), else None."""
+        done = self._done_path(cell)
+        return json.loads(done.read_text()) if done.exists() else None
+
+    def record(self, cell: Cell, row: dict) -> None:
+        """Mark the cell finished: written last, so a cell interrupted before it reruns."""
+        atomic_write_bytes(self._done_path(cell), json.dumps(row, indent=1).encode())
+
+    def run_cell(self, cell: Cell) -> dict:
+        """One cell from its pretraining (unless done) to its row, timed. The one cell
+        function: the in-process loop and a Ray task (:mod:`kgpt.cluster`) both call it."""
+        t0 = time.perf_counter()
+        row = self._run_cell(cell)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        return row
+
+    def pretrain(self, cell: Cell) -> Path | None:
+        """The cell's pretrained model, trained unless it exists; None for a setting without
+        pretraining. Several cells share one, so on Ray it is a task of its own, before theirs."""
+        s = self._setting(cell)
+        reading = self.pretrained_path(cell)
+        if reading is not None and not reading.exists():
+            pipeline.pretrain(
+                cell.variant, self.wiki, reading, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
+                opts=self._opts(s, cell.seed, reading, s.pretrain_batch),
+                question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
+            )
+        return reading
 
     def _run_cell(self, cell: Cell) -> dict:
         pred_path = self.out / "predictions" / f"{cell.key}.txt"
@@ -199,14 +237,8 @@ class Study:
             total, correct = score(dev, predictions, where=str(self.dev))
             return self._row(cell, int(correct), int(total), answer=place)
         s = self._setting(cell)
-        reading = self._pretrained_path(cell)
-        if reading is not None and not reading.exists():
-            pipeline.pretrain(
-                cell.variant, self.wiki, reading, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
-                opts=self._opts(s, cell.seed, reading, s.pretrain_batch),
-                question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
-            )
-        finetuned = self._answering_path(cell)
+        reading = self.pretrain(cell)
+        finetuned = self.answering_path(cell)
         if not finetuned.exists():
             pipeline.finetune(
                 cell.variant, self.wiki, finetuned, self.train, reading_params_path=reading, lr=s.finetune_lr,
@@ -220,18 +252,18 @@ class Study:
         return self._row(cell, ev.correct, ev.total, **{f"{probe}_{k}": getattr(s, k) for probe, s in storage.items()
                                                         for k in ("stored", "probed")})
 
-    def _answering_path(self, cell: Cell) -> Path:
+    def answering_path(self, cell: Cell) -> Path:
         """The model that answers dev: the finetuned one, or the pretrained one itself
         where the setting has no finetuning stage (the knowledge recipe can answer after
         pretraining alone)."""
-        pretrained = self._pretrained_path(cell)
+        pretrained = self.pretrained_path(cell)
         s = self._setting(cell)
         epochs = s.finetune_epochs if s.finetune_epochs is not None else get_recipe(s.recipe).finetune.epochs
         if pretrained is not None and epochs == 0:
             return pretrained
         return self.out / "checkpoints" / f"{cell.key}.params"
 
-    def _pretrained_path(self, cell: Cell) -> Path | None:
+    def pretrained_path(self, cell: Cell) -> Path | None:
         """Where a cell's pretrained model is (one per recipe, variant and seed); None without pretraining."""
         s = self._setting(cell)
         if not s.pretrains:
@@ -242,16 +274,16 @@ class Study:
     def analyze_best(self, rows: list[dict]) -> Path | None:
         """The confidence and error analysis (:mod:`kgpt.analysis`) of the most accurate
         trained cell, written once under ``analysis/CELL`` (a rerun keeps it)."""
-        trained = [r for r in rows if r["setting"] != "baseline"]
-        if not trained:
-            return None
-        best = max(trained, key=lambda r: (r["accuracy"], r["setting"] == "pretrain+finetune"))
-        cell = Cell(best["setting"], best["variant"], best["seed"])
+        best = best_cell(rows)
+        return None if best is None else self.analyze(best)
+
+    def analyze(self, cell: Cell) -> Path:
+        """The analysis of one trained cell, unless an earlier run wrote it."""
         report = self.out / "analysis" / cell.key / "analysis.md"
         if not report.exists():
             pipeline.evaluate(
-                cell.variant, self.wiki, self._answering_path(cell), self.dev, device=self.device,
-                analysis_dir=report.parent, finetune_corpus_path=self.train, pretrained_params_path=self._pretrained_path(cell),
+                cell.variant, self.wiki, self.answering_path(cell), self.dev, device=self.device,
+                analysis_dir=report.parent, finetune_corpus_path=self.train, pretrained_params_path=self.pretrained_path(cell),
             )
         return report
 
@@ -263,13 +295,26 @@ class Study:
         }
 
     def loss_curves(self) -> dict[str, list[dict]]:
-        """Training histories kept in the checkpoints, by checkpoint name."""
+        """Training histories kept in the checkpoints, by checkpoint name (a damaged one is
+        left out: the cell that needed it has already failed, naming it)."""
         curves = {}
         for path in sorted((self.out / "checkpoints").glob("*.params")):
-            history = read_checkpoint(path).progress.get("history", [])
+            try:
+                history = read_checkpoint(path).progress.get("history", [])
+            except KgptError:
+                continue
             if history:
                 curves[path.stem] = history
         return curves
+
+
+def best_cell(rows: list[dict]) -> Cell | None:
+    """The most accurate trained cell (pretrain+finetune on a tie), the one analysed."""
+    trained = [r for r in rows if r["setting"] != "baseline"]
+    if not trained:
+        return None
+    best = max(trained, key=lambda r: (r["accuracy"], r["setting"] == "pretrain+finetune"))
+    return Cell(best["setting"], best["variant"], best["seed"])
 
 
 def study_cells(variants: list[str], seeds: list[int], preset: Preset) -> list[Cell]:
@@ -358,12 +403,13 @@ def storage_lines(rows: list[dict]) -> list[str]:
     ]
 
 
-def _write_outputs(study: Study, rows: list[dict], title: str, with_published: bool, extra: dict | None = None) -> str:
+def _write_outputs(study: Study, rows: list[dict], title: str, with_published: bool, extra: dict | None = None,
+                   analysis: Path | None = None, failed: dict[str, str] | None = None) -> str:
     summary = summarize(rows)
-    analysis = study.analyze_best(rows)
     link = [f"- confidence, calibration and errors of the best cell: {analysis.relative_to(study.out)}"] if analysis else []
-    table = "\n".join([results_table(summary, with_published), "", *storage_lines(rows), *link]).rstrip()
-    payload = {"rows": rows, "summary": summary, **(extra or {})}
+    failures = [f"- FAILED {name}: {why}" for name, why in (failed or {}).items()]
+    table = "\n".join([results_table(summary, with_published), "", *storage_lines(rows), *link, *failures]).rstrip()
+    payload = {"rows": rows, "summary": summary, **(extra or {}), **({"failed": failed} if failed else {})}
     atomic_write_bytes(study.out / "results.json", json.dumps(payload, indent=1).encode())
     atomic_write_bytes(study.out / "results.md", f"# {title}\n\n{table}\n\n![results](results.png)\n".encode())
     plot_results(rows, study.loss_curves(), study.out / "results.png", title)
@@ -383,20 +429,43 @@ def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu",
     study = Study(data_dir, out, p, device, progress=False)
     rows = study.run(study_cells([variant], [seed], p))
     table = _write_outputs(study, rows, "kgpt demo (synthetic data)", with_published=False,
-                           extra={"preset": preset, "seconds": round(time.perf_counter() - t0, 1)})
+                           extra={"preset": preset, "seconds": round(time.perf_counter() - t0, 1)},
+                           analysis=study.analyze_best(rows))
     print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'} in {time.perf_counter() - t0:.0f}s")
     return rows
 
 
 def run_reproduce(
     data_dir: Path, out: Path, variants: list[str], seeds: list[int], preset: str = "assignment",
-    device: str = "auto", compile: bool = False,
+    device: str = "auto", compile: bool = False, ray: str | None = None, cpus_per_cell: int | None = None,
+    checkpoint_every: float = 60.0,
 ) -> list[dict]:
-    """The study matrix on the real files; finished cells are skipped on a rerun."""
+    """The study matrix on the real files; finished cells are skipped on a rerun.
+
+    With ``ray`` (a cluster address: ``auto``, ``local``, ``ray://HOST:PORT``) the cells
+    run at once as Ray tasks (:mod:`kgpt.cluster`), each with ``cpus_per_cell`` CPUs
+    (default 1) or one GPU; otherwise one after another here, with ``cpus_per_cell``
+    torch threads when given (the same count gives the same predictions as on Ray).
+    """
     if preset not in PRESETS:
         raise KgptError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    study = Study(data_dir, out, PRESETS[preset], device, compile)
-    rows = study.run(study_cells(variants, seeds, study.preset))
-    table = _write_outputs(study, rows, f"kgpt reproduce ({preset})", with_published=True, extra={"preset": preset})
+    cells = study_cells(variants, seeds, PRESETS[preset])
+    # On Ray the driver prints one line per cell; workers' progress bars would interleave.
+    study = Study(data_dir, out, PRESETS[preset], device, compile, progress=ray is None, checkpoint_every=checkpoint_every)
+    failed: dict[str, str] = {}
+    if ray is None:
+        if cpus_per_cell is not None:
+            torch.set_num_threads(cpus_per_cell)
+        rows = study.run(cells)
+        analysis = study.analyze_best(rows)
+    else:
+        from kgpt.cluster import run_study
+
+        rows, failed, analysis = run_study(study, cells, ray, cpus_per_cell or 1)
+    table = _write_outputs(study, rows, f"kgpt reproduce ({preset})", with_published=True, extra={"preset": preset},
+                           analysis=analysis, failed=failed)
     print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
+    if failed:
+        raise KgptError(f"{len(failed)} of the study's jobs failed ({', '.join(failed)}), each named above with why; "
+                        "fix that and rerun the same command: finished cells are kept")
     return rows
