@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
 
 from conftest import one_line_error
-from kgpt import answering, experiments, probe
+from kgpt import answering, probe
 from kgpt.answering import RecallReader, load_answerer
 from kgpt.checkpoint import RECALLER, read_checkpoint, save_checkpoint
 from kgpt.cli import main
 from kgpt.data.corpus import Question, parse_questions
 from kgpt.data.reading import Reading, reading_examples
-from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.evaluate import answer_prompts
 from kgpt.model import GPT, GPTConfig
 from kgpt.training.recipe import RECALL
@@ -140,31 +138,6 @@ def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny
                  "Where was Amélie Durand born?", "--top_k", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "Where was Amélie Durand born?" and lines[2].startswith("  recall  Amélie Durand.")
-
-
-def test_scrambled_dev_labels_give_identical_predictions(tmp_path):
-    """Nothing that trains reads a dev label: the whole laptop-style study, run once with
-    the dev places and once with them shuffled, answers every dev question the same."""
-    data = generate(SyntheticConfig(n_train=12, n_dev=6, n_test=2, n_extra=0, n_places=4, distractors=1))
-    sizes = {"pretrain_batch": 8, "finetune_batch": 8, "model": {"n_layer": 1, "n_head": 2, "n_embd": 16}}
-    preset = experiments.Preset("scramble", (
-        experiments.Setting("pretrain+finetune", variant="vanilla", pretrain_epochs=1, finetune_epochs=1, **sizes),
-        experiments.Setting("recall-read", recipe="recall", variant="rope", pretrain_epochs=2, finetune_epochs=2, **sizes),
-    ))
-    predictions = []
-    for scramble in (False, True):
-        d = tmp_path / f"data{scramble}"
-        data.write(d)
-        if scramble:
-            lines = (d / "birth_dev.tsv").read_text(encoding="utf-8").splitlines()
-            places = [line.split("\t")[1] for line in lines]
-            random.Random(0).shuffle(places)
-            (d / "birth_dev.tsv").write_text("".join(f"{ln.split(chr(9))[0]}\t{p}\n" for ln, p in zip(lines, places)), encoding="utf-8")
-        study = experiments.Study(d, tmp_path / f"out{scramble}", preset, "cpu", progress=False)
-        study.run(experiments.study_cells(["vanilla"], [0], preset))
-        predictions.append({p.name: p.read_text() for p in sorted((tmp_path / f"out{scramble}" / "predictions").glob("*.txt"))})
-    assert set(predictions[0]) == {"baseline-vanilla-s0.txt", "pretrain+finetune-vanilla-s0.txt", "recall-read-rope-s0.txt"}
-    assert predictions[0] == predictions[1]
 
 
 @pytest.mark.parametrize("case, expected", [
