@@ -216,7 +216,7 @@ def finetune(
     """
     opts = opts or RunOptions()
     recipe = get_recipe(opts.recipe)
-    check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path])
+    check_output(writing_params_path, "--writing_params_path", [corpus_path, finetune_corpus_path, reading_params_path])
     with writer_lock(writing_params_path, "--writing_params_path"):
         device = resolve_device(opts.device)
         corpus = Corpus.load(corpus_path)
