@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,16 @@ def test_ray_missing_data_is_one_line_before_any_task(tmp_path, capsys):
     assert reproduce(tmp_path / "data", tmp_path / "o", "quick", "--ray", "local") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "wiki.txt is missing" in err[0]
+
+
+def test_ray_auto_without_a_cluster_is_one_line(study_data, tmp_path, capsys):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'); the --ray tests need it")
+    if ray.is_initialized() or os.environ.get("RAY_ADDRESS") or Path(tempfile.gettempdir(), "ray", "ray_current_cluster").exists():
+        pytest.skip("a Ray cluster is running here, so auto would join it")
+    assert reproduce(study_data, tmp_path / "o", "quick", "--ray", "auto") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray auto: cannot connect to a Ray cluster" in err[0] and "--ray local" in err[0]
+    assert not (tmp_path / "o" / "results.json").exists()
 
 
 def test_ray_local_writes_what_the_in_process_run_writes(ray_cluster, study_data, tmp_path, monkeypatch, capsys):
