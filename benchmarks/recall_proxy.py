@@ -1,40 +1,38 @@
-"""The recall recipe's reading stage on a validation split, never on dev.
+"""The recall recipe on a validation split, never on dev: the reader's settings and the
+pretrained model's, each scored on training people held out of the reader's finetuning.
 
-Pretraining in the recall recipe reads wiki.txt alone (no question, no label), so one
+Pretraining in the recall recipe reads wiki.txt alone (no question, no label), so a
+pretrained model can be scored on held-out training people exactly as on dev, and one
 pretrained model serves every reading setting. The 400 validation people of
 knowledge_proxy.py (a fixed shuffle of the training questions) are held out of the
 reader's finetuning, exactly as the dev people are; the reader learns from the other
-1,600 and is scored on the 400 through the same code as ``kgpt evaluate``, with the
-analysis's split of the errors (memory, reading, not in bio). Each setting is one run of
-``kgpt finetune --recipe recall`` with the recipe's reading varied by value.
+1,600 and answers the 400 through the same code as ``kgpt evaluate``, once by extracting
+(the recipe's default) and once by writing, from the same recalls.
 
-    python benchmarks/recall_proxy.py --pretrained runs/laptop/checkpoints/pretrain-recall-rope-s0.params \\
-        --epochs 12 --lr 1e-3 --out runs/recall-proxy
+    python benchmarks/recall_proxy.py --pretrained runs/r4x128-s0.pretrain.params \\
+        --learn_from bios recalls both --out runs/recall-proxy >> docs/results/recall-validation.jsonl
 
-It also answers the validation questions with one model instead of two: the finetuned
-reader recalling the bios itself (``one_model_correct``), which would halve the
-checkpoint if the reading stage did not cost the model its recall.
-
-Prints one JSON line per run; runs on the CPU.
+Each ``--learn_from`` (and ``--drop_absent``) is one reader finetuned with ``kgpt finetune
+--recipe recall`` with the recipe's reader varied by value; prints one JSON line per
+reader. Runs on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import tempfile
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from knowledge_proxy import DATA, split
 
 from kgpt import pipeline
-from kgpt.answering import RecallReader, load_answerer
-from kgpt.data.corpus import read_questions
-from kgpt.data.reading import Reading
-from kgpt.evaluate import predict_places, score
+from kgpt.answering import load_answerer
+from kgpt.data.corpus import bios_by_name, person_bio, read_questions
+from kgpt.data.reader import contains_place
 from kgpt.training.recipe import RECALL
 
 
@@ -43,49 +41,63 @@ def write_tsv(path: Path, questions) -> Path:
     return path
 
 
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data_dir", type=Path, default=DATA)
     ap.add_argument("--pretrained", type=Path, required=True, help="a model pretrained with --recipe recall")
+    ap.add_argument("--learn_from", nargs="+", default=[RECALL.reader.learn_from], choices=("bios", "recalls", "both"))
+    ap.add_argument("--drop_absent", action="store_true", help="leave out examples whose place is not in the text")
     ap.add_argument("--epochs", type=int, default=RECALL.finetune.epochs)
     ap.add_argument("--lr", type=float, default=RECALL.finetune.lr)
-    ap.add_argument("--batch", type=int, default=RECALL.finetune.batch)
-    ap.add_argument("--chars", type=int, default=RECALL.reading.chars)
-    ap.add_argument("--no_mask_name", action="store_true", help="the reader also sees the opening NAME.")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--out", type=Path, default=None, help="keep the reader and the analysis here")
+    ap.add_argument("--out", type=Path, default=None, help="keep the readers here")
     a = ap.parse_args()
 
     val, fit = split(read_questions(a.data_dir / "birth_places_train.tsv", require_answers=True))
-    recipe = replace(RECALL, reading=Reading(chars=a.chars, mask_name=not a.no_mask_name),
-                     finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr, batch=a.batch))
+    wiki = a.data_dir / "wiki.txt"
+    corpus = pipeline.Corpus.load(wiki)
+    bios = bios_by_name(corpus.documents)
     with tempfile.TemporaryDirectory() as tmp:
         out = a.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        fit_tsv, val_tsv = write_tsv(Path(tmp) / "fit.tsv", fit), write_tsv(Path(tmp) / "val.tsv", val)
-        reader = out / f"reader-e{a.epochs}-lr{a.lr}-c{a.chars}-m{int(not a.no_mask_name)}.params"
-        reader.unlink(missing_ok=True)
-        wiki = a.data_dir / "wiki.txt"
-        t0 = time.perf_counter()
-        opts = pipeline.RunOptions(seed=a.seed, device="cpu", recipe=recipe, progress=False, compile=a.compile)
-        trained = pipeline.finetune("rope", wiki, reader, fit_tsv, reading_params_path=a.pretrained, opts=opts)
-        t1 = time.perf_counter()
-        analysis = out / reader.stem
-        ev = pipeline.evaluate(None, wiki, reader, val_tsv, analysis / "predictions.txt", device="cpu", analysis_dir=analysis)
-        records = json.loads((analysis / "analysis.json").read_text())["questions"]
-        vocab = pipeline.Corpus.load(wiki).vocab
-        two = load_answerer(reader, vocab)
-        one = RecallReader(two.model, two.model, two.reading)  # the reader recalls too
-        _, one_correct = score(val, predict_places(one, vocab, val))
-    print(json.dumps({
-        "pretrained": str(a.pretrained), "epochs": a.epochs, "lr": a.lr, "batch": a.batch, "chars": a.chars,
-        "mask_name": not a.no_mask_name, "seed": a.seed, "fit": len(fit), "validation": len(val),
-        "correct": ev.correct, "accuracy": round(ev.accuracy, 2),
-        "place_in_recall": sum(r["gold"] in r["recall"] for r in records), "one_model_correct": int(one_correct),
-        "errors": dict(Counter(r["error"] for r in records if r["error"])),
-        "final_loss": trained.final_loss, "train_s": round(t1 - t0, 1), "eval_s": round(time.perf_counter() - t1, 1),
-    }), flush=True)
+        fit_tsv = write_tsv(Path(tmp) / "fit.tsv", fit)
+        for source in a.learn_from:
+            reader = replace(RECALL.reader, learn_from=source, drop_absent=a.drop_absent)
+            recipe = replace(RECALL, reader=reader, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr))
+            path = out / f"reader-{a.pretrained.stem}-{source}-drop{int(a.drop_absent)}-e{a.epochs}-s{a.seed}.params"
+            path.unlink(missing_ok=True)
+            t0 = time.perf_counter()
+            opts = pipeline.RunOptions(seed=a.seed, device="cpu", recipe=recipe, progress=False)
+            trained = pipeline.finetune("rope", wiki, path, fit_tsv, reading_params_path=a.pretrained, opts=opts)
+            t1 = time.perf_counter()
+            asker = load_answerer(path, corpus.vocab)
+            contexts = asker.contexts(corpus.vocab, val)
+            t2 = time.perf_counter()
+            extracted = asker.answers(corpus.vocab, contexts)
+            t3 = time.perf_counter()
+            asker.reader = replace(asker.reader, extract=False)
+            written = asker.answers(corpus.vocab, contexts)
+            in_text = [contains_place(c.text, q.answer) for q, c in zip(val, contexts)]
+            true_text = [person_bio(bios, q.name, q.answer) is not None
+                         and contains_place(asker.seen(person_bio(bios, q.name, q.answer), q.name), q.answer) for q in val]
+            print(json.dumps({
+                "pretrained": a.pretrained.name, "learn_from": source, "drop_absent": a.drop_absent,
+                "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "fit": len(fit), "validation": len(val),
+                "steps": trained.steps, "final_loss": trained.final_loss,
+                "extract_correct": sum(p == q.answer for p, q in zip(extracted, val)),
+                "write_correct": sum(p == q.answer for p, q in zip(written, val)),
+                "place_in_text_read": sum(in_text), "place_in_true_bio_text": sum(true_text),
+                "extract_correct_where_in_text": sum(p == q.answer for p, q, t in zip(extracted, val, in_text) if t),
+                "train_s": round(t1 - t0, 1), "recall_s": round(t2 - t1, 1), "extract_s": round(t3 - t2, 1),
+                "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"),
+            }), flush=True)
 
 
 if __name__ == "__main__":

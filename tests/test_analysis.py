@@ -193,7 +193,7 @@ def test_markdown_numbers_come_from_the_json():
         "| 25% | 0.950 | 2/6 = 33.3% | 100.0% | 1/3 = 33.3% |",
         "| London | 2 | 66.7% |",
         "| Paris\\|x | 1 | 33.3% |",  # a | inside an answer does not break the table
-        "| occurs in the person's bio | 1/3 = 33.3% | 2/2 = 100.0% | 0/1 = 0.0% |",
+        "| occurs in what the model could learn of the person's bio | 1/3 = 33.3% | 2/2 = 100.0% | 0/1 = 0.0% |",
         "| is among the finetuning answers | 2/2 = 100.0% | 1/3 = 33.3% | 0/1 = 0.0% |",
         "| cued completion gives the place (stored) | 2 | 1 |",
         "| cued completion does not give it | 1 | 1 |",

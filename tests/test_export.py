@@ -135,20 +135,30 @@ def test_without_transformers_the_export_says_how_to_install(tmp_path, monkeypat
     assert len(err) == 1 and "pip install" in err[0] and "[hf]" in err[0]
 
 
-def test_a_recall_checkpoint_exports_its_reader_and_its_recaller(tmp_path):
-    from kgpt.answering import RecallReader
+@pytest.mark.parametrize("reader_spec", [{"max_words": 1}, {"max_words": 2, "extract": False}, {"whole_words": False}])
+def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt_does(tmp_path, reader_spec):
+    from kgpt.answering import RecallReader, load_answerer
     from kgpt.checkpoint import RECALLER
-    from kgpt.data.reading import Reading
+    from kgpt.data.corpus import parse_questions
+    from kgpt.data.reader import Reader
 
-    vocab = CharVocab.from_text("abc Where born?.")
+    vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,-'Where born?")
     reader, recaller = _model(vocab, "rope", 0), _model(vocab, "rope", 1)
     ckpt = tmp_path / "r.params"
     save_checkpoint(ckpt, reader, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller.state_dict().items()},
-                    RecallReader(reader, recaller, Reading()).spec())
+                    RecallReader(reader, recaller, Reader(chars=30, **reader_spec)).spec())
     out = export.export(ckpt, tmp_path / "hf")
     idx = torch.randint(0, len(vocab), (2, 9))
     for sub, model in (("", reader), ("recaller", recaller)):
         hf = transformers.AutoModelForCausalLM.from_pretrained(out / sub).eval()
         with torch.no_grad():
             torch.testing.assert_close(hf(idx).logits, model(idx)[0], atol=1e-5, rtol=0)
-    assert "recall-then-read" in (out / "README.md").read_text(encoding="utf-8")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "recall-then-read" in card
+    snippet = card.split("```python\n")[1].split("```")[0]
+    asker = load_answerer(ckpt, vocab)
+    for name in ("Ann Lee", "J. R. Hale", "Bo"):
+        printed = []
+        exec(snippet, {"D": str(out), "name": name, "print": printed.append})  # the card's code, as a user runs it
+        (answer,) = asker.answers(vocab, asker.contexts(vocab, parse_questions(f"Where was {name} born?\n")))
+        assert printed == [answer]

@@ -41,6 +41,7 @@ from safetensors.torch import save as st_save
 import kgpt
 from kgpt import evaluate as evaluate_module
 from kgpt import pipeline
+from kgpt.answering import Answerer
 from kgpt.checkpoint import load_model, read_checkpoint, save_checkpoint
 from kgpt.cli import main
 from kgpt.data.corpus import read_questions
@@ -120,7 +121,7 @@ def test_sigterm_while_predictions_are_written_keeps_the_old_file(model_file, ti
     outputs = tiny_data.dir / "preds.txt"
     outputs.write_text("yesterday's predictions\n")
     monkeypatch.setattr(evaluate_module, "EVAL_CHUNK", 10)
-    real, calls = evaluate_module.predict_places, []
+    real, calls = Answerer.answers, []
 
     def terminated_on_the_second_chunk(*args, **kw):
         calls.append(1)
@@ -128,7 +129,7 @@ def test_sigterm_while_predictions_are_written_keeps_the_old_file(model_file, ti
             os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
         return real(*args, **kw)
 
-    monkeypatch.setattr(evaluate_module, "predict_places", terminated_on_the_second_chunk)
+    monkeypatch.setattr(Answerer, "answers", terminated_on_the_second_chunk)
     assert main(evaluate_argv(tiny_data, model_file, questions, outputs, "--no_progress")) == 128 + signal.SIGTERM
     assert "terminated by SIGTERM" in one_stderr_line(capsys)
     assert outputs.read_text() == "yesterday's predictions\n" and leftovers(tiny_data.dir) == []
@@ -286,13 +287,13 @@ def test_a_checkpoint_of_a_newer_format_is_refused_naming_both_versions(model_fi
 
 def spy_on_predictions(monkeypatch) -> list[int]:
     """The size of every batch of questions evaluate decodes."""
-    real, sizes = evaluate_module.predict_places, []
+    real, sizes = Answerer.answers, []
 
-    def predict_places(model, vocab, questions, *args, **kw):
-        sizes.append(len(questions))
-        return real(model, vocab, questions, *args, **kw)
+    def answers(self, vocab, contexts):
+        sizes.append(len(contexts))
+        return real(self, vocab, contexts)
 
-    monkeypatch.setattr(evaluate_module, "predict_places", predict_places)
+    monkeypatch.setattr(Answerer, "answers", answers)
     return sizes
 
 

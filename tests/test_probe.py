@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgpt import probe
+from kgpt import answering, probe
 from kgpt.data.corpus import asked_name, bio_name, bios_by_name, parse_questions, person_bio
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
@@ -44,34 +44,50 @@ def test_cued_completion_probes_each_bio_just_before_the_place(monkeypatch):
 
     def oracle(model, prompts, max_new_tokens, stop_id):  # recites Paris, gets Oslo and Lima wrong
         seen.extend(vocab.decode(p) for p in prompts)
-        return [vocab.encode("Paris and" if vocab.decode(p).endswith("born in ") else "Bergen") for p in prompts]
+        return [vocab.encode("Paris and" if vocab.decode(p).endswith("born in ") else "Limas") for p in prompts]
 
     monkeypatch.setattr(probe, "greedy_decode", oracle)
-    found = probe.cued_completions(model, vocab, BIOS, parse_questions(ASKED))
+    result = probe.cued_completions(model, vocab, BIOS, parse_questions(ASKED))
     assert seen == ["Ada Quill. Ada Quill was born in ", "Bo Venn. Born in ", "J. R. Hale. Born in "]
-    assert found == [True, False, None, None, False]
-    assert probe.tally(found) == probe.Storage(stored=1, probed=3, total=5)
+    assert result.found == [True, False, None, None, False]  # "Limas" does not open with Lima as a word
+    assert result.tally() == probe.Storage(stored=1, probed=3, total=5, chance=0)
 
 
-def test_free_recall_starts_from_the_name_alone_and_looks_for_the_place_anywhere(monkeypatch):
-    vocab = _vocab()
+def test_free_recall_looks_for_the_place_after_the_cue_as_whole_words(monkeypatch):
+    vocab = CharVocab.from_text("\n".join(BIOS) + "LimaKyivDi Roshm")
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
     seen = []
+    recalled = {"Ada Quill.": " Born in Parish, a poet.",  # "Paris" only inside another word
+                "Bo Venn.": " Born in Oslo and Paris, a poet.",
+                "J. R. Hale.": " Hale sang."}
 
     def oracle(model, prompts, max_new_tokens, stop_id):
-        assert stop_id == probe.NEVER_STOP  # a bio has no end mark: the whole budget is decoded
-        seen.extend((vocab.decode(p), max_new_tokens) for p in prompts)
-        return [vocab.encode(" Born in Oslo and Paris, a poet." if "Bo" in vocab.decode(p) else " A singer.") for p in prompts]
+        assert stop_id == answering.NEVER_STOP  # a bio has no end mark: the whole budget is decoded
+        seen.append(vocab.decode(prompts[0]))
+        return [vocab.encode(recalled[vocab.decode(p)]) for p in prompts]
 
-    monkeypatch.setattr(probe, "greedy_decode", oracle)
-    assert probe.recall_cue("Ann Lee") == "Ann Lee."
-    texts = probe.free_recall(model, vocab, ["Bo Venn", "Ada Quill"], chars=20)
-    assert texts == ["Bo Venn. Born in Osl", "Ada Quill. A singer."]  # cut to 20 characters, cue included
-    seen.clear()
-    found = probe.free_recalls(model, vocab, BIOS, parse_questions(ASKED), chars=60)
+    monkeypatch.setattr(answering, "greedy_decode", oracle)
+    bios = BIOS[:3] + ["Lima Hale. Lima Hale sang.", "J. R. Hale. Born in Lima, Hale sailed."]
+    result = probe.free_recalls(model, vocab, bios, parse_questions(ASKED), chars=60)
     # Only people whose bio names the place are probed: Cy Dorn's does not, Di Ro has none.
-    assert [s for s, _ in seen] == ["Ada Quill.", "Bo Venn.", "J. R. Hale."]
-    assert found == [False, True, None, None, False]
+    assert result.found == [False, True, None, None, False]
+    # Bo Venn's recall holds Paris, the place of whoever the fixed pairing gives him, by chance.
+    partner = probe.pairing([0, 1, 4])
+    assert sorted(partner) == [0, 1, 4] and all(partner[i] != i for i in partner)
+    assert result.by_chance[1] == (parse_questions(ASKED)[partner[1]].answer in ("Paris", "Oslo"))
+
+
+def test_the_place_in_the_name_is_not_recalled(monkeypatch):
+    vocab = CharVocab.from_text("Where was Lima Hale born?\tLima. sang")
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    monkeypatch.setattr(answering, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" Lima Hale sang.")])
+    result = probe.free_recalls(model, vocab, ["Lima Hale. Lima Hale sang in Lima."],
+                                parse_questions("Where was Lima Hale born?\tLima\n"), chars=60)
+    assert result.found == [True]  # the recall names Lima after the cue, in "Lima Hale sang"
+    monkeypatch.setattr(answering, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" He sang.")])
+    result = probe.free_recalls(model, vocab, ["Lima Hale. Lima Hale sang in Lima."],
+                                parse_questions("Where was Lima Hale born?\tLima\n"), chars=60)
+    assert result.found == [False]  # the cue's own "Lima" does not count
 
 
 def test_probes_tell_a_model_that_memorised_bios_from_one_that_did_not():
@@ -80,8 +96,8 @@ def test_probes_tell_a_model_that_memorised_bios_from_one_that_did_not():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=2, n_head=2, n_embd=64,
                           embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0))
-    assert probe.tally(probe.cued_completions(model, vocab, BIOS, questions)).stored == 0
-    assert probe.tally(probe.free_recalls(model, vocab, BIOS, questions, 60)).stored == 0
+    assert probe.cued_completions(model, vocab, BIOS, questions).tally().stored == 0
+    assert probe.free_recalls(model, vocab, BIOS, questions, 60).tally().stored == 0
     ids = [vocab.encode(b + "\n") for b in BIOS]
     x = torch.zeros(len(ids), 64, dtype=torch.long)
     for i, row in enumerate(ids):
@@ -92,5 +108,7 @@ def test_probes_tell_a_model_that_memorised_bios_from_one_that_did_not():
         loss.backward()
         opt.step()
         opt.zero_grad()
-    assert probe.tally(probe.cued_completions(model, vocab, BIOS, questions)) == probe.Storage(3, 3, 5)
-    assert probe.tally(probe.free_recalls(model, vocab, BIOS, questions, 60)) == probe.Storage(3, 3, 5)
+    # Stored: all three. By chance (each scored against another's place): none of these bios
+    # names another person's birthplace where the probe looks.
+    assert probe.cued_completions(model, vocab, BIOS, questions).tally() == probe.Storage(3, 3, 5, 0)
+    assert probe.free_recalls(model, vocab, BIOS, questions, 60).tally() == probe.Storage(3, 3, 5, 0)

@@ -35,11 +35,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kgpt.answering import Answerer
-from kgpt.data.corpus import Question, asked_name, bios_by_name, person_bio
+from kgpt.answering import Answerer, Context
+from kgpt.asking import probability as _p
+from kgpt.asking import show as _show
+from kgpt.data.corpus import Question, bios_by_name, person_bio
+from kgpt.data.reader import contains_place
 from kgpt.errors import KgptError
-from kgpt.evaluate import MAX_ANSWER_CHARS, answer_prompts, answerer, predict_places
-from kgpt.inference import answer_log_probs, top_answers
+from kgpt.evaluate import answerer
 from kgpt.io import atomic_write_bytes
 from kgpt.model import GPT
 from kgpt.probe import cued_completions
@@ -50,92 +52,6 @@ N_BINS = 10
 COVERAGES = (1.0, 0.9, 0.75, 0.5, 0.25, 0.1)
 N_UNSEEN = 50
 FIGURES = ("reliability.png", "coverage.png", "confidence.png")
-
-
-def answer_confidences(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], answers: list[str]) -> list[float]:
-    """p(answer ⁇ | what the answering model read ⁇) for each question's answer (see
-    :func:`answer_log_probs`); for a bare model, what it read is the question."""
-    prompts = answer_prompts(model, vocab, questions)
-    log_probs = answer_log_probs(answerer(model).model, prompts, [vocab.encode(a, where="answer") for a in answers])
-    return [math.exp(lp) for lp in log_probs]
-
-
-# --- kgpt ask ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The greedy answer to one question, its confidence and the most probable answers."""
-
-    question: str
-    answer: str
-    confidence: float
-    alternatives: list[tuple[str, float]]  # (answer, probability), most probable first
-    name_in_corpus: bool | None  # None: not a "Where was NAME born?" question
-    recall: str | None = None  # the text recalled and read to answer (recall-then-read)
-
-
-def answer_questions(
-    model: GPT | Answerer, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3, first: int = 1
-) -> list[Answer | KgptError]:
-    """Answer each question (numbered from ``first`` in errors); a question the model
-    cannot be asked is its own error.
-
-    One bad question (a character outside the vocabulary, too long for the block) must
-    not cost the answers to the others, so errors are returned in its place, not raised.
-    """
-    asker = answerer(model)
-    results: list[Answer | KgptError | None] = [None] * len(texts)
-    valid: list[tuple[Question, list[int]]] = []
-    asked = [Question(text, None, i) for i, text in enumerate(texts, start=first)]
-    asker.prepare(vocab, asked)  # one batch of recalls, not one per question
-    for q in asked:
-        try:
-            if not q.text.strip():
-                raise KgptError(f"question {q.line} is empty; ask \"Where was NAME born?\"")
-            valid.append((q, answer_prompts(asker, vocab, [q], where=None)[0]))
-        except KgptError as e:
-            results[q.line - first] = e
-    questions = [q for q, _ in valid]
-    predictions = predict_places(asker, vocab, questions)
-    confidences = answer_confidences(asker, vocab, questions, predictions)
-    corpus_text = "\n".join(documents)
-    for (q, prompt), prediction, confidence in zip(valid, predictions, confidences):
-        found = top_answers(asker.model, prompt, top_k, MAX_ANSWER_CHARS) if top_k else []
-        name = asked_name(q.text)
-        results[q.line - first] = Answer(
-            q.text, prediction, confidence, [(vocab.decode(ids), math.exp(lp)) for ids, lp in found],
-            None if name is None else name in corpus_text, asker.recall(q),
-        )
-    return results  # type: ignore[return-value]  # every slot is filled above
-
-
-def _show(answer: str) -> str:
-    """An answer as it reads, quoted where plain text would hide something (an empty
-    answer, edge spaces, a newline)."""
-    plain = answer and answer == answer.strip() and answer.isprintable()
-    return answer if plain else json.dumps(answer, ensure_ascii=False)
-
-
-def _cell(text: str) -> str:
-    """Text for a markdown table cell."""
-    return _show(text).replace("|", "\\|")
-
-
-def _p(p: float) -> str:
-    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
-
-
-def format_answer(a: Answer) -> str:
-    """What ``kgpt ask`` prints for one answer."""
-    lines = [a.question, f"  answer  {_show(a.answer)}  (p = {_p(a.confidence)})"]
-    if a.recall is not None:
-        lines.append(f"  recall  {_show(a.recall)}")
-    if a.alternatives:
-        lines.append(f"  top {len(a.alternatives)}   " + " | ".join(f"{_p(p)} {_show(s)}" for s, p in a.alternatives))
-    if a.name_in_corpus is False:
-        lines.append(f"  note    \"{asked_name(a.question)}\" occurs nowhere in the corpus: the answer is made up")
-    return "\n".join(lines)
 
 
 # --- the analysis of an evaluation -----------------------------------------------------
@@ -168,6 +84,7 @@ def analyze(
     documents: list[str],
     questions: list[Question],
     predictions: list[str],
+    contexts: list[Context] | None = None,
     training_answers: set[str] | None = None,
     pretrained: GPT | None = None,
     seed: int = 0,
@@ -175,6 +92,8 @@ def analyze(
 ) -> dict:
     """Per-question records for ``analysis.json``: everything the report is computed from.
 
+    ``contexts``: what was read to answer each question, as the answers were made (None:
+    made again here; for recall-then-read that is every recall again).
     ``training_answers``: the places of the finetuning file (None: not given, so whether
     a gold place was among them is unknown). ``pretrained``: the model before
     finetuning, to probe which birthplaces it completes the bios with (cued completion).
@@ -182,30 +101,34 @@ def analyze(
     if any(q.answer is None for q in questions):
         raise KgptError("the analysis compares answers with places; give a question file of QUESTION<TAB>PLACE lines")
     asker = answerer(model)
-    confidences = answer_confidences(asker, vocab, questions, predictions)
+    if contexts is None:
+        contexts = asker.contexts(vocab, questions)
+    confidences = asker.confidences(vocab, contexts, predictions)
     bios = bios_by_name(documents)
-    recited = cued_completions(pretrained, vocab, documents, questions) if pretrained is not None else None
+    recited = cued_completions(pretrained, vocab, documents, questions).found if pretrained is not None else None
     records = []
-    for i, (q, prediction, confidence) in enumerate(zip(questions, predictions, confidences)):
-        name = asked_name(q.text)
+    for i, (q, context, prediction, confidence) in enumerate(zip(questions, contexts, predictions, confidences)):
+        bio = person_bio(bios, q.name, q.answer) or person_bio(bios, q.name)
         record = {
-            "line": q.line, "question": q.text, "name": name, "prediction": prediction, "gold": q.answer,
+            "line": q.line, "question": q.text, "name": q.name, "prediction": prediction, "gold": q.answer,
             "correct": prediction == q.answer, "confidence": confidence,
-            # None: nobody of that name opens a bio, so the bio cannot be checked
-            "in_bio": None if name not in bios else person_bio(bios, name, q.answer) is not None,
+            # whether the gold place is in what the model could have learnt of the person's
+            # bio; None: nobody of that name opens a bio, so the bio cannot be checked
+            "in_bio": None if bio is None else contains_place(asker.seen(bio, q.name), q.answer),
             "in_training_answers": None if training_answers is None else q.answer in training_answers,
             "cued_completion": None if recited is None else recited[i],
         }
-        recall = asker.recall(q)
-        if recall is not None:
-            record["recall"] = recall
-            record["error"] = recall_error(record, recall)
+        if context.recall is not None:
+            record["recall"] = context.recall
+            record["read"] = context.text
+            record["error"] = recall_error(record)
         records.append(record)
     names = [r["name"] for r in records if r["name"]]
     unseen = unseen_names(names, "\n".join(documents), n_unseen, seed)
     unseen_questions = [Question(f"Where was {name} born?", None, i) for i, name in enumerate(unseen, start=1)]
-    unseen_predictions = predict_places(asker, vocab, unseen_questions, where="generated question")
-    unseen_confidences = answer_confidences(asker, vocab, unseen_questions, unseen_predictions)
+    unseen_contexts = asker.contexts(vocab, unseen_questions, where="generated question")
+    unseen_predictions = asker.answers(vocab, unseen_contexts)
+    unseen_confidences = asker.confidences(vocab, unseen_contexts, unseen_predictions)
     return {
         "format": FORMAT,
         "answering": asker.method,
@@ -224,16 +147,17 @@ def analyze(
     }
 
 
-def recall_error(record: dict, recall: str) -> str | None:
-    """Where a recall-then-read answer went wrong (None: it is right): ``not in bio`` (no
-    bio of the person names the gold place, so nothing could be recalled), ``memory``
-    (the recall lacks the place: storage or recall failed), ``reading`` (the place was in
-    the recall and the reader took something else)."""
+def recall_error(record: dict) -> str | None:
+    """Where a recall-then-read answer went wrong (None: it is right): ``not in bio`` (the
+    part of the person's bio the reader would read names no gold place, so no recall
+    could), ``memory`` (the text read off the recall lacks the place, as whole words:
+    storage or recall failed), ``reading`` (the place was in that text and the reader
+    took something else)."""
     if record["correct"]:
         return None
     if not record["in_bio"]:
         return "not in bio"
-    return "reading" if record["gold"] in recall else "memory"
+    return "reading" if contains_place(record["read"], record["gold"]) else "memory"
 
 
 # --- figures' data: pure functions of the records -------------------------------------
@@ -332,6 +256,11 @@ def storage_access(records: list[dict]) -> dict[tuple[bool | None, bool], int]:
 # --- the report ----------------------------------------------------------------------
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell."""
+    return _show(text).replace("|", "\\|")
+
+
 def _share(k: int, n: int) -> str:
     return f"{k}/{n} = {100.0 * k / n:.1f}%" if n else f"{k}/{n}"
 
@@ -349,7 +278,7 @@ def render_markdown(analysis: dict) -> str:
     out = [
         "# Answers, confidence and errors",
         "",
-        "Confidence is the model's probability of its own greedy answer: the product of "
+        "Confidence is the model's probability of its own answer: the product of "
         "p(character | everything before it) over the answer and the closing ⁇. Every "
         "number here is computed from analysis.json.",
         "",
@@ -385,7 +314,7 @@ def render_markdown(analysis: dict) -> str:
     wrong = n - correct
     out += [f"| {_cell(a)} | {k} | {100.0 * k / wrong:.1f}% |" for a, k in wrong_answers(records)]
     out += ["", "## Accuracy by where the gold place occurs", "", "| gold place | yes | no | unknown |", "|---|---|---|---|"]
-    for key, label in (("in_bio", "occurs in the person's bio"), ("in_training_answers", "is among the finetuning answers")):
+    for key, label in (("in_bio", "occurs in what the model could learn of the person's bio"), ("in_training_answers", "is among the finetuning answers")):
         split = accuracy_by(records, key)
         cells = [_share(*split[v]) if v in split else "—" for v in (True, False, None)]
         out.append(f"| {label} | {' | '.join(cells)} |")
@@ -395,14 +324,15 @@ def render_markdown(analysis: dict) -> str:
         errors = Counter(r["error"] for r in records)
         out += ["", "## Recall, then read: where the wrong answers went wrong", "",
                 "Each answer was read off the text the pretrained model recalled from `NAME.` "
-                "(the `recall` of each question in analysis.json).", "",
+                "(the `recall` of each question in analysis.json; `read` is the part the reader read). "
+                "A place counts as present only as whole words.", "",
                 "| error | questions | share of wrong answers |", "|---|---|---|"]
         out += [f"| {label} | {errors.get(key, 0)} | {_share(errors.get(key, 0), n - correct)} |" for key, label in (
-            ("memory", "memory: the gold place is not in the recall"),
-            ("reading", "reading: the place is in the recall, another answer was read"),
-            ("not in bio", "not in bio: no bio of the person names the gold place"))]
-        in_recall = sum(r["gold"] in r["recall"] for r in records)
-        out += ["", f"The gold place is in the recall for {_share(in_recall, n)} of the questions."]
+            ("memory", "memory: the gold place is not in the text read off the recall"),
+            ("reading", "reading: the place is in that text, another answer was read"),
+            ("not in bio", "not in bio: the part of the bio the reader would read does not name the gold place"))]
+        in_read = sum(contains_place(r["read"], r["gold"]) for r in records)
+        out += ["", f"The gold place is in the text read off the recall for {_share(in_read, n)} of the questions."]
     out += ["", "## Storage against access, per person", ""]
     if analysis["pretrained_probe"]:
         sa = storage_access(records)
@@ -463,7 +393,7 @@ def plot_figures(analysis: dict) -> dict[str, bytes]:
     ax.legend(fontsize=8, loc="upper left")
     ax_count.bar([b["low"] for b in bins], [b["count"] for b in bins], width=1 / n_bins, align="edge",
                  edgecolor="k", color="0.7")
-    ax_count.set(xlabel="confidence of the greedy answer", ylabel="answers", xlim=(0, 1))
+    ax_count.set(xlabel="confidence of the answer", ylabel="answers", xlim=(0, 1))
     mass = equal_mass_bins(records, n_bins)
     top = min(1.0, 1.1 * max(max(b["high"] for b in mass), max(b["accuracy"] for b in mass), 0.01))
     ax_mass.plot([0, top], [0, top], "k--", lw=1, label="perfect calibration")
@@ -471,7 +401,7 @@ def plot_figures(analysis: dict) -> dict[str, bytes]:
     ax_mass.errorbar(x, [b["accuracy"] for b in mass], xerr=[[c - b["low"] for c, b in zip(x, mass)],
                      [b["high"] - c for c, b in zip(x, mass)]], fmt="o-", color="C1", capsize=3,
                      label="accuracy at mean confidence\n(bar: the bin's confidences)")
-    ax_mass.set(xlabel="confidence of the greedy answer", ylabel="accuracy", xlim=(0, top), ylim=(0, top),
+    ax_mass.set(xlabel="confidence of the answer", ylabel="accuracy", xlim=(0, top), ylim=(0, top),
                 title=f"zoomed: {len(mass)} equal-mass bins, ECE = {calibration_error(mass):.3f}")
     ax_mass.legend(fontsize=8, loc="upper left")
     pngs[FIGURES[0]] = _png(fig)

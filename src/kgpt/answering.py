@@ -1,37 +1,41 @@
-"""How a question reaches the model that answers it: asked directly, or recalled, then read.
+"""How a question reaches the model that answers it: asked, or recalled, then read.
 
 * :class:`Answerer` (every recipe but ``recall``): the model reads ``question⁇`` and
   writes the place, as in the assignment.
 * :class:`RecallReader` (the ``recall`` recipe): the question only says whose bio to
   recall. The pretrained model (the recaller) is cued with the bio's opening ``NAME.``,
-  NAME parsed from "Where was NAME born?", and decodes the rest of the bio greedily; a
-  second model (the reader, finetuned on training people's bios, :mod:`kgpt.data.reading`)
-  reads that recalled text and writes the place. Each step is one the model was trained
-  for, so facts stored in pretraining come out without a question ever having been
-  asked about that person.
+  NAME parsed from "Where was NAME born?", and decodes the rest of the bio greedily
+  (:func:`recall`); a second model, the reader (:mod:`kgpt.data.reader`), reads that text
+  and answers with the span of it that it is most likely to write, or, switched to
+  writing, writes the place freely. Each step is one the model was trained for, so facts
+  stored in pretraining come out without a question ever having been asked about that
+  person.
 
-Both give, per question, the text the answering model reads before its ⁇; everything
-that decodes or scores answers (:mod:`kgpt.evaluate`, :mod:`kgpt.analysis`) goes
-through :meth:`Answerer.readings`, so a recipe's way of answering is defined once.
+Both first turn each question into a :class:`Context`, the text the answering model
+reads before its ⁇ (once per batch of questions: the recalls are the costly part), and
+answer from contexts; everything that answers, scores or ranks (:mod:`kgpt.evaluate`,
+:mod:`kgpt.asking`, :mod:`kgpt.analysis`) goes through these methods, so a recipe's way of
+answering is defined once.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from kgpt.checkpoint import RECALLER, load_model, load_state
-from kgpt.data.corpus import Question, asked_name
-from kgpt.data.reading import Reading
+from kgpt.data.corpus import Question
+from kgpt.data.reader import Reader, spans
 from kgpt.errors import KgptError
+from kgpt.inference import answer_log_probs, continuation_log_probs, greedy_decode, top_answers
 from kgpt.model import GPT
-from kgpt.probe import free_recall
-from kgpt.vocab import CharVocab
+from kgpt.vocab import MASK_CHAR, CharVocab
 
-ANSWER_ROOM = 28  # characters kept free after a recall for ⁇, the place and its closing ⁇
-RECALLS_KEPT = 4096  # recalled bios a RecallReader remembers (more than any batch it is given)
+MAX_ANSWER_CHARS = 32  # a written answer stops here if the model never closes it
+NEVER_STOP = -1  # a stop id no character has: decode the whole budget
 
 
 def question_at(where: str | None, q: Question) -> str:
@@ -39,8 +43,32 @@ def question_at(where: str | None, q: Question) -> str:
     return f"{where}, line {q.line}" if where else f"question {q.line}"
 
 
+def recall_cue(name: str) -> str:
+    """The text that starts a recall: the opening of the person's bio, ``NAME.``."""
+    return f"{name}."
+
+
+def recall(model: GPT, vocab: CharVocab, names: list[str], chars: int) -> list[str]:
+    """For each name, ``chars`` characters of text (cue included) decoded greedily from its
+    :func:`recall_cue`, in one batch. Decoding never stops early: a bio has no end mark in
+    pretraining."""
+    cues = [recall_cue(name) for name in names]
+    budget = max(1, chars - min((len(c) for c in cues), default=0))
+    outputs = greedy_decode(model, [vocab.encode(c, where="recall cue") for c in cues], budget, stop_id=NEVER_STOP)
+    return [(cue + vocab.decode(ids))[:chars] for cue, ids in zip(cues, outputs)]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the answering model reads to answer one question, before its ⁇, and the
+    recalled text it was made from (None when nothing was recalled)."""
+
+    text: str
+    recall: str | None = None
+
+
 class Answerer:
-    """Asks ``model`` the question itself."""
+    """Asks ``model`` the question itself; the answer is written greedily."""
 
     method = "question"
 
@@ -60,33 +88,51 @@ class Answerer:
                             f"model's block of {self.model.config.block_size}; shorten it")
         vocab.encode(question.text, where=at)
 
-    def readings(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[str]:
-        """What the answering model reads before its ⁇, per question (``where`` names them in errors)."""
+    def contexts(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[Context]:
+        """What the answering model reads for each question, after checking each (``where``
+        names them in errors: "FILE, line N", or "question N" for questions typed in)."""
         for q in questions:
             self.check(vocab, q, where)
-        return [q.text for q in questions]
+        return [Context(q.text) for q in questions]
 
-    def prepare(self, vocab: CharVocab, questions: list[Question]) -> None:
-        """Do in one batch what :meth:`readings` will need for these questions, where they
-        are then read one at a time (``kgpt ask`` checks each on its own); questions that
-        cannot be asked are left for :meth:`readings` to report."""
+    def seen(self, bio: str, name: str) -> str:
+        """The part of a person's bio this way of answering could have learnt the place
+        from: what fits the model's block."""
+        return bio[: self.model.max_length]
 
-    def recall(self, question: Question) -> str | None:
-        """The text recalled to answer ``question`` (after :meth:`readings`); None when
-        this way of answering recalls nothing."""
-        return None
+    def prompts(self, vocab: CharVocab, contexts: list[Context]) -> list[list[int]]:
+        """The ids the answering model reads before its answer: the text, then ⁇."""
+        return [vocab.encode(c.text + MASK_CHAR, where="answer prompt") for c in contexts]
+
+    def answers(self, vocab: CharVocab, contexts: list[Context]) -> list[str]:
+        """The answer to each context: written greedily up to the closing ⁇. An answer is
+        one line of a file, so a written newline ends it too."""
+        ids = greedy_decode(self.model, self.prompts(vocab, contexts), MAX_ANSWER_CHARS)
+        return [vocab.decode(a).split("\n")[0] for a in ids]
+
+    def confidences(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[float]:
+        """p(answer, then ⁇ | context, ⁇): the probability that the answering model writes
+        exactly that answer and closes it (:func:`kgpt.inference.answer_log_probs`)."""
+        log_probs = answer_log_probs(self.model, self.prompts(vocab, contexts),
+                                     [vocab.encode(a, where="answer") for a in answers])
+        return [math.exp(lp) for lp in log_probs]
+
+    def ranked(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
+        """The ``k`` most probable answers to each context with their probabilities, most
+        probable first (exact: :func:`kgpt.inference.top_answers`)."""
+        return [[(vocab.decode(ids), math.exp(lp)) for ids, lp in top_answers(self.model, prompt, k, MAX_ANSWER_CHARS)]
+                for prompt in self.prompts(vocab, contexts)]
 
 
 class RecallReader(Answerer):
-    """Recalls the person's bio with ``recaller``, then ``reader`` reads the place off it."""
+    """Recalls the person's bio with ``recaller``, then ``model`` (the reader) answers from it."""
 
     method = "recall-read"
 
-    def __init__(self, reader: GPT, recaller: GPT, reading: Reading):
-        super().__init__(reader)
+    def __init__(self, model: GPT, recaller: GPT, reader: Reader):
+        super().__init__(model)
         self.recaller = recaller
-        self.reading = reading
-        self._recalled: dict[str, str] = {}  # name -> recalled text (greedy, so fixed)
+        self.reader = reader
 
     def to(self, device: torch.device) -> RecallReader:
         self.recaller.to(device)
@@ -94,66 +140,74 @@ class RecallReader(Answerer):
 
     @property
     def recall_chars(self) -> int:
-        """How much to recall: the reading length, less where the reader's block could not
-        hold that much text and an answer after it."""
-        return min(self.reading.chars, self.model.max_length - ANSWER_ROOM)
+        """How much to recall, cue included: all that the reader's text can use."""
+        return self.reader.source_chars(self.model.max_length)
 
     def spec(self) -> dict:
         """What a checkpoint records about this way of answering (beside the recaller's weights)."""
-        return {"method": self.method, **asdict(self.reading)}
+        return {"method": self.method, **self.reader.spec()}
 
     def check(self, vocab: CharVocab, question: Question, where: str | None = "questions") -> None:
-        name = asked_name(question.text)
-        if name is None:
+        if question.name is None:
             raise KgptError(f'{question_at(where, question)}: recall-then-read answers questions of the form '
                             f'"Where was NAME born?" (it recalls NAME\'s bio); got {question.text!r}')
-        vocab.encode(name, where=question_at(where, question))  # an unknown character is the user's error
+        vocab.encode(question.name, where=question_at(where, question))  # an unknown character is the user's error
 
-    def readings(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[str]:
+    def contexts(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[Context]:
         for q in questions:
             self.check(vocab, q, where)
-        names = [asked_name(q.text) for q in questions]
-        self._recall(vocab, names)
-        return [self.reading.text(self._recalled[n], n) for n in names]
+        names = sorted({q.name for q in questions})  # each person recalled once (recall is greedy: fixed)
+        recalled = dict(zip(names, recall(self.recaller, vocab, names, self.recall_chars)))
+        return [Context(self.reader.text(recalled[q.name], q.name, self.model.max_length), recalled[q.name])
+                for q in questions]
 
-    def prepare(self, vocab: CharVocab, questions: list[Question]) -> None:
-        names = (asked_name(q.text) for q in questions)
-        self._recall(vocab, [n for n in names if n is not None and all(c in vocab.stoi for c in n)])
+    def seen(self, bio: str, name: str) -> str:
+        """What the reader would read, had the recall been the true bio."""
+        return self.reader.text(bio, name, self.model.max_length)
 
-    def _recall(self, vocab: CharVocab, names: list[str]) -> None:
-        """Recall, in one batch, every name not recalled yet. Beyond :data:`RECALLS_KEPT`,
-        the earliest recalled names not asked for in this call are forgotten, so answering
-        a stream of any length keeps its memory bounded (one asked again is recalled again)."""
-        todo = sorted({n for n in names if n not in self._recalled})
-        if todo:
-            self._recalled.update(zip(todo, free_recall(self.recaller, vocab, todo, self.recall_chars)))
-        excess = len(self._recalled) - RECALLS_KEPT
-        if excess > 0:  # only after a batch of new recalls, not on every question's lookup
-            wanted = set(names)
-            for n in [n for n in self._recalled if n not in wanted][:excess]:
-                del self._recalled[n]
+    def answers(self, vocab: CharVocab, contexts: list[Context]) -> list[str]:
+        if not self.reader.extract:
+            return super().answers(vocab, contexts)
+        return [best[0][0] if best else "" for best in self.ranked(vocab, contexts, 1)]
 
-    def recall(self, question: Question) -> str | None:
-        return self._recalled.get(asked_name(question.text) or "")
+    def ranked(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
+        """Extracting: the ``k`` spans of the text (:func:`kgpt.data.reader.spans`) the
+        reader is most likely to write, each scored exactly, ties in the text's order; an
+        empty list for a text with no word in it."""
+        if not self.reader.extract:
+            return super().ranked(vocab, contexts, k)
+        candidates = [spans(c.text, self.reader.max_words) for c in contexts]
+        scores = continuation_log_probs(self.model, self.prompts(vocab, contexts),
+                                        [[vocab.encode(s, where="answer") for s in cs] for cs in candidates])
+        out = []
+        for cs, ss in zip(candidates, scores):
+            order = sorted(range(len(cs)), key=lambda i: (-ss[i], i))[:k]
+            out.append([(cs[i], math.exp(ss[i])) for i in order])
+        return out
 
 
 def load_answerer(
     path: str | Path, vocab: CharVocab, variant: str | None = None, bottleneck_dim: int | None = None,
-    block_size: int | None = None,
+    block_size: int | None = None, extract: bool | None = None,
 ) -> Answerer:
     """The way a saved model answers: asked directly, or, for a recall-then-read
-    checkpoint, its reader and its recaller (one file holds both)."""
+    checkpoint, its reader and its recaller (one file holds both). ``extract`` switches a
+    recall-then-read reader between extracting and writing (None: as saved)."""
     model, ckpt = load_model(path, vocab, variant, bottleneck_dim, block_size)
     spec = ckpt.answering
     if spec is None:
+        if extract is not None:
+            raise KgptError(f"--read chooses how a recall-then-read reader answers; {path} answers the question itself")
         return Answerer(model)
     try:
         if spec["method"] != RecallReader.method:
             raise ValueError(spec["method"])
-        reading = Reading(chars=int(spec["chars"]), mask_name=bool(spec["mask_name"]))
+        reader = Reader.from_spec({k: v for k, v in spec.items() if k != "method"})
     except (KeyError, TypeError, ValueError):
         raise KgptError(f"checkpoint {path} answers in a way this kgpt does not know ({spec!r}); "
                         "use the kgpt version that wrote it") from None
+    if extract is not None:
+        reader = replace(reader, extract=extract)
     recaller = GPT(model.config)
     load_state(recaller, ckpt.group(RECALLER), path)
-    return RecallReader(model, recaller, reading)
+    return RecallReader(model, recaller, reader)

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "pretrained_params_path", default=None,
          help="with --analysis_dir: the model before finetuning, to probe which birthplaces it stored")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
+    _read_flag(p)
 
     p = sub.add_parser("ask", help="answer questions with confidence and the most probable answers")
     p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", nargs="*", metavar="QUESTION", help='e.g. "Where was NAME born?" (default: one per line on stdin)')
     _opt(p, "reading_params_path", required=True, help="the finetuned model")
     _opt(p, "top_k", type=_number(int, 0, 20, "use 0 (none) to 20"), default=3, help="most probable answers to list (default 3)")
+    _read_flag(p)
     _opt(p, "no_progress", action="store_true", help="no count of answered questions on stderr when stdout is a file")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -229,6 +231,16 @@ def _cmd_finetune(args) -> None:
     print(f"finetuned {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
 
 
+def _read_flag(p: argparse.ArgumentParser) -> None:
+    _opt(p, "read", choices=("extract", "write"), default=None,
+         help="how a recall-then-read reader answers: extract (a span of the recalled text, the recipe's default) "
+              "or write (free writing, for comparison)")
+
+
+def _extract(args) -> bool | None:
+    return None if args.read is None else args.read == "extract"
+
+
 def _cmd_evaluate(args) -> None:
     from kgpt import pipeline
     from kgpt.evaluate import score_line
@@ -239,7 +251,7 @@ def _cmd_evaluate(args) -> None:
         args.variant, args.pretrain_corpus_path, args.reading_params_path, args.eval_corpus_path,
         args.outputs_path, args.bottleneck_dim, args.device, analysis_dir=args.analysis_dir,
         finetune_corpus_path=args.finetune_corpus_path, pretrained_params_path=args.pretrained_params_path,
-        progress=not args.no_progress,
+        progress=not args.no_progress, extract=_extract(args),
     )
     print(score_line(ev.correct, ev.total) if ev.total else f"Predictions written to {args.outputs_path}; no targets provided")
     if ev.analysis is not None:
@@ -255,7 +267,7 @@ def _stdin_questions() -> Iterator[str]:
 
 def _cmd_ask(args) -> None:
     from kgpt import pipeline
-    from kgpt.analysis import format_answer
+    from kgpt.asking import format_answer
 
     questions, chunk, show = args.questions, pipeline.ASK_CHUNK, False
     if not questions:
@@ -267,7 +279,8 @@ def _cmd_ask(args) -> None:
         chunk = 1 if sys.stdin.isatty() else chunk  # someone typing waits for each answer
         show = not args.no_progress and not sys.stdout.isatty()  # answers go to a file: count them on stderr
     answers = pipeline.ask(args.variant, args.pretrain_corpus_path, args.reading_params_path, questions,
-                           top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device, chunk=chunk)
+                           top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device, chunk=chunk,
+                           extract=_extract(args))
     failed = asked = 0
     with pipeline.progress_bar(None, "ask", show) as bar:
         for asked, a in enumerate(answers, start=1):

@@ -7,15 +7,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from kgpt.answering import Answerer, question_at
+from kgpt.answering import Answerer, Context
 from kgpt.data.corpus import Question, read_questions
 from kgpt.errors import KgptError
-from kgpt.inference import greedy_decode
 from kgpt.io import atomic_write_bytes
 from kgpt.model import GPT
-from kgpt.vocab import MASK_CHAR, CharVocab
+from kgpt.vocab import CharVocab
 
-MAX_ANSWER_CHARS = 32
 EVAL_CHUNK = 1024  # questions answered together when streaming a file: enough to fill a batch, bounded memory
 
 
@@ -41,22 +39,22 @@ def answerer(model: GPT | Answerer) -> Answerer:
 
 
 def predict_places(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:
-    """Greedy answers: the characters after what the answering model reads and its ⁇, up
-    to the closing ⁇ (for a bare model, after ``question⁇``)."""
+    """The answer to each question (for a bare model, greedily written after ``question⁇``)."""
     asker = answerer(model)
-    ids = greedy_decode(asker.model, answer_prompts(asker, vocab, questions, where), MAX_ANSWER_CHARS)
-    # An answer is one line of a file: a predicted newline ends it, like the closing ⁇.
-    return [vocab.decode(a).split("\n")[0] for a in ids]
+    return asker.answers(vocab, asker.contexts(vocab, questions, where))
 
 
 def predict_stream(
     model: GPT | Answerer, vocab: CharVocab, questions: Iterable[Question], where: str = "questions",
     chunk: int | None = None,
-) -> Iterator[tuple[list[Question], list[str]]]:
+) -> Iterator[tuple[list[Question], list[Context], list[str]]]:
     """:func:`predict_places` over a stream of any length, ``chunk`` (default
-    :data:`EVAL_CHUNK`) questions at a time: yields each chunk with its answers."""
+    :data:`EVAL_CHUNK`) questions at a time: yields each chunk with what was read to
+    answer it (recalls included) and its answers."""
+    asker = answerer(model)
     for batch in chunks(questions, chunk or EVAL_CHUNK):
-        yield batch, predict_places(model, vocab, batch, where)
+        contexts = asker.contexts(vocab, batch, where)
+        yield batch, contexts, asker.answers(vocab, contexts)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -74,19 +72,6 @@ def count_askable(model: GPT | Answerer, vocab: CharVocab, questions: Iterable[Q
         asker.check(vocab, q, where)
         n += 1
     return n
-
-
-def answer_prompts(
-    model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str | None = "questions"
-) -> list[list[int]]:
-    """The ids the answering model reads before its answer (``question⁇`` when asked
-    directly), or a user error naming the question where one cannot be asked of this
-    model: "WHERE, line N", or "question N" for questions typed in (``where`` None)."""
-    asker = answerer(model)
-    # readings() checks each question first; what it returns fits the block (a question
-    # by Answerer.check, a recall by RecallReader.recall_chars leaving ANSWER_ROOM).
-    texts = asker.readings(vocab, questions, where)
-    return [vocab.encode(text + MASK_CHAR, where=question_at(where, q)) for q, text in zip(questions, texts)]
 
 
 def most_frequent_place(questions: list[Question]) -> str:

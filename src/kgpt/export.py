@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 
-from kgpt.answering import RecallReader, load_answerer
+from kgpt.answering import MAX_ANSWER_CHARS, Answerer, RecallReader, load_answerer
 from kgpt.checkpoint import read_checkpoint
 from kgpt.data.corpus import read_questions
+from kgpt.data.reader import ANSWER_ROOM, MAX_PLACE_CHARS, Reader
 from kgpt.errors import KgptError
 from kgpt.evaluate import predict_places, score
 from kgpt.model import GPT
@@ -143,12 +144,14 @@ def hf_tokenizer(vocab: CharVocab):
                                                 clean_up_tokenization_spaces=False)
 
 
-def model_card(model: GPT, progress: dict, accuracy: str | None, recall: bool) -> str:
+def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
+    """The exported directory's README: what the model is and how to ask it with
+    transformers alone, every number in the code read from the checkpoint."""
+    model = asker.model
     c = model.config
     trained = (f"last stage `{progress.get('stage', '?')}` with the `{progress.get('recipe', '?')}` recipe, "
                f"{progress.get('epoch', '?')} of {progress.get('max_epochs', '?')} epochs, {progress.get('step', '?')} steps"
                if progress else "an assignment state dict imported into kgpt (no training record)")
-    ask = '"Where was Bryan Dubreuiel born?⁇"'
     lines = [
         "# A kgpt model", "",
         f"A character-level GPT exported from kgpt as {EXPORTS[c.variant]}: {c.n_layer} layers, "
@@ -156,34 +159,67 @@ def model_card(model: GPT, progress: dict, accuracy: str | None, recall: bool) -
         f"{c.vocab_size} characters (□ pads, ⁇ separates question and answer).", "",
         "Trained as in the CS224N knowledge-access experiment: pretrained on one-line Wikipedia bios (`wiki.txt`), "
         f"then taught to answer `Where was NAME born?`. Training: {trained}.", "",
-        f"Dev accuracy (`birth_dev.tsv`, greedy): {accuracy or 'not measured at export'}.", "",
+        f"Dev accuracy (`birth_dev.tsv`, as kgpt answers): {accuracy or 'not measured at export'}.", "",
         "## Ask it", "",
     ]
-    if recall:
+    mask = MASK_CHAR
+    if isinstance(asker, RecallReader):
         lines += [
             "This is a recall-then-read model: `recaller/` (the pretrained model) recalls the person's bio from "
-            "`NAME.`, this model reads the place off it. kgpt does both with `kgpt ask`; with transformers alone:", "",
-            "```python",
-            "from transformers import AutoModelForCausalLM, AutoTokenizer",
-            "tok, recaller, reader = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D + '/recaller'), "
-            "AutoModelForCausalLM.from_pretrained(D)",
-            "cue = 'Bryan Dubreuiel.'  # the bio's opening: NAME.",
-            "ids = tok(cue, return_tensors='pt').input_ids",
-            "bio = tok.decode(recaller.generate(ids, max_new_tokens=100 - len(cue), do_sample=False)[0])",
-            "ids = tok(bio[len(cue):].lstrip() + '⁇', return_tensors='pt').input_ids  # read without the name",
-            "print(tok.decode(reader.generate(ids, max_new_tokens=27, do_sample=False, eos_token_id=1)[0, ids.shape[1]:]).split('⁇')[0])",
-            "```",
+            "`NAME.`, this model reads it and answers with the word of it (a run of up to "
+            f"{asker.reader.max_words} words) it is most likely to write, as `kgpt ask` does; with transformers alone:", "",
+            "```python", *recall_snippet(asker.reader, model.max_length), "```",
         ]
     else:
         lines += [
             "```python",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "tok, model = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D)",
-            f"ids = tok({ask}, return_tensors='pt').input_ids",
-            "print(tok.decode(model.generate(ids, max_new_tokens=32, do_sample=False, eos_token_id=1)[0, ids.shape[1]:]).split('⁇')[0])",
+            f"ids = tok('Where was Bryan Dubreuiel born?{mask}', return_tensors='pt').input_ids",
+            f"print(tok.decode(model.generate(ids, max_new_tokens={MAX_ANSWER_CHARS}, do_sample=False, "
+            f"eos_token_id=tok.mask_token_id)[0, ids.shape[1]:]).split('{mask}')[0])",
             "```",
         ]
     return "\n".join(lines) + "\n"
+
+
+def recall_snippet(reader: Reader, max_length: int) -> list[str]:
+    """Recall-then-read with transformers alone, for ``D`` (the exported directory) and
+    ``name``: the recall, the text the reader reads (:meth:`kgpt.data.reader.Reader.text`
+    in regular expressions), and the best-scoring span, which ``kgpt ask`` prints."""
+    mask, room = MASK_CHAR, max_length - ANSWER_ROOM
+    to_word_end = r"(?:(?<=\w)\w*)?" if reader.whole_words else ""
+    cut = (rf"    text = re.match(r'(?s).{{0,{room}}}(?!(?<=\w)\w)', text).group().rstrip()" if reader.whole_words
+           else f"    text = text[:{room}]")
+    answer = ("print(max(dict.fromkeys(spans), key=log_p) if spans else '')" if reader.extract else
+              f"print(tok.decode(reader.generate(torch.tensor([prompt]), max_new_tokens={MAX_ANSWER_CHARS}, do_sample=False, "
+              f"eos_token_id=tok.mask_token_id)[0, len(prompt):]).split('{mask}')[0])")
+    return [
+        "import re, torch",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "tok, reader = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D)",
+        "recaller = AutoModelForCausalLM.from_pretrained(D + '/recaller')",
+        "cue = name + '.'  # the bio's opening, NAME.",
+        "ids = tok(cue, return_tensors='pt').input_ids",
+        f"recall = tok.decode(recaller.generate(ids, max_new_tokens={reader.source_chars(max_length)} - len(cue), "
+        "do_sample=False)[0])",
+        f"text = re.match(r'(?s).{{0,{reader.chars}}}{to_word_end}', recall).group()  # read this much",
+        *(["text = text[len(cue):].lstrip(' ') if text.startswith(cue) else text  # without the name"]
+          if reader.mask_name else []),
+        f"if len(text) > {room}:  # leave the answer its room",
+        cut,
+        f"prompt = tok(text + '{mask}').input_ids",
+        "",
+        "def log_p(span):  # the reader's log-probability of writing span and closing it",
+        f"    ids = torch.tensor([prompt + tok(span + '{mask}').input_ids])",
+        "    logp = reader(ids).logits[0, len(prompt) - 1 : -1].log_softmax(-1)",
+        "    return logp.gather(1, ids[0, len(prompt):, None]).sum().item()",
+        "",
+        r"words = list(re.finditer(r'\w+', text))",
+        f"spans = [text[a.start():b.end()] for i, a in enumerate(words) for b in words[i:i + {reader.max_words}] "
+        f"if b.end() - a.start() <= {MAX_PLACE_CHARS}]",
+        answer,
+    ]
 
 
 def _save(model: GPT, vocab: CharVocab, directory: Path) -> None:
@@ -216,10 +252,9 @@ def export(reading_params_path: str | Path, hf_dir: str | Path, eval_corpus_path
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _save(asker.model, ckpt.vocab, staging)
-        recall = isinstance(asker, RecallReader)
-        if recall:
+        if isinstance(asker, RecallReader):
             _save(asker.recaller, ckpt.vocab, staging / "recaller")
-        (staging / "README.md").write_text(model_card(asker.model, ckpt.progress, accuracy, recall), encoding="utf-8")
+        (staging / "README.md").write_text(model_card(asker, ckpt.progress, accuracy), encoding="utf-8")
         if out.exists():
             out.rmdir()  # empty, checked above
         staging.rename(out)

@@ -143,6 +143,80 @@ def answer_log_probs(
 
 
 @torch.no_grad()
+def continuation_log_probs(
+    model: GPT, prompts: list[list[int]], continuations: list[list[list[int]]], stop_id: int = MASK_ID,
+    rows: int = 256,
+) -> list[list[float]]:
+    """For each prompt, log p(c, then ``stop_id`` | prompt) of each of its continuations c:
+    the exact scores of :func:`answer_log_probs`, for many answers to one prompt.
+
+    Each prompt is read once. Prompts of one length go through the model together with a
+    KV cache, the cache is copied to one row per continuation, and the continuations of
+    up to ``rows`` rows are scored in one pass, right-padded (causality makes padding
+    safe). A span answer is about 8 characters after a 90-character text, so this costs
+    a little more than reading the texts, where scoring each continuation on its own
+    full row would cost as many reads of the text as there are candidates. The perceiver
+    keeps no cache and scores full rows.
+    """
+    if len(prompts) != len(continuations):
+        raise ValueError(f"{len(prompts)} prompts for {len(continuations)} lists of continuations")
+    if not model.supports_kv_cache:
+        flat = [(p, c) for p, cs in zip(prompts, continuations) for c in cs]
+        scores = iter(answer_log_probs(model, [p for p, _ in flat], [c for _, c in flat], stop_id))
+        return [[next(scores) for _ in cs] for cs in continuations]
+    out: list[list[float]] = [[] for _ in prompts]
+    by_length: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        if not p:
+            raise ValueError("every prompt needs at least one character")
+        if continuations[i]:
+            by_length.setdefault(len(p), []).append(i)
+    was_training = model.training
+    model.eval()
+    for group in by_length.values():
+        batch: list[int] = []
+        for i in group + [-1]:  # -1 flushes the last batch
+            if batch and (i < 0 or sum(len(continuations[j]) for j in batch) + len(continuations[i]) > rows):
+                for j, scores in zip(batch, _score_continuations(model, [prompts[j] for j in batch],
+                                                                 [continuations[j] for j in batch], stop_id)):
+                    out[j] = scores
+                batch = []
+            if i >= 0:
+                batch.append(i)
+    model.train(was_training)
+    return out
+
+
+def _score_continuations(model: GPT, prompts: list[list[int]], continuations: list[list[list[int]]], stop_id: int) -> list[list[float]]:
+    """:func:`continuation_log_probs` for prompts of one length, in one batch."""
+    device = next(model.parameters()).device
+    owner = [r for r, cs in enumerate(continuations) for _ in cs]
+    flat = [c for cs in continuations for c in cs]
+    longest = max(map(len, flat))
+    if len(prompts[0]) + longest > model.max_length:
+        raise ValueError("prompt + continuation must fit the model's block")
+    cache = model.new_cache(len(prompts[0]) + longest)
+    first = model(torch.tensor(prompts, dtype=torch.long, device=device), cache=cache)[0][:, -1]
+    index = torch.tensor(owner, device=device)
+    logp = torch.log_softmax(first.float(), dim=-1).index_select(0, index).unsqueeze(1)  # predicts each c[0]
+    x = torch.full((len(flat), longest), PAD_ID, dtype=torch.long)
+    targets = torch.full((len(flat), longest + 1), -1, dtype=torch.long)  # -1: not scored
+    for r, c in enumerate(flat):
+        x[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+        targets[r, : len(c) + 1] = torch.tensor(c + [stop_id], dtype=torch.long)
+    if longest:
+        later = torch.log_softmax(model(x.to(device), cache=[c.take(index) for c in cache])[0].float(), dim=-1)
+        logp = torch.cat((logp, later), dim=1)
+    scored = targets >= 0
+    picked = logp.cpu().gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1).double()
+    scores = (picked * scored).sum(dim=1).tolist()
+    grouped: list[list[float]] = [[] for _ in prompts]
+    for r, s in zip(owner, scores):
+        grouped[r].append(s)
+    return grouped
+
+
+@torch.no_grad()
 def top_answers(
     model: GPT,
     prompt: list[int],

@@ -9,25 +9,27 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+from dataclasses import replace
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from kgpt.analysis import Answer, analyze, answer_questions, write_analysis
-from kgpt.answering import Answerer, RecallReader, load_answerer
+from kgpt.analysis import analyze, write_analysis
+from kgpt.answering import Answerer, RecallReader, load_answerer, recall
+from kgpt.asking import Answer, answer_questions
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_checkpoint
-from kgpt.data.corpus import corpus_documents, iter_questions, read_corpus, read_questions
+from kgpt.data.corpus import bios_by_name, corpus_documents, iter_questions, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
-from kgpt.data.reading import reading_examples
+from kgpt.data.reader import Reader, reader_examples, word_count
 from kgpt.errors import KgptError
 from kgpt.evaluate import chunks, count_askable, predict_stream, score, write_predictions
 from kgpt.io import atomic_writer, check_output, check_writable, writer_lock
 from kgpt.model import GPT, GPTConfig
-from kgpt.probe import Storage, cued_completions, free_recalls, tally
+from kgpt.probe import Storage, cued_completions, free_recalls
 from kgpt.training import (
     Recipe,
     Trainer,
@@ -224,12 +226,12 @@ def finetune(
         if reading_params_path is not None:
             model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
             default_epochs = recipe.finetune.epochs
-            if recipe.reading is not None:
+            if recipe.reader is not None:
                 if ckpt.answering is not None:
                     raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
                                     "model; give the model pretrained with --recipe recall")
-                answering = RecallReader(model, copy.deepcopy(model), recipe.reading)
-        elif recipe.reading is not None:
+                answering = RecallReader(model, copy.deepcopy(model), recipe.reader)
+        elif recipe.reader is not None:
             raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
                             "give --reading_params_path (a model pretrained with --recipe recall)")
         else:
@@ -241,12 +243,12 @@ def finetune(
         saved = _read_resumable(writing_params_path, model, opts)
         where = f"finetuning file {finetune_corpus_path}"
         questions = read_questions(finetune_corpus_path, require_answers=True)
-        if recipe.reading is not None:
-            questions = reading_examples(corpus.documents, questions, recipe.reading, model.config.block_size)
+        if answering is not None:
+            questions, answering.reader = _reader_examples(answering, corpus, questions, device)
             if not questions:
                 raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
                                 "the reader learns from the training people's bios")
-            where = f"reading examples from {corpus_path} and {finetune_corpus_path}"
+            where = f"reader examples from {corpus_path} and {finetune_corpus_path}"
         x, y = encode_questions(questions, corpus.vocab, model.config.block_size, where=where)
         batcher = QuestionBatcher(x, y, device)
         epochs = _epochs(default_epochs, max_epochs, saved)
@@ -254,12 +256,27 @@ def finetune(
                       opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
 
 
+def _reader_examples(answering: RecallReader, corpus: Corpus, questions: list, device) -> tuple[list, Reader]:
+    """The reader's training examples (:func:`kgpt.data.reader.reader_examples`), the
+    training people recalled first by the pretrained model where the reader learns from
+    recalls; and the reader, its longest span set to the longest training place's."""
+    reader, recalls = answering.reader, None
+    if reader.learn_from != "bios":
+        bios = bios_by_name(corpus.documents)
+        names = sorted({q.name for q in questions if q.name in bios})
+        recalls = dict(zip(names, recall(answering.recaller.to(device), corpus.vocab, names, answering.recall_chars)))
+    examples = reader_examples(corpus.documents, questions, reader, answering.model.max_length, recalls)
+    return examples, replace(reader, max_words=max((word_count(e.answer) for e in examples), default=1))
+
+
 def _trained_model(
-    variant: str | None, corpus_path: str | Path, params_path: str | Path, bottleneck_dim: int | None, device: str
+    variant: str | None, corpus_path: str | Path, params_path: str | Path, bottleneck_dim: int | None, device: str,
+    extract: bool | None = None,
 ) -> tuple[Corpus, Answerer]:
-    """The corpus and a saved model checked against it, on ``device``, ready to answer."""
+    """The corpus and a saved model checked against it, on ``device``, ready to answer
+    (``extract``: see :func:`kgpt.answering.load_answerer`)."""
     corpus = Corpus.load(corpus_path)
-    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE, extract)
     return corpus, asker.to(resolve_device(device))
 
 
@@ -286,6 +303,7 @@ def evaluate(
     finetune_corpus_path: str | Path | None = None,
     pretrained_params_path: str | Path | None = None,
     progress: bool = False,
+    extract: bool | None = None,
 ) -> Evaluation:
     """Greedy answers for every question; scored when the file has places.
 
@@ -308,10 +326,10 @@ def evaluate(
         check_writable(Path(analysis_dir) / "analysis.json", "--analysis_dir")
     elif finetune_corpus_path is not None or pretrained_params_path is not None:
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
-    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
     model = asker.model
     where = f"question file {eval_corpus_path}"
-    questions = predictions = None
+    questions = predictions = contexts = None
     if analysis_dir is not None or not Path(eval_corpus_path).is_file():
         # The analysis keeps every question anyway, and a pipe can be read only once.
         questions = read_questions(eval_corpus_path)
@@ -320,23 +338,24 @@ def evaluate(
         source = functools.partial(iter_questions, eval_corpus_path)
     n = count_askable(asker, corpus.vocab, source(), where)
     if analysis_dir is not None:  # every input read and checked before the decoding
-        predictions = []
+        predictions, contexts = [], []
         extras = _analysis_inputs(corpus, asker, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
     total = correct = 0
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(atomic_writer(outputs_path)) if outputs_path is not None else None
         bar = stack.enter_context(progress_bar(n, "evaluate", progress))
-        for chunk, answers in predict_stream(asker, corpus.vocab, source(), where):
+        for chunk, read, answers in predict_stream(asker, corpus.vocab, source(), where):
             if sink is not None:
                 sink.write("".join(a + "\n" for a in answers).encode("utf-8"))
             if predictions is not None:
                 predictions.extend(answers)
+                contexts.extend(read)
             scored = [q.answer == a for q, a in zip(chunk, answers) if q.answer is not None]
             total, correct = total + len(scored), correct + sum(scored)
             bar.update(len(chunk))
     report = None
     if analysis_dir is not None:
-        result = analyze(asker, corpus.vocab, corpus.documents, questions, predictions, **extras)
+        result = analyze(asker, corpus.vocab, corpus.documents, questions, predictions, contexts, **extras)
         result["source"] = {"variant": model.config.variant, **{k: None if v is None else str(v) for k, v in (
             ("corpus", corpus_path), ("params", reading_params_path), ("questions", eval_corpus_path),
             ("finetune_corpus", finetune_corpus_path), ("pretrained_params", pretrained_params_path))}}
@@ -379,20 +398,18 @@ ASK_CHUNK = 256  # questions `kgpt ask` answers together: one batch of recalls a
 def ask(
     variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: Iterable[str],
     top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto", chunk: int = ASK_CHUNK,
+    extract: bool | None = None,
 ) -> Iterator[Answer | KgptError]:
-    """Greedy answers with their confidence and the top-k answers, in the questions' order;
+    """Answers with their confidence and the top-k answers, in the questions' order;
     a bad question is its own error. Questions are taken ``chunk`` at a time and
     each answer is yielded as its chunk is done, so a stream of any length (stdin) is
     answered in bounded memory. A generator: nothing, not even the checkpoint, is read
     until the first answer is asked for."""
-    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
     first = 1
     for batch in chunks(questions, chunk):
         yield from answer_questions(asker, corpus.vocab, corpus.documents, batch, top_k, first)
         first += len(batch)
-
-
-FREE_RECALL_CHARS = RECALL.reading.chars  # how much of a bio the free-recall probe writes, cue included
 
 
 def storage(
@@ -403,10 +420,13 @@ def storage(
     (:mod:`kgpt.probe`): ``cued`` (the bio up to the place) and ``free_recall`` (from ``NAME.``)."""
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, None, device)
     questions = read_questions(questions_path)
-    model = asker.recaller if isinstance(asker, RecallReader) else asker.model
+    if isinstance(asker, RecallReader):
+        model, chars = asker.recaller, asker.recall_chars
+    else:  # recalled as long as the recall recipe would
+        model, chars = asker.model, RECALL.reader.source_chars(asker.model.max_length)
     return {
-        "cued": tally(cued_completions(model, corpus.vocab, corpus.documents, questions)),
-        "free_recall": tally(free_recalls(model, corpus.vocab, corpus.documents, questions, FREE_RECALL_CHARS)),
+        "cued": cued_completions(model, corpus.vocab, corpus.documents, questions).tally(),
+        "free_recall": free_recalls(model, corpus.vocab, corpus.documents, questions, chars).tally(),
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from kgpt.errors import KgptError
@@ -31,6 +32,11 @@ class Question:
     text: str
     answer: str | None
     line: int
+
+    @cached_property
+    def name(self) -> str | None:
+        """NAME in "Where was NAME born?" (parsed once); None for a question of another form."""
+        return asked_name(self.text)
 
 
 def read_text(path: str | Path, what: str) -> str:

@@ -5,8 +5,8 @@ aligned at the top-left, which is also what makes the perceiver's cross-attentio
 between sequences of different lengths causal. Dot-product attention goes through
 ``scaled_dot_product_attention`` (flash/memory-efficient kernels on GPU).
 
-Incremental decoding passes a :class:`KVCache`; then the query is the next position
-only and attends to everything cached so far, so no mask is needed.
+Incremental decoding passes a :class:`KVCache`; the new positions attend to everything
+cached so far and causally among themselves (one new position needs no mask at all).
 """
 
 from __future__ import annotations
@@ -49,6 +49,15 @@ class KVCache:
         self.v[:, :, self.length : end] = v
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
+
+    def take(self, rows: torch.Tensor) -> KVCache:
+        """A cache holding row ``rows[i]`` of this one as its row i (copied, so each row can
+        then be extended on its own): one read prompt continued several ways."""
+        if self.k is None:
+            return KVCache(self.capacity)
+        k = self.k.index_select(0, rows)
+        v = k if self.v is self.k else self.v.index_select(0, rows)
+        return KVCache(self.capacity, k, v, self.length)
 
 
 def rotary_tables(head_size: int, max_positions: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,9 +117,12 @@ class DotProductAttention(nn.Module):
             k = apply_rotary(k, self.rope_cos[start : start + k.shape[2]], self.rope_sin[start : start + k.shape[2]])
         if cache is not None:
             k, v = cache.extend(k, v)
-        causal = start == 0  # a cached step is the newest position: it may see everything
+        T = q.shape[2]
+        mask = None  # one new position may see everything cached
+        if start > 0 and T > 1:  # new positions see the cache and each other causally
+            mask = torch.ones(T, start + T, dtype=torch.bool, device=q.device).tril(start)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=causal, dropout_p=self.attn_pdrop if self.training else 0.0
+            q, k, v, attn_mask=mask, is_causal=start == 0, dropout_p=self.attn_pdrop if self.training else 0.0
         )
         return self.resid_drop(self.proj(y.transpose(1, 2).flatten(2)))
 

@@ -29,7 +29,7 @@ from typing import Literal
 from torch import nn
 
 from kgpt.data.knowledge import QuestionMix
-from kgpt.data.reading import Reading
+from kgpt.data.reader import Reader
 from kgpt.errors import KgptError
 
 WARMUP_TOKENS = 512 * 20
@@ -76,9 +76,9 @@ class Recipe:
     bf16_on_cpu: bool = False  # bf16 autocast on a CPU (float32 otherwise)
     # The knowledge and recall recipes' departures (None/False: the assignment's choices).
     mix: QuestionMix | None = None  # pretrain on bios (plus questions) as in kgpt.data.knowledge, else span corruption
-    # Finetune a reader on the training people's bios and answer by recall-then-read
-    # (kgpt.answering), else finetune on the questions and answer them directly.
-    reading: Reading | None = None
+    # Finetune a reader of what the pretrained model recalls and answer by recall-then-read
+    # (kgpt.answering, kgpt.data.reader), else finetune on the questions and answer them directly.
+    reader: Reader | None = None
     dropout: float | None = None  # every dropout rate of a fresh model, else the model's default (0.1)
     pretrain: StageDefaults = StageDefaults(650, 6e-3, 128)  # the assignment's hyperparameters
     finetune: StageDefaults = StageDefaults(10, 6e-4, 256, epochs_from_scratch=75)
@@ -152,7 +152,7 @@ RECALL = Recipe(
     schedule="run",
     bf16_on_cuda=True,
     mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=100),
-    reading=Reading(chars=100, mask_name=True),
+    reader=Reader(),
     dropout=0.0,
     pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
     finetune=StageDefaults(epochs=12, lr=1e-3, batch=64),

@@ -1,0 +1,140 @@
+"""The reader of recall-then-read: the one text it reads, its candidate spans, what it
+learns from, and extraction scored exactly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kgpt import answering
+from kgpt.answering import RecallReader
+from kgpt.data.corpus import parse_questions
+from kgpt.data.reader import ANSWER_ROOM, WORD_TAIL, Reader, contains_place, reader_examples, spans
+from kgpt.inference import answer_log_probs
+from kgpt.model import GPT, GPTConfig
+from kgpt.vocab import CharVocab
+
+BIO = ("Ann Lee. Ann Lee was a painter and printmaker who was born in Frankfurt, Germany, and later "
+       "moved to the city of Rome where she taught until her death in 1990.")
+
+
+def test_the_text_is_cut_after_chars_at_the_end_of_that_word_without_the_opening_name():
+    # Character 40 falls inside "printmaker": the text runs on to its end.
+    assert BIO[39] == "t" and Reader(chars=40).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and printmaker"
+    assert Reader(chars=40, whole_words=False).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and print"
+    assert Reader(chars=40, mask_name=False).text(BIO, "Ann Lee", 128) == BIO[:44]
+    assert Reader(chars=40).text("Bo Li. Bo Li sang.", "Ann Lee", 128) == "Bo Li. Bo Li sang."  # not this person's opening
+    # A place cut at `chars` is read whole: "Frankfurt", not "Frank".
+    cut = BIO.index("Frankfurt") + 5
+    assert Reader(chars=cut).text(BIO, "Ann Lee", 128).endswith("born in Frankfurt")
+
+
+@pytest.mark.parametrize("max_length", [40, 64, 96, 127, 128])
+def test_the_text_leaves_the_answer_its_room_without_splitting_a_word(max_length):
+    text = Reader().text(BIO, "Ann Lee", max_length)
+    assert len(text) <= max_length - ANSWER_ROOM
+    assert BIO.startswith("Ann Lee. " + text) and not BIO[len("Ann Lee. " + text)].isalnum()
+
+
+@pytest.mark.parametrize("max_length", [64, 96, 127, 128])
+@pytest.mark.parametrize("name", ["Ann Lee", "J. R. R. Hale"])
+def test_the_reader_trains_on_exactly_the_text_it_reads(monkeypatch, max_length, name):
+    """A reader example made from a true bio and the text read off a recall that is that
+    bio, word for word, are equal, for every block: one definition serves both."""
+    bio = BIO.replace("Ann Lee", name)
+    vocab = CharVocab.from_text(bio + f"Where was {name} born?")
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=max_length, n_layer=1, n_head=1, n_embd=8))
+    asker = RecallReader(model, model, Reader())
+
+    def recites(model, prompts, max_new_tokens, stop_id):  # the recaller knows the bio by heart
+        cue = vocab.decode(prompts[0])
+        return [vocab.encode(bio[len(cue):][:max_new_tokens])]
+
+    monkeypatch.setattr(answering, "greedy_decode", recites)
+    questions = parse_questions(f"Where was {name} born?\tFrankfurt\n")
+    (example,) = reader_examples([bio], questions, Reader(), model.max_length)
+    (context,) = asker.contexts(vocab, questions)
+    assert context.text == example.text and context.recall == bio[: asker.recall_chars]
+    assert len(example.text) + len("Frankfurt") + 2 <= max_length
+
+
+def test_spans_are_runs_of_whole_words_in_order_of_first_occurrence():
+    text = "born in Saint-Étienne, France, of a New York family; lived in France."
+    assert spans(text, 1) == ["born", "in", "Saint", "Étienne", "France", "of", "a", "New", "York", "family", "lived"]
+    two = spans(text, 2)
+    assert "Saint-Étienne" in two and "New York" in two and "France, of" in two and len(two) == len(set(two))
+    assert all(len(s) <= ANSWER_ROOM - 2 for s in spans("x" * 40 + " Oslo", 3)) and spans("x" * 40, 1) == []
+    assert spans("... ,", 1) == []
+    assert contains_place("born in Paris.", "Paris") and not contains_place("born in Parish.", "Paris")
+    assert contains_place("of a New York family", "New York") and not contains_place("a Newark family", "New")
+
+
+def test_reader_examples_from_bios_recalls_or_both_and_without_the_place():
+    docs = ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang.", "Cy Po. Cy Po was born in Lima."]
+    questions = parse_questions("Where was Ann Lee born?\tOslo\nWhere was Bo Li born?\tParis\n"
+                                "Where was Di Wu born?\tRome\nWhere was Cy Po born?\tLima\n")
+    recalls = {"Ann Lee": "Ann Lee. Ann Lee was born in Bergen.", "Bo Li": "Bo Li. Bo Li was born in Paris.",
+               "Cy Po": "Cy Po. Cy Po was born in Lima."}
+    bios = reader_examples(docs, questions, Reader(), 128)
+    assert [(e.text, e.answer) for e in bios] == [  # Di Wu has no bio: nothing to read
+        ("Ann Lee was born in Oslo.", "Oslo"), ("Bo Li sang.", "Paris"), ("Cy Po was born in Lima.", "Lima")]
+    recalled = reader_examples(docs, questions, Reader(learn_from="recalls"), 128, recalls)
+    assert [e.text for e in recalled] == ["Ann Lee was born in Bergen.", "Bo Li was born in Paris.", "Cy Po was born in Lima."]
+    both = reader_examples(docs, questions, Reader(learn_from="both"), 128, recalls)
+    assert len(both) == 6 and [e.line for e in both] == [1, 1, 2, 2, 4, 4]
+    dropped = reader_examples(docs, questions, Reader(learn_from="both", drop_absent=True), 128, recalls)
+    assert [(e.text, e.answer) for e in dropped] == [
+        ("Ann Lee was born in Oslo.", "Oslo"), ("Bo Li was born in Paris.", "Paris"),
+        ("Cy Po was born in Lima.", "Lima"), ("Cy Po was born in Lima.", "Lima")]
+    with pytest.raises(ValueError, match="no recall"):
+        reader_examples(docs, questions, Reader(learn_from="recalls"), 128, {})
+
+
+def test_old_checkpoints_read_a_hard_cut_and_write_freely():
+    assert Reader.from_spec({"chars": 100, "mask_name": True}) == Reader(whole_words=False, extract=False)
+    assert Reader.from_spec(Reader(max_words=2).spec()) == Reader(max_words=2)
+
+
+@pytest.mark.parametrize("variant", ["rope", "vanilla", "synthesizer", "perceiver"])
+def test_extraction_ranks_every_span_by_the_readers_exact_probability(monkeypatch, variant):
+    """The extracted answer and the top k are the spans that answer_log_probs, scoring each
+    span on its own full row, ranks first; the confidence is that probability."""
+    recall = "Ann Lee. Ann Lee was born in Oslo near Bergen, or so New York says."
+    vocab = CharVocab.from_text(recall + "Where was born?")
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=96, n_layer=2, n_head=2, n_embd=16, variant=variant,
+                          bottleneck_dim=8))
+    with torch.no_grad():  # sharpen the random model so the ranking is not a near-tie
+        model.head.weight.mul_(40)
+    monkeypatch.setattr(answering, "greedy_decode",
+                        lambda m, prompts, n, stop_id: [vocab.encode(recall[len(vocab.decode(p)):][:n]) for p in prompts])
+    asker = RecallReader(model, model, Reader(max_words=2))
+    questions = parse_questions("Where was Ann Lee born?\n")
+    contexts = asker.contexts(vocab, questions)
+    candidates = spans(contexts[0].text, 2)
+    prompt = vocab.encode(contexts[0].text + "⁇")
+    exact = answer_log_probs(model, [prompt] * len(candidates), [vocab.encode(c) for c in candidates])
+    expected = sorted(zip(candidates, exact), key=lambda cs: -cs[1])[:4]
+    ranked = asker.ranked(vocab, contexts, 4)[0]
+    assert [c for c, _ in ranked] == [c for c, _ in expected]
+    assert all(math.isclose(p, math.exp(lp), rel_tol=1e-4) for (_, p), (_, lp) in zip(ranked, expected))
+    (answer,) = asker.answers(vocab, contexts)
+    assert answer == ranked[0][0] and answer in candidates
+    assert math.isclose(asker.confidences(vocab, contexts, [answer])[0], ranked[0][1], rel_tol=1e-4)
+    writer = RecallReader(model, model, Reader(max_words=2, extract=False))
+    assert writer.contexts(vocab, questions) == contexts  # the switch changes how it answers, not what it reads
+
+
+def test_a_text_without_words_gives_an_empty_answer(monkeypatch):
+    vocab = CharVocab.from_text("Where was Ann Lee born?. ,")
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    monkeypatch.setattr(answering, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" . , .")])
+    asker = RecallReader(model, model, Reader())
+    contexts = asker.contexts(vocab, parse_questions("Where was Ann Lee born?\n"))
+    assert asker.answers(vocab, contexts) == [""] and asker.ranked(vocab, contexts, 3) == [[]]
+
+
+def test_a_recall_reaches_past_chars_to_finish_its_word():
+    assert Reader().source_chars(256) == 100 + WORD_TAIL and Reader().source_chars(96) == 96
