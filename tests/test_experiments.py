@@ -41,6 +41,7 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
         pretrained = next(r for r in rows if r["setting"] == setting)
         assert 0 <= pretrained["cued_stored"] <= pretrained["cued_probed"] <= 8
         assert 0 <= pretrained["free_recall_stored"] <= pretrained["free_recall_probed"] == 8
+        assert 0 <= pretrained["free_recall_chance"] <= pretrained["free_recall_probed"]  # the chance line beside it
     assert "free recall" in printed and "cued completion" in (out / "results.md").read_text()
 
 

@@ -24,7 +24,7 @@ def test_the_text_is_cut_after_chars_at_the_end_of_that_word_without_the_opening
     # Character 40 falls inside "printmaker": the text runs on to its end.
     assert BIO[39] == "t" and Reader(chars=40).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and printmaker"
     assert Reader(chars=40, whole_words=False).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and print"
-    assert Reader(chars=40, mask_name=False).text(BIO, "Ann Lee", 128) == BIO[:44]
+    assert Reader(chars=40, mask_name=False).text(BIO, "Ann Lee", 128) == BIO[:45]
     assert Reader(chars=40).text("Bo Li. Bo Li sang.", "Ann Lee", 128) == "Bo Li. Bo Li sang."  # not this person's opening
     # A place cut at `chars` is read whole: "Frankfurt", not "Frank".
     cut = BIO.index("Frankfurt") + 5

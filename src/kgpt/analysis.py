@@ -105,7 +105,8 @@ def analyze(
         contexts = asker.contexts(vocab, questions)
     confidences = asker.confidences(vocab, contexts, predictions)
     bios = bios_by_name(documents)
-    recited = cued_completions(pretrained, vocab, documents, questions).found if pretrained is not None else None
+    probe = cued_completions(pretrained, vocab, documents, questions) if pretrained is not None else None
+    recited = probe.found if probe is not None else None
     records = []
     for i, (q, context, prediction, confidence) in enumerate(zip(questions, contexts, predictions, confidences)):
         bio = person_bio(bios, q.name, q.answer) or person_bio(bios, q.name)
@@ -136,6 +137,8 @@ def analyze(
         "coverages": list(COVERAGES),
         "training_answers_known": training_answers is not None,
         "pretrained_probe": pretrained is not None,
+        # cued completions that give the place of another person (a fixed shuffled pairing): luck
+        "cued_chance": probe.tally().chance if probe is not None else None,
         "questions": records,
         "unseen": {
             "seed": seed,
@@ -346,6 +349,10 @@ def render_markdown(analysis: dict) -> str:
         for value, label in ((True, "cued completion gives the place (stored)"), (False, "cued completion does not give it"),
                              (None, "not probed (no bio names the place within the block)")):
             out.append(f"| {label} | {sa.get((value, True), 0)} | {sa.get((value, False), 0)} |")
+        if analysis.get("cued_chance") is not None:
+            probed = sum(r["cued_completion"] is not None for r in records)
+            out += ["", f"By chance: scored against another probed person's place (a fixed shuffled pairing), "
+                        f"cued completion gives it for {_share(analysis['cued_chance'], probed)} of the probed people."]
     else:
         out.append("No pretrained model was given (`--pretrained_params_path`), so storage was not probed.")
     out += ["", "## People the model never read about", ""]

@@ -250,7 +250,7 @@ class Study:
         # What pretraining stored, probed both ways, beside what finetuning got out of it.
         storage = pipeline.storage(cell.variant, self.wiki, reading, self.dev, device=self.device)
         return self._row(cell, ev.correct, ev.total, **{f"{probe}_{k}": getattr(s, k) for probe, s in storage.items()
-                                                        for k in ("stored", "probed")})
+                                                        for k in ("stored", "probed", "chance")})
 
     def answering_path(self, cell: Cell) -> Path:
         """The model that answers dev: the finetuned one, or the pretrained one itself
@@ -393,11 +393,13 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
 
 
 def storage_lines(rows: list[dict]) -> list[str]:
-    """Storage beside access: per pretrained cell, facts the probes find vs questions answered."""
+    """Storage beside access: per pretrained cell, facts the probes find vs questions
+    answered, and what each probe finds by chance (scored against another person's place)."""
     return [
         f"- {r['setting']}, {r['variant']} seed {r['seed']}: cued completion finds {r['cued_stored']} of "
-        f"{r['cued_probed']} dev people's birthplaces (bio up to the place), free recall {r['free_recall_stored']} "
-        f"of {r['free_recall_probed']} (from NAME. alone); {r['correct']} of {r['total']} came out as answers"
+        f"{r['cued_probed']} dev people's birthplaces (bio up to the place; by chance {r.get('cued_chance', '?')}), "
+        f"free recall {r['free_recall_stored']} of {r['free_recall_probed']} (from NAME. alone; by chance "
+        f"{r.get('free_recall_chance', '?')}); {r['correct']} of {r['total']} came out as answers"
         for r in rows
         if "cued_stored" in r
     ]
