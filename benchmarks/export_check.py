@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import transformers
 
-from kgpt.answering import load_answerer
+from kgpt.answering import MAX_ANSWER_CHARS, load_answerer
 from kgpt.checkpoint import read_checkpoint
 from kgpt.data.corpus import read_questions
-from kgpt.evaluate import MAX_ANSWER_CHARS, predict_places
+from kgpt.evaluate import predict_places
 from kgpt.export import export
 from kgpt.vocab import MASK_CHAR
 

@@ -31,7 +31,7 @@ from kgpt import pipeline
 from kgpt.data.corpus import Question, corpus_documents, parse_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.synthetic import SyntheticConfig, generate
-from kgpt.evaluate import MAX_ANSWER_CHARS
+from kgpt.answering import MAX_ANSWER_CHARS
 from kgpt.inference import DECODE_BATCH, DECODE_BATCH_ELSEWHERE, greedy_decode
 from kgpt.model import GPT, GPTConfig
 from kgpt.training import ASSIGNMENT, GRAPH_WARMUP_STEPS, Trainer, TrainerConfig, final_tokens_for, resolve_device
