@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from dataclasses import replace
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -305,7 +304,8 @@ def evaluate(
     progress: bool = False,
     extract: bool | None = None,
 ) -> Evaluation:
-    """Greedy answers for every question; scored when the file has places.
+    """The answer to every question (greedy, or extracted by a recall-then-read reader;
+    ``extract`` switches it); scored when the file has places.
 
     The file is read twice, a line at a time (a pipe, or a file the analysis keeps: once,
     and held): once to check that every question can be asked (so a bad line at the end
