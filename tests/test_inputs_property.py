@@ -33,9 +33,8 @@ finetune, export
 =====================  ===================================================  =======  =====
 
 Each property test also checks that its examples both answered and were refused (a
-sweep that only ever hit one wall would prove little). Known hole: a recall model asked
-about a name whose cue ``NAME.`` is longer than the block crashes in the decoder; that
-test is marked xfail (strict) until the answering code refuses it in one line.
+sweep that only ever hit one wall would prove little). A recall model asked about a name
+whose cue ``NAME.`` fills the block is refused in one line too.
 
 And no command overwrites its own input: ``finetune`` refuses to write the checkpoint it
 reads (same path, relative, through a symlink or ``..``), and every other command that
@@ -313,9 +312,7 @@ def test_names_longer_than_the_block_are_one_line(trial, ws, n):
     attempt()
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="a recall cue NAME. longer than the block reaches the decoder (answering/inference) and fails there")
-@pytest.mark.parametrize("length", [BLOCK, 3 * BLOCK])
+@pytest.mark.parametrize("length", [BLOCK - 1, BLOCK, 3 * BLOCK])
 def test_a_recall_cue_longer_than_the_block_is_one_line(trial, ws, length):
     """The recall model never sees the question, only the cue ``NAME.``: a name that
     fills the block must be refused in one line too (the question itself may fit)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kgpt import experiments
+from kgpt import experiments, pipeline
 from kgpt.data.synthetic import SyntheticConfig, generate
 
 DATA = SyntheticConfig(n_train=16, n_dev=8, n_test=2, n_extra=0, n_places=5, distractors=1)
@@ -83,6 +83,11 @@ def run_study(folder: Path, preset: experiments.Preset, scramble: bool, leak: bo
         for p in pretrained_from.glob("pretrain-*.params"):
             shutil.copy(p, out / "checkpoints" / p.name)
     experiments.Study(data, out, preset, "cpu", progress=False).run(experiments.study_cells(["vanilla"], [0], preset))
+    # The reader also answers by writing: an extracting reader can only give words of its
+    # recall, so a label leaked into its finetuning may not show in its answers at all.
+    for ckpt in (out / "checkpoints").glob("recall-read-*.params"):
+        pipeline.evaluate(None, data / "wiki.txt", ckpt, data / "birth_dev.tsv", out / "predictions" / f"{ckpt.stem}.write.txt",
+                          device="cpu", extract=False)
     return StudyRun(
         {p.name: p.read_text(encoding="utf-8").splitlines() for p in sorted((out / "predictions").glob("*.txt"))},
         {p.name: p.read_bytes() for p in sorted((out / "checkpoints").glob("*.params"))},
@@ -99,7 +104,8 @@ def honest(tmp_path_factory) -> tuple[StudyRun, StudyRun, Path]:
 
 def test_scrambled_dev_labels_change_no_answer_and_no_checkpoint_byte(honest):
     plain, scrambled, _ = honest
-    assert set(plain.predictions) == {"baseline-vanilla-s0.txt", "pretrain+finetune-vanilla-s0.txt", "recall-read-rope-s0.txt"}
+    assert set(plain.predictions) == {"baseline-vanilla-s0.txt", "pretrain+finetune-vanilla-s0.txt", "recall-read-rope-s0.txt",
+                                      "recall-read-rope-s0.write.txt"}
     assert len(plain.checkpoints) == 4  # two pretrained models, two finetuned ones
     assert all(len(answers) == DATA.n_dev for answers in plain.predictions.values())
     assert leak_findings(plain, scrambled) == []
@@ -107,12 +113,12 @@ def test_scrambled_dev_labels_change_no_answer_and_no_checkpoint_byte(honest):
 
 def test_the_check_reports_dev_labels_let_into_the_readers_finetuning(honest, tmp_path):
     """The control: the same check on a study that leaks must fail, on the answers
-    themselves, not only on the checkpoint bytes."""
+    themselves (the reader's written ones), not only on the checkpoint bytes."""
     pretrained = honest[2]
     plain = run_study(tmp_path / "plain", LEAKY, scramble=False, leak=True, pretrained_from=pretrained)
     scrambled = run_study(tmp_path / "scrambled", LEAKY, scramble=True, leak=True, pretrained_from=pretrained)
     findings = leak_findings(plain, scrambled)
-    assert "recall-read-rope-s0.txt: the answers change with the dev labels" in findings, findings
+    assert "recall-read-rope-s0.write.txt: the answers change with the dev labels" in findings, findings
     assert "checkpoint recall-read-rope-s0.params: its bytes change with the dev labels" in findings, findings
     assert not any("pretrain-" in f for f in findings)  # pretraining never reads a question file
 

@@ -152,6 +152,11 @@ class RecallReader(Answerer):
             raise KgptError(f'{question_at(where, question)}: recall-then-read answers questions of the form '
                             f'"Where was NAME born?" (it recalls NAME\'s bio); got {question.text!r}')
         vocab.encode(question.name, where=question_at(where, question))  # an unknown character is the user's error
+        cue = recall_cue(question.name)
+        if len(cue) >= self.recaller.max_length:
+            raise KgptError(f"{question_at(where, question)}: the name is {len(question.name)} characters; its recall cue "
+                            f"{cue[:20]!r}… leaves nothing to recall in the model's block of "
+                            f"{self.recaller.config.block_size}; shorten it")
 
     def contexts(self, vocab: CharVocab, questions: list[Question], where: str | None = "questions") -> list[Context]:
         for q in questions:
