@@ -280,3 +280,12 @@ def test_pipeline_itself_refuses_an_output_over_an_input(tiny_data):
     with pytest.raises(KgptError, match="is the input file"):
         pipeline.london_baseline(tiny_data.dev, tiny_data.dev)
     assert (tiny_data.wiki.read_bytes(), tiny_data.dev.read_bytes()) == before
+
+
+@pytest.mark.parametrize("command", [["demo", "--preset", "tiny"], ["attention-lab"], ["reproduce", "--data_dir", "."]])
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
+    taken = tmp_path / "results.txt"
+    taken.write_text("mine")
+    assert main([*command, "--out", str(taken)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file" in err[0] and taken.read_text() == "mine"

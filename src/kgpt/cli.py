@@ -309,16 +309,24 @@ def _cmd_london(args) -> None:
     print(score_line(ev.correct, ev.total))
 
 
+def _out_dir(out: str) -> Path:
+    """An output folder, new or existing; an existing file there is the user's mistake."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise KgptError(f"--out {out} is a file; give a folder (new or existing) for the outputs")
+    return path
+
+
 def _cmd_demo(args) -> None:
     from kgpt.experiments import run_demo
 
-    run_demo(Path(args.out), seed=args.seed, device=args.device, preset=args.preset)
+    run_demo(_out_dir(args.out), seed=args.seed, device=args.device, preset=args.preset)
 
 
 def _cmd_reproduce(args) -> None:
     from kgpt.experiments import run_reproduce
 
-    run_reproduce(Path(args.data_dir), Path(args.out), variants=args.variants, seeds=args.seeds,
+    run_reproduce(Path(args.data_dir), _out_dir(args.out), variants=args.variants, seeds=args.seeds,
                   preset=args.preset, device=args.device, compile=args.compile, ray=args.ray,
                   cpus_per_cell=args.cpus_per_cell, checkpoint_every=args.checkpoint_every)
 
@@ -326,7 +334,7 @@ def _cmd_reproduce(args) -> None:
 def _cmd_attention_lab(args) -> None:
     from kgpt import attention_lab
 
-    report = attention_lab.write_report(Path(args.out), seed=args.seed)
+    report = attention_lab.write_report(_out_dir(args.out), seed=args.seed)
     print(f"{attention_lab.summary(json.loads((report.parent / 'results.json').read_text()))}; report: {report}")
 
 
