@@ -289,3 +289,15 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
     assert main([*command, "--out", str(taken)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a file" in err[0] and taken.read_text() == "mine"
+
+
+def test_the_analysis_never_writes_over_an_input(tiny_data, tmp_path, capsys):
+    """--analysis_dir writes fixed names into its folder; one of them may be an input."""
+    questions = tmp_path / "analysis.md"
+    questions.write_text(tiny_data.dev.read_text(encoding="utf-8"), encoding="utf-8")
+    before = questions.read_bytes()
+    assert main(["evaluate", "vanilla", str(tiny_data.wiki), "--reading_params_path", str(tmp_path / "none.params"),
+                 "--eval_corpus_path", str(questions), "--outputs_path", str(tmp_path / "p.txt"),
+                 "--analysis_dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--analysis_dir" in err[0] and "input file" in err[0] and questions.read_bytes() == before

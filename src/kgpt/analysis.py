@@ -52,6 +52,7 @@ N_BINS = 10
 COVERAGES = (1.0, 0.9, 0.75, 0.5, 0.25, 0.1)
 N_UNSEEN = 50
 FIGURES = ("reliability.png", "coverage.png", "confidence.png")
+ANALYSIS_FILES = ("analysis.json", "analysis.md", *FIGURES)  # what write_analysis puts in its folder
 
 
 # --- the analysis of an evaluation -----------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kgpt.analysis import analyze, write_analysis
+from kgpt.analysis import ANALYSIS_FILES, analyze, write_analysis
 from kgpt.answering import Answerer, RecallReader, load_answerer, recall
 from kgpt.asking import Answer, answer_questions
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_checkpoint
@@ -319,11 +319,12 @@ def evaluate(
     pretrained model, when given, let it say which gold places finetuning saw and which
     facts pretraining stored.
     """
+    inputs = [corpus_path, reading_params_path, eval_corpus_path, finetune_corpus_path, pretrained_params_path]
     if outputs_path is not None:
-        inputs = [corpus_path, reading_params_path, eval_corpus_path, finetune_corpus_path, pretrained_params_path]
         check_output(outputs_path, "--outputs_path", inputs)
     if analysis_dir is not None:
-        check_writable(Path(analysis_dir) / "analysis.json", "--analysis_dir")
+        for name in ANALYSIS_FILES:  # the analysis writes these names into its folder
+            check_output(Path(analysis_dir) / name, "--analysis_dir", inputs)
     elif finetune_corpus_path is not None or pretrained_params_path is not None:
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
