@@ -218,14 +218,14 @@ class Study:
         """The cell's pretrained model, trained unless it exists; None for a setting without
         pretraining. Several cells share one, so on Ray it is a task of its own, before theirs."""
         s = self._setting(cell)
-        reading = self.pretrained_path(cell)
-        if reading is not None and not reading.exists():
+        pretrained = self.pretrained_path(cell)
+        if pretrained is not None and not pretrained.exists():
             pipeline.pretrain(
-                cell.variant, self.wiki, reading, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
-                opts=self._opts(s, cell.seed, reading, s.pretrain_batch),
+                cell.variant, self.wiki, pretrained, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
+                opts=self._opts(s, cell.seed, pretrained, s.pretrain_batch),
                 question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
             )
-        return reading
+        return pretrained
 
     def _run_cell(self, cell: Cell) -> dict:
         pred_path = self.out / "predictions" / f"{cell.key}.txt"
@@ -237,19 +237,19 @@ class Study:
             total, correct = score(dev, predictions, where=str(self.dev))
             return self._row(cell, int(correct), int(total), answer=place)
         s = self._setting(cell)
-        reading = self.pretrain(cell)
+        pretrained = self.pretrain(cell)
         finetuned = self.answering_path(cell)
         if not finetuned.exists():
             pipeline.finetune(
-                cell.variant, self.wiki, finetuned, self.train, reading_params_path=reading, lr=s.finetune_lr,
+                cell.variant, self.wiki, finetuned, self.train, reading_params_path=pretrained, lr=s.finetune_lr,
                 max_epochs=s.finetune_epochs, opts=self._opts(s, cell.seed, finetuned, s.finetune_batch),
             )
         ev = pipeline.evaluate(cell.variant, self.wiki, finetuned, self.dev, pred_path, device=self.device)
-        if reading is None:
+        if pretrained is None:
             return self._row(cell, ev.correct, ev.total)
         # What pretraining stored, probed both ways, beside what finetuning got out of it.
-        storage = pipeline.storage(cell.variant, self.wiki, reading, self.dev, device=self.device)
-        return self._row(cell, ev.correct, ev.total, **{f"{probe}_{k}": getattr(s, k) for probe, s in storage.items()
+        storage = pipeline.storage(cell.variant, self.wiki, pretrained, self.dev, device=self.device)
+        return self._row(cell, ev.correct, ev.total, **{f"{probe}_{k}": getattr(found, k) for probe, found in storage.items()
                                                         for k in ("stored", "probed", "chance")})
 
     def answering_path(self, cell: Cell) -> Path:
