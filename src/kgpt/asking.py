@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from kgpt.answering import Answerer
-from kgpt.data.corpus import Question
+from kgpt.data.corpus import Question, asked_name
 from kgpt.errors import KgptError
 from kgpt.evaluate import answerer
 from kgpt.model import GPT
@@ -84,6 +84,5 @@ def format_answer(a: Answer) -> str:
         if best != a.answer:  # only a writer decoding greedily can miss its most probable answer
             lines.append(f"  note    greedy decoding wrote {quoted(a.answer)}; {quoted(best)} is more probable")
     if a.name_in_corpus is False:
-        name = Question(a.question, None, 0).name
-        lines.append(f"  note    \"{name}\" occurs nowhere in the corpus: the answer is made up")
+        lines.append(f"  note    \"{asked_name(a.question)}\" occurs nowhere in the corpus: the answer is made up")
     return "\n".join(lines)

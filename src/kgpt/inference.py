@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator
 
 import torch
 
@@ -174,17 +175,27 @@ def continuation_log_probs(
     was_training = model.training
     model.eval()
     for group in by_length.values():
-        batch: list[int] = []
-        for i in group + [-1]:  # -1 flushes the last batch
-            if batch and (i < 0 or sum(len(continuations[j]) for j in batch) + len(continuations[i]) > rows):
-                for j, scores in zip(batch, _score_continuations(model, [prompts[j] for j in batch],
-                                                                 [continuations[j] for j in batch], stop_id)):
-                    out[j] = scores
-                batch = []
-            if i >= 0:
-                batch.append(i)
+        for batch in _batches(group, [len(continuations[i]) for i in group], rows):
+            scored = _score_continuations(model, [prompts[i] for i in batch], [continuations[i] for i in batch], stop_id)
+            for i, scores in zip(batch, scored):
+                out[i] = scores
     model.train(was_training)
     return out
+
+
+def _batches(items: list[int], sizes: list[int], rows: int) -> Iterator[list[int]]:
+    """``items`` in order, in consecutive batches whose sizes add up to at most ``rows``
+    (an item larger than that is a batch of its own)."""
+    batch: list[int] = []
+    total = 0
+    for item, size in zip(items, sizes):
+        if batch and total + size > rows:
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += size
+    if batch:
+        yield batch
 
 
 def _score_continuations(model: GPT, prompts: list[list[int]], continuations: list[list[list[int]]], stop_id: int) -> list[list[float]]:
