@@ -42,6 +42,12 @@ def test_bench_train_prints_one_json_line(capsys):
     assert r["compile"] is False and r["amp"] == "float32"
     assert r["length_buckets"] == 1  # batch 4 is below one 16-row bucket
     assert "mfu" not in r  # only measured on CUDA
+    assert r["threads"] == torch.get_num_threads() and r["matmul_flops"] > 1e8
+    assert r["of_matmul"] == pytest.approx(r["achieved_flops"] / r["matmul_flops"])
+    # 2 timed steps of 4 whole rows of 127 columns (one bucket: nothing is cut)
+    model = benchmark.build_model("vanilla", len(benchmark.synthetic_data().vocab))
+    assert r["achieved_flops"] * r["steps"] * r["ms_per_step"] / 1000 == pytest.approx(
+        benchmark.training_flops(model, 2 * 4 * 127, 2 * 4 * 127**2), rel=1e-6)
 
 
 def test_bench_eval_prints_one_json_line(capsys):
@@ -57,9 +63,11 @@ def test_bench_eval_prints_one_json_line(capsys):
 def test_describe_is_one_human_line():
     train = {"variant": "vanilla", "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "batch_size": 128,
              "steps": 20, "tokens_per_s": 1.5e6, "ms_per_step": 10.8, "params": 3_227_136, "compile": True,
-             "amp": "bf16", "torch": "2.x", "mfu": 0.1234}
+             "amp": "bf16", "torch": "2.x", "mfu": 0.1234, "threads": 2, "achieved_flops": 39e9,
+             "matmul_flops": 130e9, "of_matmul": 0.3}
     line = benchmark.describe(train)
     assert "\n" not in line and "1,500,000 tokens/s" in line and "MFU 12.3%" in line and "H100" in line
+    assert "39.0 GFLOP/s computed, 30% of a 130.0 GFLOP/s matrix product on 2 threads" in line
     ev = {"variant": "rope", "device": "cpu", "questions": 500, "seconds": 2.0, "questions_per_s": 250.0,
           "mean_answer_chars": 32.0, "weights": "random-init", "torch": "2.x", "decode_batch": 128, "peak_rss_mib": 400.0}
     assert "250.0 questions/s" in benchmark.describe(ev)
@@ -71,6 +79,26 @@ def test_flops_formula_and_peak():
     assert benchmark.matmul_parameters(model) == 80 + 148 + 24 + 40
     assert benchmark.training_flops_per_token(model, 7) == 6 * 292 + 12 * 1 * 7 * 4
     assert benchmark.peak_flops(torch.device("cpu")) == (None, None)
+
+
+def test_work_counts_what_length_buckets_compute():
+    """With buckets, a step computes each bucket up to its longest row, not the block:
+    the count is read off the batch itself (where each row's last target is)."""
+    from kgpt.training.steps import length_buckets
+
+    data = benchmark.synthetic_data()
+    model = GPT(GPTConfig(vocab_size=len(data.vocab), block_size=benchmark.BLOCK_SIZE, n_layer=1, n_head=2, n_embd=16))
+    trainer = benchmark.make_trainer(model, data, torch.device("cpu"), batch_size=32)
+    assert trainer.runner.buckets == 2
+    x, y = trainer.batcher.sample(torch.arange(32), torch.Generator().manual_seed(1))
+    expected = [(int(xs.shape[0]), int((ys != 0).nonzero()[:, 1].max()) + 1) for xs, ys, _ in length_buckets(x, y, 2)]
+    trainer.runner(x, y, 1e-3)
+    assert trainer.runner.positions == sum(r * t for r, t in expected) < 32 * 127
+    assert trainer.runner.positions_squared == sum(r * t * t for r, t in expected)
+
+
+def test_matmul_flops_is_a_rate():
+    assert 1e8 < benchmark.matmul_flops(torch.device("cpu"), side=256, repeats=2) < 1e14
 
 
 def test_cuda_warmup_covers_graph_capture():

@@ -125,6 +125,7 @@ def time_training(
     warmup = default_warmup(device) if warmup is None else warmup
     if warmup:
         run_steps(trainer, warmup)
+    trainer.runner.positions = trainer.runner.positions_squared = 0  # count the timed steps' work only
     return run_steps(trainer, steps), trainer
 
 
@@ -136,6 +137,14 @@ def matmul_parameters(model: GPT) -> int:
     """
     skip = {id(model.tok_emb.weight)} | ({id(model.pos_emb)} if model.pos_emb is not None else set())
     return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+
+
+def training_flops(model: GPT, positions: int, positions_squared: int) -> float:
+    """FLOPs of training on rows totalling ``positions`` positions (and Σ rows·columns²
+    ``positions_squared``): :func:`training_flops_per_token` summed over rows of their
+    own length, so that length buckets, which cut PAD off, are not credited for it."""
+    c = model.config
+    return 6.0 * matmul_parameters(model) * positions + 12.0 * c.n_layer * c.n_embd * positions_squared
 
 
 def training_flops_per_token(model: GPT, seq_len: int) -> float:
@@ -150,6 +159,27 @@ def training_flops_per_token(model: GPT, seq_len: int) -> float:
     """
     c = model.config
     return 6.0 * matmul_parameters(model) + 12.0 * c.n_layer * seq_len * c.n_embd
+
+
+MATMUL_SIDE = 2048  # large enough that a float32 product runs at the cores' full speed
+
+
+def matmul_flops(device: torch.device, side: int = MATMUL_SIDE, repeats: int = 5) -> float:
+    """The FLOP/s of one large square matrix product, measured here with the threads this
+    process uses (float32 on a CPU, bf16 on a GPU, as training computes): the practical
+    peak a training step can be held against where no data sheet says (a CPU)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(side, side, device=device, dtype=dtype)
+    b = torch.randn(side, side, device=device, dtype=dtype)
+    a @ b  # warm-up: thread pool, kernel choice
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        t0 = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * side**3 / best
 
 
 def peak_flops(device: torch.device) -> tuple[str | None, float | None]:
@@ -171,6 +201,9 @@ def bench_train(args) -> dict:
     seconds, trainer = time_training(model, data, device, args.batch_size, args.steps, compile=args.compile)
     seq_len = model.config.block_size - 1
     tokens = args.steps * args.batch_size * seq_len
+    runner = trainer.runner
+    flops = training_flops(model, runner.positions, runner.positions_squared)  # the timed steps' work
+    matmul = matmul_flops(device)
     result = {
         "variant": args.variant,
         "device": device.type,
@@ -181,15 +214,20 @@ def bench_train(args) -> dict:
         "params": model.num_parameters(),
         "compile": trainer.runner.compiled,
         "amp": "bf16" if isinstance(trainer.runner.autocast, torch.autocast) else "float32",
-        "length_buckets": trainer.runner.buckets,  # 1: whole batches (CUDA graphs, compile)
+        "length_buckets": runner.buckets,  # 1: whole batches (CUDA graphs, compile)
+        "threads": torch.get_num_threads(),
+        # The work the timed steps computed (PAD cut by length buckets not counted), per
+        # second, against one large matrix product timed here with the same threads.
+        "achieved_flops": flops / seconds,
+        "matmul_flops": matmul,
+        "of_matmul": flops / seconds / matmul,
         "torch": torch.__version__,
     }
     if device.type == "cuda":
         result["cuda_graph"] = getattr(trainer, "graphed", None) is not None
         name, peak = peak_flops(device)
-        flops = training_flops_per_token(model, seq_len) * tokens / seconds
         result["device_name"] = name
-        result["mfu"] = flops / peak if peak else None
+        result["mfu"] = training_flops_per_token(model, seq_len) * tokens / seconds / peak if peak else None
     return result
 
 
@@ -249,7 +287,9 @@ def describe(result: dict) -> str:
             f"train {result['variant']} on {where}: {result['tokens_per_s']:,.0f} tokens/s "
             f"({result['ms_per_step']:.1f} ms/step, batch {result['batch_size']}, {result['steps']} timed steps, "
             f"{result['params'] / 1e6:.2f}M params, {result['amp']}{', compiled' if result['compile'] else ''}, "
-            f"torch {result['torch']})"
+            f"torch {result['torch']}); {result['achieved_flops'] / 1e9:,.1f} GFLOP/s computed, "
+            f"{100 * result['of_matmul']:.0f}% of a {result['matmul_flops'] / 1e9:,.1f} GFLOP/s matrix product "
+            f"on {result['threads']} thread{'s' if result['threads'] != 1 else ''}"
         )
         if result.get("mfu") is not None:
             line += f", MFU {100 * result['mfu']:.1f}%"

@@ -107,6 +107,10 @@ class StepRunner:
         self.compile_checked = self.forward is model  # the first compiled call may still fail
         self.graphed: _GraphedStep | None = None
         self.warm_steps = 0  # eager steps run before capture
+        # Work done, for FLOP counts (kgpt.benchmark): positions computed (rows x columns,
+        # after length buckets cut their PAD) and rows x columns² (attention's share).
+        self.positions = 0
+        self.positions_squared = 0
 
     @property
     def compiled(self) -> bool:
@@ -134,20 +138,28 @@ class StepRunner:
 
     def _run(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.graphed is not None and x.shape == self.graphed.x.shape:
+            self._count(x)  # (the capture's own step was counted as it was recorded)
             return self.graphed(x, y)
         if self.use_graphs:
             return self._toward_graph(x, y)
         return self.eager(x, y)
 
+    def _count(self, x: torch.Tensor) -> None:
+        rows, columns = x.shape
+        self.positions += rows * columns
+        self.positions_squared += rows * columns * columns
+
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.buckets > 1:
             loss = 0.0
             for xs, ys, weight in length_buckets(x, y, self.buckets):
+                self._count(xs)
                 with self.autocast:
                     _, part = self.forward(xs, ys)
                 (part * weight).backward()  # frees this bucket's activations before the next
                 loss = loss + part.detach() * weight
         else:
+            self._count(x)
             with self.autocast:
                 _, loss = self.forward(x, y)
             loss.backward()
