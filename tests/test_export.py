@@ -160,5 +160,7 @@ def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt
     for name in ("Ann Lee", "J. R. Hale", "Bo"):
         printed = []
         exec(snippet, {"D": str(out), "name": name, "print": printed.append})  # the card's code, as a user runs it
-        (answer,) = asker.answers(vocab, asker.contexts(vocab, parse_questions(f"Where was {name} born?\n")))
-        assert printed == [answer]
+        contexts = asker.contexts(vocab, parse_questions(f"Where was {name} born?\n"))
+        (answer,) = asker.answers(vocab, contexts)
+        (confidence,) = asker.confidences(vocab, contexts, [answer])
+        assert printed[0] == answer and printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)

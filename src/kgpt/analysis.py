@@ -104,16 +104,17 @@ def analyze(
     asker = answerer(model)
     if contexts is None:
         contexts = asker.contexts(vocab, questions)
-    confidences = asker.confidences(vocab, contexts, predictions)
+    parts = asker.confidence_parts(vocab, contexts, predictions)
     bios = bios_by_name(documents)
     probe = cued_completions(pretrained, vocab, documents, questions) if pretrained is not None else None
     recited = probe.found if probe is not None else None
     records = []
-    for i, (q, context, prediction, confidence) in enumerate(zip(questions, contexts, predictions, confidences)):
+    for i, (q, context, prediction, part) in enumerate(zip(questions, contexts, predictions, parts)):
         bio = person_bio(bios, q.name, q.answer) or person_bio(bios, q.name)
         record = {
             "line": q.line, "question": q.text, "name": q.name, "prediction": prediction, "gold": q.answer,
-            "correct": prediction == q.answer, "confidence": confidence,
+            "correct": prediction == q.answer, "confidence": part.combined,
+            "recall_confidence": part.recall, "reading_confidence": part.reading,
             # whether the gold place is in what the model could have learnt of the person's
             # bio; None: nobody of that name opens a bio, so the bio cannot be checked
             "in_bio": None if bio is None else contains_place(asker.seen(bio, q.name), q.answer),
@@ -130,10 +131,13 @@ def analyze(
     unseen_questions = [Question(f"Where was {name} born?", None, i) for i, name in enumerate(unseen, start=1)]
     unseen_contexts = asker.contexts(vocab, unseen_questions, where="generated question")
     unseen_predictions = asker.answers(vocab, unseen_contexts)
-    unseen_confidences = asker.confidences(vocab, unseen_contexts, unseen_predictions)
+    unseen_parts = asker.confidence_parts(vocab, unseen_contexts, unseen_predictions)
     return {
         "format": FORMAT,
         "answering": asker.method,
+        "confidence_kind": asker.confidence_kind,
+        # the --min_confidence chosen on held-out people with the checkpoint's calibration (None: none)
+        "recommended_threshold": asker.recommended_threshold,
         "n_bins": N_BINS,
         "coverages": list(COVERAGES),
         "training_answers_known": training_answers is not None,
@@ -144,8 +148,9 @@ def analyze(
         "unseen": {
             "seed": seed,
             "people": [
-                {"name": n, "question": q.text, "prediction": p, "confidence": c}
-                for n, q, p, c in zip(unseen, unseen_questions, unseen_predictions, unseen_confidences)
+                {"name": n, "question": q.text, "prediction": p, "confidence": c.combined,
+                 "recall_confidence": c.recall, "reading_confidence": c.reading}
+                for n, q, p, c in zip(unseen, unseen_questions, unseen_predictions, unseen_parts)
             ],
         },
     }
@@ -236,6 +241,16 @@ def abstention_rows(analysis: dict) -> list[dict]:
     return rows
 
 
+def threshold_row(analysis: dict, threshold: float) -> dict:
+    """:func:`abstention_rows`' numbers for one given threshold (the recommended one, or
+    the one evaluate was run with): what answering only at or above it does."""
+    records, unseen = analysis["questions"], analysis["unseen"]["people"]
+    answered = [r for r in records if r["confidence"] >= threshold]
+    return {"threshold": threshold, "answered": len(answered), "total": len(records),
+            "correct": sum(r["correct"] for r in answered), "abstained": len(records) - len(answered),
+            "unseen_answered": sum(u["confidence"] >= threshold for u in unseen), "unseen_total": len(unseen)}
+
+
 def wrong_answers(records: list[dict], n: int = 10) -> list[tuple[str, int]]:
     """The ``n`` answers most often given wrongly, with how often (ties by answer)."""
     counts = Counter(r["prediction"] for r in records if not r["correct"])
@@ -258,6 +273,32 @@ def storage_access(records: list[dict]) -> dict[tuple[bool | None, bool], int]:
 
 
 # --- the report ----------------------------------------------------------------------
+
+# What analysis.json files written before the confidence said what it is meant.
+CONFIDENCE_BEFORE = ("Confidence is the model's probability of its own answer: the product of "
+                     "p(character | everything before it) over the answer and the closing ⁇.")
+
+
+def _threshold_lines(analysis: dict) -> list[str]:
+    """The report's lines on the thresholds that were chosen rather than read off dev: the
+    checkpoint's recommended one (chosen on held-out people) and the one evaluate used."""
+    out = []
+    for key, what in (("recommended_threshold", "The checkpoint's recommended threshold (chosen on held-out "
+                                                 "training people and made-up names, not on this file)"),
+                      ("min_confidence", "The threshold this evaluation ran with (--min_confidence)")):
+        t = analysis.get(key)
+        if t is None:
+            continue
+        row = threshold_row(analysis, t)
+        accuracy = f"{100.0 * row['correct'] / row['answered']:.1f}%" if row["answered"] else "n/a"
+        out += ["", f"{what}, confidence ≥ {_p(t)}: answers {_share(row['answered'], row['total'])} "
+                    f"({row['correct']} right, {row['answered'] - row['correct']} wrong, accuracy {accuracy}), "
+                    f"abstains on {row['abstained']}, and still answers "
+                    f"{_share(row['unseen_answered'], row['unseen_total'])} of the unseen people."]
+    if analysis.get("answering") == "recall-read" and analysis.get("recommended_threshold") is None:
+        out += ["", "This checkpoint has no calibration, so no threshold was chosen on held-out people "
+                    "(`kgpt calibrate` fits one)."]
+    return out
 
 
 def _cell(text: str) -> str:
@@ -282,9 +323,7 @@ def render_markdown(analysis: dict) -> str:
     out = [
         "# Answers, confidence and errors",
         "",
-        "Confidence is the model's probability of its own answer: the product of "
-        "p(character | everything before it) over the answer and the closing ⁇. Every "
-        "number here is computed from analysis.json.",
+        analysis.get("confidence_kind", CONFIDENCE_BEFORE) + " Every number here is computed from analysis.json.",
         "",
         f"- questions: {n}; accuracy {_share(correct, n)}",
         f"- mean confidence {statistics.fmean(confidences):.3f} (median {statistics.median(confidences):.3f}); "
@@ -314,6 +353,7 @@ def render_markdown(analysis: dict) -> str:
     for row in abstention_rows(analysis):
         out.append(f"| {100 * row['coverage']:.0f}% | {_p(row['threshold'])} | {_share(row['answered'], row['total'])} | "
                    f"{100.0 * row['correct'] / row['answered']:.1f}% | {_share(row['unseen_answered'], row['unseen_total'])} |")
+    out += _threshold_lines(analysis)
     out += ["", "## Most frequent wrong answers", "", "| answer | times given wrongly | share of wrong answers |", "|---|---|---|"]
     wrong = n - correct
     out += [f"| {_cell(a)} | {k} | {100.0 * k / wrong:.1f}% |" for a, k in wrong_answers(records)]

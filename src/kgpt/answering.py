@@ -27,13 +27,18 @@ from pathlib import Path
 import torch
 
 from kgpt.checkpoint import RECALLER, load_model, load_state
+from kgpt.confidence import Calibration, Parts, combined, describe, recall_log_probs
 from kgpt.data.corpus import Question
 from kgpt.data.reader import Reader, spans
 from kgpt.errors import KgptError
-from kgpt.inference import answer_log_probs, continuation_log_probs, greedy_decode, top_answers
+from kgpt.inference import answer_log_probs, continuation_log_probs, greedy_decode, token_log_probs, top_answers
 from kgpt.model import GPT
 from kgpt.vocab import MASK_CHAR, CharVocab
 
+# A recall part below this marks a recall as not trusted where the checkpoint has no
+# calibration to say (docs/confidence.md: the recall threshold calibrations chose on the
+# validation split).
+UNCALIBRATED_RECALL_TRUST = 0.5
 MAX_ANSWER_CHARS = 32  # a written answer stops here if the model never closes it
 NEVER_STOP = -1  # a stop id no character has: decode the whole budget
 
@@ -65,6 +70,7 @@ class Context:
 
     text: str
     recall: str | None = None
+    cue_chars: int = 0  # how much of the recall is its cue, ``NAME.`` (given, not recalled)
 
 
 class Answerer:
@@ -117,6 +123,21 @@ class Answerer:
                                      [vocab.encode(a, where="answer") for a in answers])
         return [math.exp(lp) for lp in log_probs]
 
+    def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[Parts]:
+        """Each answer's confidence and its parts: asked directly, there is no recall, and
+        the confidence is the reading part (:meth:`confidences`)."""
+        return [Parts(None, p, p) for p in Answerer.confidences(self, vocab, contexts, answers)]
+
+    @property
+    def confidence_kind(self) -> str:
+        """What :meth:`confidences` means, in one sentence, for whoever shows it."""
+        return describe(None, recalls=False)
+
+    @property
+    def recommended_threshold(self) -> float | None:
+        """The --min_confidence chosen on held-out people (None: none was)."""
+        return None
+
     def ranked(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
         """The ``k`` most probable answers to each context with their probabilities, most
         probable first (exact: :func:`kgpt.inference.top_answers`)."""
@@ -129,10 +150,11 @@ class RecallReader(Answerer):
 
     method = "recall-read"
 
-    def __init__(self, model: GPT, recaller: GPT, reader: Reader):
+    def __init__(self, model: GPT, recaller: GPT, reader: Reader, calibration: Calibration | None = None):
         super().__init__(model)
         self.recaller = recaller
         self.reader = reader
+        self.calibration = calibration  # None: a checkpoint from before `kgpt calibrate`
 
     def to(self, device: torch.device) -> RecallReader:
         self.recaller.to(device)
@@ -145,7 +167,10 @@ class RecallReader(Answerer):
 
     def spec(self) -> dict:
         """What a checkpoint records about this way of answering (beside the recaller's weights)."""
-        return {"method": self.method, **self.reader.spec()}
+        spec = {"method": self.method, **self.reader.spec()}
+        if self.calibration is not None:
+            spec["calibration"] = self.calibration.spec()
+        return spec
 
     def check(self, vocab: CharVocab, question: Question, where: str | None = "questions") -> None:
         if question.name is None:
@@ -163,8 +188,8 @@ class RecallReader(Answerer):
             self.check(vocab, q, where)
         names = sorted({q.name for q in questions})  # each person recalled once (recall is greedy: fixed)
         recalled = dict(zip(names, recall(self.recaller, vocab, names, self.recall_chars)))
-        return [Context(self.reader.text(recalled[q.name], q.name, self.model.max_length), recalled[q.name])
-                for q in questions]
+        return [Context(self.reader.text(recalled[q.name], q.name, self.model.max_length), recalled[q.name],
+                        len(recall_cue(q.name))) for q in questions]
 
     def seen(self, bio: str, name: str) -> str:
         """What the reader would read, had the recall been the true bio."""
@@ -174,6 +199,45 @@ class RecallReader(Answerer):
         if not self.reader.extract:
             return super().answers(vocab, contexts)
         return [best[0][0] if best else "" for best in self.ranked(vocab, contexts, 1)]
+
+    def confidences(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[float]:
+        """The confidence of each answer, covering the recall as well as the reading
+        (:mod:`kgpt.confidence`): calibrated where the checkpoint has a calibration."""
+        return [p.combined for p in self.confidence_parts(vocab, contexts, answers)]
+
+    def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[Parts]:
+        signal = self.calibration.signal if self.calibration is not None else None
+        out = []
+        for (recall_lp, reading_lp) in self.part_log_probs(vocab, contexts, answers):
+            recall_lp = recall_lp[signal] if signal else recall_lp["answer-min"]
+            out.append(Parts(math.exp(recall_lp), math.exp(reading_lp), combined(self.calibration, recall_lp, reading_lp)))
+        return out
+
+    def part_log_probs(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[tuple[dict[str, float], float]]:
+        """For each answer, the recall part's log-probability by every signal of
+        :data:`kgpt.confidence.SIGNALS` and the reading part's log-probability. Each
+        distinct recall is read once by the recaller, teacher-forced."""
+        reading = [lp for lp in answer_log_probs(self.model, self.prompts(vocab, contexts),
+                                                 [vocab.encode(a, where="answer") for a in answers])]
+        recalls = sorted({c.recall for c in contexts})
+        by_recall = dict(zip(recalls, token_log_probs(self.recaller, [vocab.encode(r, where="recall") for r in recalls])))
+        return [(recall_log_probs(by_recall[c.recall], c.recall, c.cue_chars, a), lp)
+                for c, a, lp in zip(contexts, answers, reading)]
+
+    @property
+    def confidence_kind(self) -> str:
+        return describe(self.calibration, recalls=True)
+
+    @property
+    def recommended_threshold(self) -> float | None:
+        return None if self.calibration is None else self.calibration.threshold
+
+    def trusts_recall(self, parts: Parts) -> bool:
+        """Whether the recall an answer was read from looks stored rather than made up: its
+        recall part at or above the calibration's recall threshold, chosen on held-out
+        people (without one, :data:`UNCALIBRATED_RECALL_TRUST`)."""
+        floor = UNCALIBRATED_RECALL_TRUST if self.calibration is None else self.calibration.recall_threshold
+        return parts.recall is not None and parts.recall >= floor
 
     def ranked(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
         """Extracting: the ``k`` spans of the text (:func:`kgpt.data.reader.spans`) the
@@ -207,7 +271,8 @@ def load_answerer(
     try:
         if spec["method"] != RecallReader.method:
             raise ValueError(spec["method"])
-        reader = Reader.from_spec({k: v for k, v in spec.items() if k != "method"})
+        reader = Reader.from_spec({k: v for k, v in spec.items() if k not in ("method", "calibration")})
+        calibration = Calibration.from_spec(spec["calibration"]) if "calibration" in spec else None
     except (KeyError, TypeError, ValueError):
         raise KgptError(f"checkpoint {path} answers in a way this kgpt does not know ({spec!r}); "
                         "use the kgpt version that wrote it") from None
@@ -215,4 +280,4 @@ def load_answerer(
         reader = replace(reader, extract=extract)
     recaller = GPT(model.config)
     load_state(recaller, ckpt.group(RECALLER), path)
-    return RecallReader(model, recaller, reader)
+    return RecallReader(model, recaller, reader, calibration)

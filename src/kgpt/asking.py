@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from kgpt.answering import Answerer
+from kgpt.answering import Answerer, RecallReader
 from kgpt.data.corpus import Question, asked_name
 from kgpt.errors import KgptError
 from kgpt.evaluate import answerer
@@ -24,13 +24,24 @@ class Answer:
     alternatives: list[tuple[str, float]]  # (answer, probability), most probable first
     name_in_corpus: bool | None  # None: not a "Where was NAME born?" question
     recall: str | None = None  # the text recalled and read to answer (recall-then-read)
+    recall_confidence: float | None = None  # the recall part of the confidence (recall-then-read)
+    reading_confidence: float | None = None  # the reading part: the reader's probability of the answer
+    trusted_recall: bool | None = None  # whether the recall looks stored rather than made up (None: no recall)
+    min_confidence: float | None = None  # the threshold asked for (None: always answer)
+    calibrated: bool = True  # False: the confidence is an uncalibrated product of the parts
+
+    @property
+    def abstained(self) -> bool:
+        """Whether the answer is "I don't know": its confidence is below the threshold."""
+        return self.min_confidence is not None and self.confidence < self.min_confidence
 
 
 def answer_questions(
-    model: GPT | Answerer, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3, first: int = 1
+    model: GPT | Answerer, vocab: CharVocab, documents: list[str], texts: list[str], top_k: int = 3, first: int = 1,
+    min_confidence: float | None = None,
 ) -> list[Answer | KgptError]:
     """Answer each question (numbered from ``first`` in errors) in one batch; a question
-    that cannot be asked is its own error.
+    that cannot be asked is its own error. Below ``min_confidence`` an answer is abstained.
 
     One bad question (a character outside the vocabulary, too long for the block) must
     not cost the answers to the others, so errors are returned in its place, not raised.
@@ -48,12 +59,15 @@ def answer_questions(
             results[q.line - first] = e
     contexts = asker.contexts(vocab, valid, where=None)
     answers = asker.answers(vocab, contexts)
-    confidences = asker.confidences(vocab, contexts, answers)
+    parts = asker.confidence_parts(vocab, contexts, answers)
     alternatives = asker.ranked(vocab, contexts, top_k) if top_k else [[] for _ in valid]
     corpus_text = "\n".join(documents)
-    for q, context, answer, confidence, top in zip(valid, contexts, answers, confidences, alternatives):
-        results[q.line - first] = Answer(q.text, answer, confidence, top,
-                                         None if q.name is None else q.name in corpus_text, context.recall)
+    recalls = isinstance(asker, RecallReader)
+    for q, context, answer, part, top in zip(valid, contexts, answers, parts, alternatives):
+        results[q.line - first] = Answer(
+            q.text, answer, part.combined, top, None if q.name is None else q.name in corpus_text, context.recall,
+            part.recall, part.reading, asker.trusts_recall(part) if recalls else None, min_confidence,
+            calibrated=not recalls or asker.calibration is not None)
     return results  # type: ignore[return-value]  # every slot is filled above
 
 
@@ -75,14 +89,28 @@ def probability(p: float) -> str:
 def format_answer(a: Answer) -> str:
     """What ``kgpt ask`` prints for one answer. The recall is always quoted: it is text
     cut mid-sentence, with spaces at its edges that matter."""
-    lines = [a.question, f"  answer  {show(a.answer)}  (p = {probability(a.confidence)})"]
+    if a.recall_confidence is None:
+        how = f"p = {probability(a.confidence)}"
+    else:
+        kind = "p" if a.calibrated else "uncalibrated: recall × reading"
+        how = (f"{kind} = {probability(a.confidence)}; recall {probability(a.recall_confidence)}, "
+               f"reading {probability(a.reading_confidence)}")
+    if a.abstained:
+        lines = [a.question, f"  answer  I don't know  ({how}, below {probability(a.min_confidence)}; "
+                             f"best guess {show(a.answer)})"]
+    else:
+        lines = [a.question, f"  answer  {show(a.answer)}  ({how})"]
     if a.recall is not None:
         lines.append(f"  recall  {quoted(a.recall)}")
     if a.alternatives:
-        lines.append(f"  top {len(a.alternatives)}   " + " | ".join(f"{probability(p)} {show(s)}" for s, p in a.alternatives))
+        lines.append(f"  top {len(a.alternatives)}   " + " | ".join(f"{probability(p)} {show(s)}" for s, p in a.alternatives)
+                     + ("  (the reader's probabilities)" if a.recall_confidence is not None else ""))
         best = a.alternatives[0][0]
         if best != a.answer:  # only a writer decoding greedily can miss its most probable answer
             lines.append(f"  note    greedy decoding wrote {quoted(a.answer)}; {quoted(best)} is more probable")
+    if a.trusted_recall is False:
+        lines.append("  note    recall not trusted: the recaller was unsure of the answer where it recalled it "
+                     "(recall part below what held-out people's recalls reach); the bio may be made up")
     if a.name_in_corpus is False:
         lines.append(f"  note    \"{asked_name(a.question)}\" occurs nowhere in the corpus: the answer is made up")
     return "\n".join(lines)

@@ -103,6 +103,22 @@ def save_checkpoint(
     atomic_write_bytes(path, st_save(tensors, metadata={"kgpt": json.dumps(meta, ensure_ascii=False)}))
 
 
+def save_answering(path: str | Path, source: str | Path, answering: dict) -> None:
+    """Write the checkpoint ``source`` to ``path`` (atomically; it may be the same file)
+    with ``answering`` as how it answers: the same weights, settings added after training
+    (a recall-then-read checkpoint's confidence calibration, :mod:`kgpt.confidence`)."""
+    p = Path(source)
+    raw = read_input_bytes(p, "checkpoint", "check --reading_params_path")
+    if not _is_safetensors(raw):
+        raise KgptError(f"checkpoint {p} was imported from the assignment's code; it has no recall to calibrate")
+    ckpt = _read_kgpt(p, raw)  # checks the file before anything is written
+    meta = json.loads(json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["kgpt"])
+    meta.pop("sha256", None)
+    meta["answering"] = answering
+    meta["sha256"] = checkpoint_digest(meta, ckpt.tensors)
+    atomic_write_bytes(path, st_save(ckpt.tensors, metadata={"kgpt": json.dumps(meta, ensure_ascii=False)}))
+
+
 def _is_safetensors(raw: bytes) -> bool:
     """A safetensors file starts with its JSON header's length, then the header.
 

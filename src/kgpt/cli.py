@@ -60,6 +60,17 @@ _epochs = _number(int, 0, MAX_EPOCHS_LIMIT, f"use 0 to {MAX_EPOCHS_LIMIT}")
 _positive_int = _number(int, 1, math.inf, "must be at least 1")
 _seed = _number(int, 0, MAX_SEED, "use 0 to 2**63-1")
 _seconds = _number(float, 0.0, math.inf, "use 0 (every epoch) or more seconds")
+_probability = _number(float, 0.0, 1.0, "a confidence is from 0 to 1")
+
+
+def _min_confidence(s: str):
+    """--min_confidence: a confidence from 0 to 1, or "recommended" (the checkpoint's)."""
+    return s if s == "recommended" else _probability(s)
+
+
+def _min_confidence_flag(p: argparse.ArgumentParser, below: str) -> None:
+    _opt(p, "min_confidence", type=_min_confidence, default=None, metavar="P",
+         help=f"below this confidence (0 to 1, or 'recommended': the checkpoint's, chosen on held-out people) {below}")
 
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
@@ -118,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
          help="with --analysis_dir: the model before finetuning, to probe which birthplaces it stored")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
     _read_flag(p)
+    _min_confidence_flag(p, "the prediction is an empty line, counted apart from wrong answers")
 
     p = sub.add_parser("ask", help="answer questions with confidence and the most probable answers")
     p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
@@ -126,7 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "reading_params_path", required=True, help="the finetuned model")
     _opt(p, "top_k", type=_number(int, 0, 20, "use 0 (none) to 20"), default=3, help="most probable answers to list (default 3)")
     _read_flag(p)
+    _min_confidence_flag(p, "the answer is \"I don't know\"")
     _opt(p, "no_progress", action="store_true", help="no count of answered questions on stderr when stdout is a file")
+    _opt(p, "bottleneck_dim", type=_positive_int, default=None)
+    _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    p = sub.add_parser("calibrate", help="fit a recall-then-read checkpoint's confidence on people held out of its finetuning")
+    p.add_argument("variant", metavar="VARIANT", choices=VARIANTS, help=f"one of {', '.join(VARIANTS)}")
+    p.add_argument("pretrain_corpus_path", metavar="CORPUS", help="the pretraining corpus (wiki.txt)")
+    _opt(p, "reading_params_path", required=True, help="the finetuned recall-then-read checkpoint")
+    _opt(p, "calibration_corpus_path", required=True,
+         help="QUESTION<TAB>PLACE lines about training people left out of the reader's finetuning file (never dev)")
+    _opt(p, "writing_params_path", required=True, help="where the calibrated checkpoint goes (may be the same file)")
+    _opt(p, "made_up", type=_number(int, 1, 10_000, "use 1 to 10000"), default=None,
+         help="generated names that occur nowhere in the corpus, fit as wrong answers (default 200)")
+    _opt(p, "seed", type=_seed, default=None, help="seed of the generated names (default 1; the analysis uses 0)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -251,9 +277,10 @@ def _cmd_evaluate(args) -> None:
         args.variant, args.pretrain_corpus_path, args.reading_params_path, args.eval_corpus_path,
         args.outputs_path, args.bottleneck_dim, args.device, analysis_dir=args.analysis_dir,
         finetune_corpus_path=args.finetune_corpus_path, pretrained_params_path=args.pretrained_params_path,
-        progress=not args.no_progress, extract=_extract(args),
+        progress=not args.no_progress, extract=_extract(args), min_confidence=args.min_confidence,
     )
-    print(score_line(ev.correct, ev.total) if ev.total else f"Predictions written to {args.outputs_path}; no targets provided")
+    print(score_line(ev.correct, ev.total, ev.abstained, ev.min_confidence) if ev.total
+          else f"Predictions written to {args.outputs_path}; no targets provided")
     if ev.analysis is not None:
         print(f"Analysis written to {ev.analysis}")
 
@@ -280,7 +307,7 @@ def _cmd_ask(args) -> None:
         show = not args.no_progress and not sys.stdout.isatty()  # answers go to a file: count them on stderr
     answers = pipeline.ask(args.variant, args.pretrain_corpus_path, args.reading_params_path, questions,
                            top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device, chunk=chunk,
-                           extract=_extract(args))
+                           extract=_extract(args), min_confidence=args.min_confidence)
     failed = asked = 0
     with pipeline.progress_bar(None, "ask", show) as bar:
         for asked, a in enumerate(answers, start=1):
@@ -292,6 +319,21 @@ def _cmd_ask(args) -> None:
             bar.update(1)
     if failed:
         raise KgptError(f"{failed} of {asked} questions could not be answered (see above)")
+
+
+def _cmd_calibrate(args) -> None:
+    from kgpt import pipeline
+
+    kw = {k: v for k, v in (("made_up", args.made_up), ("seed", args.seed)) if v is not None}
+    result = pipeline.calibrate(args.variant, args.pretrain_corpus_path, args.reading_params_path,
+                                args.calibration_corpus_path, args.writing_params_path,
+                                bottleneck_dim=args.bottleneck_dim, device=args.device, **kw)
+    c, f = result.calibration, result.fitted
+    print(f"calibrated on {f['people']} held-out people and {f['made_up']} made-up names: "
+          f"recommended --min_confidence {c.threshold:.4f} answers {f['answered']}/{f['people']} of them "
+          f"({f['correct']} right) and {f['made_up_answered']}/{f['made_up']} made-up names; "
+          f"a recall part below {c.recall_threshold:.4f} is not trusted")
+    print(f"wrote {args.writing_params_path}")
 
 
 def _cmd_export(args) -> None:
@@ -361,6 +403,7 @@ COMMANDS = {
     "finetune": _cmd_finetune,
     "evaluate": _cmd_evaluate,
     "ask": _cmd_ask,
+    "calibrate": _cmd_calibrate,
     "export": _cmd_export,
     "london-baseline": _cmd_london,
     "demo": _cmd_demo,

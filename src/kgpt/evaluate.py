@@ -86,6 +86,13 @@ def write_predictions(path: str | Path, predictions: list[str]) -> None:
     atomic_write_bytes(path, "".join(p + "\n" for p in predictions).encode("utf-8"))
 
 
-def score_line(correct: float, total: float) -> str:
-    """The assignment's result line."""
-    return f"Correct: {int(correct)} out of {int(total)}: {100.0 * correct / total:.1f}%"
+def score_line(correct: float, total: float, abstained: int | None = None, min_confidence: float | None = None) -> str:
+    """The assignment's result line; with a confidence threshold, the questions left
+    unanswered below it (``abstained``) are counted apart from the wrong answers."""
+    line = f"Correct: {int(correct)} out of {int(total)}: {100.0 * correct / total:.1f}%"
+    if abstained is None:
+        return line
+    answered = int(total) - abstained
+    accuracy = f"{100.0 * correct / answered:.1f}%" if answered else "n/a"
+    return (f"{line}; abstained on {abstained} (confidence below {min_confidence:.4g}), "
+            f"wrong {answered - int(correct)}, accuracy on the {answered} answered {accuracy}")

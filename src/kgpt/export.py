@@ -28,6 +28,7 @@ import torch
 
 from kgpt.answering import MAX_ANSWER_CHARS, Answerer, RecallReader, load_answerer
 from kgpt.checkpoint import read_checkpoint
+from kgpt.confidence import LOGIT_CLIP, Calibration
 from kgpt.data.corpus import read_questions
 from kgpt.data.reader import ANSWER_ROOM, MAX_PLACE_CHARS, Reader
 from kgpt.errors import KgptError
@@ -168,7 +169,8 @@ def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
             "This is a recall-then-read model: `recaller/` (the pretrained model) recalls the person's bio from "
             "`NAME.`, this model reads it and answers with the word of it (a run of up to "
             f"{asker.reader.max_words} words) it is most likely to write, as `kgpt ask` does; with transformers alone:", "",
-            "```python", *recall_snippet(asker.reader, model.max_length), "```",
+            "```python", *recall_snippet(asker.reader, model.max_length, asker.calibration), "```",
+            "", confidence_kind_line(asker),
         ]
     else:
         lines += [
@@ -183,7 +185,16 @@ def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def recall_snippet(reader: Reader, max_length: int) -> list[str]:
+def confidence_kind_line(asker: RecallReader) -> str:
+    """The card's sentence on what the printed confidence is, and the threshold to use."""
+    line = f"The second number printed is the answer's confidence. {asker.confidence_kind}"
+    if asker.calibration is not None:
+        line += (f" Answer \"I don't know\" below {asker.calibration.threshold:.4f}: the threshold that keeps "
+                 f"{100 * asker.calibration.fitted_on.get('coverage', 0.9):.0f}% of the held-out people answered.")
+    return line
+
+
+def recall_snippet(reader: Reader, max_length: int, calibration: Calibration | None = None) -> list[str]:
     """Recall-then-read with transformers alone, for ``D`` (the exported directory) and
     ``name``: the recall, the text the reader reads (:meth:`kgpt.data.reader.Reader.text`
     in regular expressions), and the best-scoring span, which ``kgpt ask`` prints."""
@@ -191,11 +202,11 @@ def recall_snippet(reader: Reader, max_length: int) -> list[str]:
     to_word_end = r"(?:(?<=\w)\w*)?" if reader.whole_words else ""
     cut = (rf"    text = re.match(r'(?s).{{0,{room}}}(?!(?<=\w)\w)', text).group().rstrip()" if reader.whole_words
            else f"    text = text[:{room}]")
-    answer = ("print(max(dict.fromkeys(spans), key=log_p) if spans else '')" if reader.extract else
-              f"print(tok.decode(reader.generate(torch.tensor([prompt]), max_new_tokens={MAX_ANSWER_CHARS}, do_sample=False, "
-              f"eos_token_id=tok.mask_token_id)[0, len(prompt):]).split('{mask}')[0])")
+    answer = ("answer = max(dict.fromkeys(spans), key=log_p) if spans else ''" if reader.extract else
+              f"answer = tok.decode(reader.generate(torch.tensor([prompt]), max_new_tokens={MAX_ANSWER_CHARS}, "
+              f"do_sample=False, eos_token_id=tok.mask_token_id)[0, len(prompt):]).split('{mask}')[0]")
     return [
-        "import re, torch",
+        "import math, re, torch",
         "from transformers import AutoModelForCausalLM, AutoTokenizer",
         "tok, reader = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D)",
         "recaller = AutoModelForCausalLM.from_pretrained(D + '/recaller')",
@@ -219,6 +230,44 @@ def recall_snippet(reader: Reader, max_length: int) -> list[str]:
         f"spans = [text[a.start():b.end()] for i, a in enumerate(words) for b in words[i:i + {reader.max_words}] "
         f"if b.end() - a.start() <= {MAX_PLACE_CHARS}]",
         answer,
+        "print(answer)",
+        *confidence_snippet(calibration),
+    ]
+
+
+def confidence_snippet(calibration: Calibration | None) -> list[str]:
+    """The confidence ``kgpt ask`` gives the answer (:mod:`kgpt.confidence`), with
+    transformers alone: the recaller's least probable character of the answer where it
+    stands in the recall, the reader's probability, and their calibrated combination
+    (without a calibration: their product)."""
+    if calibration is None:
+        combine = ["confidence = math.exp(recall_lp + reading_lp)  # uncalibrated: no calibration in this checkpoint"]
+    else:
+        bias, w_reading, w_recall = calibration.weights
+        clip = LOGIT_CLIP
+        combine = [
+            f"logit = lambda lp: {clip} if lp >= 0 else max(-{clip}, min({clip}, lp - math.log(-math.expm1(lp))))",
+            f"z = {bias!r} + {w_reading!r} * logit(reading_lp) + {w_recall!r} * logit(recall_lp)",
+            "confidence = 1 / (1 + math.exp(-z))  # calibrated on held-out people: the probability of being right",
+        ]
+    signal = {"answer-min": "lps.min()", "answer-mean": "lps.mean()"}
+    if calibration is not None and calibration.signal == "prefix-min":
+        pick = "lps = char_lp[len(cue) - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
+        reduce = "lps.min()"
+    else:
+        pick = "lps = char_lp[m.start() - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
+        reduce = signal[calibration.signal if calibration is not None else "answer-min"]
+    return [
+        "",
+        "# How sure: is the recall stored (the recaller's probability of the answer where it stands in it)",
+        "# and is it read right (the reader's probability of the answer)? As kgpt ask's confidence.",
+        "ids = tok(recall, return_tensors='pt').input_ids",
+        "char_lp = recaller(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])[:, 0]",
+        r"m = re.compile(r'(?<!\w)' + re.escape(answer) + r'(?!\w)').search(recall, len(cue)) if answer else None",
+        pick,
+        f"recall_lp, reading_lp = {reduce}.item(), log_p(answer)",
+        *combine,
+        "print(confidence)",
     ]
 
 

@@ -301,3 +301,31 @@ def top_answers(
                 heapq.heappush(frontier, (-scores[t].item(), ids + (t,)))
     model.train(was_training)
     return found
+
+
+@torch.no_grad()
+def token_log_probs(model: GPT, rows: list[list[int]], batch_size: int = 128) -> list[list[float]]:
+    """For each row of ids, log p(row[t] | row[:t]) for t = 1 .. len(row) - 1, the model in
+    eval mode: how probable the model finds each character of a text where it stands.
+
+    One teacher-forced pass per batch (right-padded rows, which causality makes safe).
+    The confidence of a recall (:mod:`kgpt.confidence`) reads the recaller's probability
+    of the characters it recalled this way, with no decoding again.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[list[float]] = []
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i : i + batch_size]
+        if any(not 1 <= len(r) <= model.max_length for r in batch):
+            raise ValueError("every row needs at least one id and must fit the model's block")
+        width = max(map(len, batch))
+        x = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
+        for r, ids in enumerate(batch):
+            x[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        logp = torch.log_softmax(model(x.to(device))[0].float(), dim=-1).cpu()
+        picked = logp[:, :-1].gather(-1, x[:, 1:].unsqueeze(-1)).squeeze(-1).double()
+        out.extend(picked[r, : len(ids) - 1].tolist() for r, ids in enumerate(batch))
+    model.train(was_training)
+    return out

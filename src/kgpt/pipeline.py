@@ -7,6 +7,7 @@ cell run exactly the same code. Defaults are the assignment's hyperparameters.
 from __future__ import annotations
 
 import contextlib
+import math
 import copy
 import functools
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,8 @@ import torch
 from kgpt.analysis import ANALYSIS_FILES, analyze, write_analysis
 from kgpt.answering import Answerer, RecallReader, load_answerer, recall
 from kgpt.asking import Answer, answer_questions
-from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_checkpoint
+from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_answering, save_checkpoint
+from kgpt.confidence import MADE_UP_SEED, N_MADE_UP, Calibration, examples, fit, held_out_scores, operating_point
 from kgpt.data.corpus import bios_by_name, corpus_documents, iter_questions, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
@@ -284,6 +286,8 @@ class Evaluation:
     correct: int
     total: int
     analysis: Path | None = None  # analysis.md, when asked for
+    abstained: int | None = None  # scored questions left unanswered below --min_confidence (None: no threshold)
+    min_confidence: float | None = None
 
     @property
     def accuracy(self) -> float:
@@ -303,6 +307,7 @@ def evaluate(
     pretrained_params_path: str | Path | None = None,
     progress: bool = False,
     extract: bool | None = None,
+    min_confidence: float | str | None = None,
 ) -> Evaluation:
     """The answer to every question (greedy, or extracted by a recall-then-read reader;
     ``extract`` switches it); scored when the file has places.
@@ -313,6 +318,10 @@ def evaluate(
     :data:`~kgpt.evaluate.EVAL_CHUNK` questions at a time, each chunk's answers streamed to
     ``outputs_path`` (renamed into place at the end), so memory does not grow with the
     file. ``progress`` shows a bar on stderr.
+
+    ``min_confidence`` (a number in [0, 1], or "recommended": the checkpoint's threshold,
+    chosen on held-out people): an answer below it is an empty line, and the score counts
+    it apart from the wrong answers. Without it the outputs are the answers, every one.
 
     With ``analysis_dir``, also the confidence and error analysis of these same answers
     (:mod:`kgpt.analysis`), which holds every answer; the finetuning file and the
@@ -327,7 +336,9 @@ def evaluate(
             check_output(Path(analysis_dir) / name, "--analysis_dir", inputs)
     elif finetune_corpus_path is not None or pretrained_params_path is not None:
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
+    check_min_confidence(min_confidence)
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
+    threshold = resolve_min_confidence(min_confidence, asker, reading_params_path)
     model = asker.model
     where = f"question file {eval_corpus_path}"
     questions = predictions = contexts = None
@@ -341,27 +352,91 @@ def evaluate(
     if analysis_dir is not None:  # every input read and checked before the decoding
         predictions, contexts = [], []
         extras = _analysis_inputs(corpus, asker, questions, eval_corpus_path, finetune_corpus_path, pretrained_params_path)
-    total = correct = 0
+    total = correct = abstained = 0
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(atomic_writer(outputs_path)) if outputs_path is not None else None
         bar = stack.enter_context(progress_bar(n, "evaluate", progress))
         for chunk, read, answers in predict_stream(asker, corpus.vocab, source(), where):
+            given = answers
+            if threshold is not None:  # "" where the model abstains: the line count stays the input's
+                confident = [c >= threshold for c in asker.confidences(corpus.vocab, read, answers)]
+                given = [a if ok else "" for a, ok in zip(answers, confident)]
+                abstained += sum(not ok for q, ok in zip(chunk, confident) if q.answer is not None)
             if sink is not None:
-                sink.write("".join(a + "\n" for a in answers).encode("utf-8"))
+                sink.write("".join(a + "\n" for a in given).encode("utf-8"))
             if predictions is not None:
-                predictions.extend(answers)
+                predictions.extend(answers)  # the analysis studies every answer, abstention included
                 contexts.extend(read)
-            scored = [q.answer == a for q, a in zip(chunk, answers) if q.answer is not None]
+            scored = [q.answer == a for q, a in zip(chunk, given) if q.answer is not None]
             total, correct = total + len(scored), correct + sum(scored)
             bar.update(len(chunk))
     report = None
     if analysis_dir is not None:
         result = analyze(asker, corpus.vocab, corpus.documents, questions, predictions, contexts, **extras)
+        result["min_confidence"] = threshold
         result["source"] = {"variant": model.config.variant, **{k: None if v is None else str(v) for k, v in (
             ("corpus", corpus_path), ("params", reading_params_path), ("questions", eval_corpus_path),
             ("finetune_corpus", finetune_corpus_path), ("pretrained_params", pretrained_params_path))}}
         report = write_analysis(analysis_dir, result)
-    return Evaluation(correct, total, report)
+    return Evaluation(correct, total, report, None if threshold is None else abstained, threshold)
+
+
+def check_min_confidence(value: float | str | None) -> None:
+    """The user error a --min_confidence value is, if any (before any model is read)."""
+    if value is None or value == "recommended":
+        return
+    if isinstance(value, str) or not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise KgptError(f"--min_confidence {value} is not a confidence; give a number from 0 to 1, or 'recommended'")
+
+
+def resolve_min_confidence(value: float | str | None, asker: Answerer, params_path) -> float | None:
+    """The threshold itself: "recommended" is the checkpoint's, chosen on held-out people."""
+    if value != "recommended":
+        return value
+    if asker.recommended_threshold is None:
+        raise KgptError(f"--min_confidence recommended: {params_path} has no recommended threshold (no calibration); "
+                        "run kgpt calibrate on it first, or give a number from 0 to 1")
+    return asker.recommended_threshold
+
+
+@dataclass
+class CalibrationResult:
+    calibration: Calibration
+    fitted: dict  # the operating point at the recommended threshold on the examples fit (in-sample)
+
+
+def calibrate(
+    variant: str | None,
+    corpus_path: str | Path,
+    reading_params_path: str | Path,
+    calibration_corpus_path: str | Path,
+    writing_params_path: str | Path,
+    made_up: int = N_MADE_UP,
+    seed: int = MADE_UP_SEED,
+    bottleneck_dim: int | None = None,
+    device: str = "auto",
+) -> CalibrationResult:
+    """Fit the confidence of a recall-then-read checkpoint (:mod:`kgpt.confidence`) on the
+    people of ``calibration_corpus_path``, who must be held out of the reader's finetuning
+    file, and ``made_up`` generated names; write the checkpoint with it to
+    ``writing_params_path`` (which may be the checkpoint itself: only the settings change)."""
+    check_output(writing_params_path, "--writing_params_path", [corpus_path, calibration_corpus_path])
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
+    if not isinstance(asker, RecallReader):
+        raise KgptError(f"kgpt calibrate fits the confidence of a recall-then-read checkpoint (--recipe recall); "
+                        f"{reading_params_path} answers the question itself")
+    questions = read_questions(calibration_corpus_path, require_answers=True)
+    where = f"calibration file {calibration_corpus_path}"
+    count_askable(asker, corpus.vocab, questions, where)
+    scores = held_out_scores(asker, corpus.vocab, corpus.documents, questions, made_up, seed)
+    held = examples(scores)
+    if not any(e.made_up for e in held):
+        raise KgptError(f"no made-up names could be built from the names in {calibration_corpus_path}; "
+                        "it needs people with a given and a family name")
+    asker.calibration = fit(held, seed=seed)
+    save_answering(writing_params_path, reading_params_path, asker.spec())
+    return CalibrationResult(asker.calibration, operating_point(
+        held, lambda e: asker.calibration.combine(e.recall_log_p, e.reading_log_p), asker.calibration.threshold))
 
 
 def progress_bar(total: int | None, stage: str, show: bool):
@@ -399,17 +474,20 @@ ASK_CHUNK = 256  # questions `kgpt ask` answers together: one batch of recalls a
 def ask(
     variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: Iterable[str],
     top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto", chunk: int = ASK_CHUNK,
-    extract: bool | None = None,
+    extract: bool | None = None, min_confidence: float | str | None = None,
 ) -> Iterator[Answer | KgptError]:
     """Answers with their confidence and the top-k answers, in the questions' order;
     a bad question is its own error. Questions are taken ``chunk`` at a time and
     each answer is yielded as its chunk is done, so a stream of any length (stdin) is
     answered in bounded memory. A generator: nothing, not even the checkpoint, is read
-    until the first answer is asked for."""
+    until the first answer is asked for. Below ``min_confidence`` (see :func:`evaluate`) an
+    answer is marked abstained: "I don't know"."""
+    check_min_confidence(min_confidence)
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
+    threshold = resolve_min_confidence(min_confidence, asker, reading_params_path)
     first = 1
     for batch in chunks(questions, chunk):
-        yield from answer_questions(asker, corpus.vocab, corpus.documents, batch, top_k, first)
+        yield from answer_questions(asker, corpus.vocab, corpus.documents, batch, top_k, first, threshold)
         first += len(batch)
 
 
