@@ -77,6 +77,16 @@ def cross_validate(real: list, made_up: list, confidence_of) -> dict:
     return total
 
 
+def choose(candidates: dict[str, dict]) -> str:
+    """The declared rule: fewest made-up names answered; within SLACK of that, most right
+    answers; a tie after that goes to answer-min (the measured lead)."""
+    fewest = min(c["made_up_answered"] for c in candidates.values())
+    tied = [s for s in SIGNALS if candidates[s]["made_up_answered"] <= fewest + SLACK]
+    best = max(candidates[s]["correct"] for s in tied)
+    tied = [s for s in tied if candidates[s]["correct"] == best]
+    return "answer-min" if "answer-min" in tied else tied[0]
+
+
 def calibrated(signal):
     def confidence_of(train):
         cal = fit(train, signal)
@@ -109,12 +119,7 @@ def signals(params: Path, val_path: Path, n_made_up: int, seed: int) -> None:
     result["baselines"]["recall alone (answer-min)"] = cross_validate(real, made_up, ranked_by(lambda e: e.recall_log_p))
     result["baselines"]["product (answer-min)"] = cross_validate(
         real, made_up, ranked_by(lambda e: math.exp(e.recall_log_p + e.reading_log_p)))
-    cand = result["candidates"]
-    fewest = min(c["made_up_answered"] for c in cand.values())
-    tied = [s for s in SIGNALS if cand[s]["made_up_answered"] <= fewest + SLACK]
-    best = max(c["correct"] for s, c in cand.items() if s in tied)
-    tied = [s for s in tied if cand[s]["correct"] == best]
-    result["chosen"] = "answer-min" if "answer-min" in tied else tied[0]
+    result["chosen"] = choose(result["candidates"])
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))
 

@@ -354,3 +354,20 @@ def test_the_exported_card_computes_the_same_confidence(calibrated_model, tiny_d
         (answer,) = asker.answers(vocab, contexts)
         (confidence,) = asker.confidences(vocab, contexts, [answer])
         assert printed[0] == answer and printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)
+
+
+def test_the_validation_rule_picks_the_signal_that_answers_fewest_made_up_names():
+    from conftest import load_benchmark
+
+    bench = load_benchmark("confidence_validation")
+    # answer-mean tells made-up names apart (their mean is low); answer-min does not (every min is -1).
+    real = [({"answer-min": -1.0, "answer-mean": -0.01, "prefix-min": -1.0}, math.log(0.5 + i / 80), i % 5 != 0, False)
+            for i in range(40)]
+    made = [({"answer-min": -1.0, "answer-mean": -3.0, "prefix-min": -1.0}, math.log(0.5 + i / 40), False, True)
+            for i in range(20)]  # read as surely as the real people: only the recall part can tell them apart
+    results = {s: bench.cross_validate(*(lambda ex: ([e for e in ex if not e.made_up], [e for e in ex if e.made_up]))(
+        cf.examples(real + made, s)), bench.calibrated(s)) for s in cf.SIGNALS}
+    assert results["answer-mean"]["made_up_answered"] == 0 and results["answer-min"]["made_up_answered"] >= 15
+    assert results["answer-mean"]["people"] == 40 and results["answer-mean"]["made_up"] == 20
+    assert bench.choose(results) == "answer-mean"
+    assert bench.choose({s: {"made_up_answered": 3, "correct": 10} for s in cf.SIGNALS}) == "answer-min"  # a tie
