@@ -122,7 +122,8 @@ def test_extraction_ranks_every_span_by_the_readers_exact_probability(monkeypatc
     assert all(math.isclose(p, math.exp(lp), rel_tol=1e-4) for (_, p), (_, lp) in zip(ranked, expected))
     (answer,) = asker.answers(vocab, contexts)
     assert answer == ranked[0][0] and answer in candidates
-    assert math.isclose(asker.confidences(vocab, contexts, [answer])[0], ranked[0][1], rel_tol=1e-4)
+    # the reading part of the confidence is that probability (the recall part is the recaller's: kgpt.confidence)
+    assert math.isclose(asker.confidence_parts(vocab, contexts, [answer])[0].reading, ranked[0][1], rel_tol=1e-4)
     writer = RecallReader(model, model, Reader(max_words=2, extract=False))
     assert writer.contexts(vocab, questions) == contexts  # the switch changes how it answers, not what it reads
 
