@@ -17,6 +17,7 @@ the uncalibrated product) are scored the same way, for comparison only.
         --finetune_corpus_path runs/conf/fit.tsv --writing_params_path runs/conf/reader.params
     python benchmarks/confidence_validation.py signals --params runs/conf/reader.params \\
         --val runs/conf/val.tsv > docs/results/confidence-validation.json
+    python benchmarks/confidence_validation.py summary --analysis DIR/analysis.json  # dev figures, counts only
 
 Prints counts only: nothing per person.
 """
@@ -115,13 +116,33 @@ def signals(params: Path, val_path: Path, n_made_up: int, seed: int) -> None:
     real, made_up = [e for e in held if not e.made_up], [e for e in held if e.made_up]
     result["people"], result["made_up"] = len(real), len(made_up)
     result["right_without_abstaining"] = sum(e.correct for e in real)
-    result["baselines"]["reading alone"] = cross_validate(real, made_up, ranked_by(lambda e: e.reading_log_p))
-    result["baselines"]["recall alone (answer-min)"] = cross_validate(real, made_up, ranked_by(lambda e: e.recall_log_p))
+    result["baselines"]["reading alone"] = cross_validate(real, made_up, ranked_by(lambda e: math.exp(e.reading_log_p)))
+    result["baselines"]["recall alone (answer-min)"] = cross_validate(real, made_up,
+                                                                      ranked_by(lambda e: math.exp(e.recall_log_p)))
     result["baselines"]["product (answer-min)"] = cross_validate(
         real, made_up, ranked_by(lambda e: math.exp(e.recall_log_p + e.reading_log_p)))
     result["chosen"] = choose(result["candidates"])
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))
+
+
+def summary(analysis_json: Path) -> None:
+    """The issue's figures from an ``evaluate --analysis_dir`` analysis.json, as counts only:
+    at each coverage, dev answered, right, and made-up names still answered; ECE over 10
+    equal-width and 10 equal-mass bins; what the recommended threshold does."""
+    from kgpt.analysis import abstention_rows, reliability_bins, threshold_row
+
+    a = json.loads(analysis_json.read_text(encoding="utf-8"))
+    records = a["questions"]
+    out = {"analysis": str(analysis_json), "confidence": a.get("confidence_kind"), "questions": len(records),
+           "correct": sum(r["correct"] for r in records),
+           "ece_equal_width": calibration_error(reliability_bins(records, 10)),
+           "ece_equal_mass": calibration_error(equal_mass_bins(records, 10)),
+           "coverage": abstention_rows(a)}
+    for key in ("recommended_threshold", "min_confidence"):
+        if a.get(key) is not None:
+            out[key] = threshold_row(a, a[key])
+    print(json.dumps(out, indent=1))
 
 
 def main() -> None:
@@ -134,9 +155,13 @@ def main() -> None:
     p.add_argument("--val", type=Path, required=True)
     p.add_argument("--made_up", type=int, default=N_MADE_UP)
     p.add_argument("--seed", type=int, default=MADE_UP_SEED)
+    p = sub.add_parser("summary")
+    p.add_argument("--analysis", type=Path, required=True, help="analysis.json of kgpt evaluate --analysis_dir")
     args = parser.parse_args()
     if args.command == "split":
         write_split(args.out)
+    elif args.command == "summary":
+        summary(args.analysis)
     else:
         signals(args.params, args.val, args.made_up, args.seed)
 

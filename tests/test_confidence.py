@@ -287,6 +287,15 @@ def test_evaluate_abstains_below_the_threshold_and_is_unchanged_without_one(cali
     assert [r["confidence"] for r in analysis["questions"]] == pytest.approx(confidences)
     assert all(r["recall_confidence"] is not None for r in analysis["questions"] + analysis["unseen"]["people"])
     assert "logistic regression fit on 4 training people" in (tmp_path / "an" / "analysis.md").read_text(encoding="utf-8")
+    from conftest import load_benchmark
+
+    capsys.readouterr()
+    load_benchmark("confidence_validation").summary(tmp_path / "an" / "analysis.json")
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["min_confidence"]["abstained"] == abstained and summary["min_confidence"]["correct"] == correct
+    assert summary["questions"] == len(questions) and 0 <= summary["ece_equal_mass"] <= 1
+    dumped = json.dumps(summary, ensure_ascii=False)
+    assert not any(q.name in dumped or q.answer in dumped for q in questions)  # counts only: nothing per person
 
 
 def test_ask_shows_the_parts_and_abstains(calibrated_model, tiny_data_shared, capsys):
