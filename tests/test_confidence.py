@@ -380,3 +380,12 @@ def test_the_validation_rule_picks_the_signal_that_answers_fewest_made_up_names(
     assert results["answer-mean"]["people"] == 40 and results["answer-mean"]["made_up"] == 20
     assert bench.choose(results) == "answer-mean"
     assert bench.choose({s: {"made_up_answered": 3, "correct": 10} for s in cf.SIGNALS}) == "answer-min"  # a tie
+
+
+def test_calibrate_uses_the_signal_it_is_given(calibrated_model, tiny_data_shared, tmp_path):
+    fin, _, held = calibrated_model
+    out = tmp_path / "mean.params"
+    assert main(["calibrate", "rope", str(tiny_data_shared.wiki), "--reading_params_path", str(fin),
+                 "--calibration_corpus_path", str(held), "--writing_params_path", str(out), "--made_up", "4",
+                 "--signal", "prefix-min", "--device", "cpu"]) == 0
+    assert cf.Calibration.from_spec(read_checkpoint(out).answering["calibration"]).signal == "prefix-min"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kgpt.confidence import SIGNALS
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
 from kgpt.training.recipe import ASSIGNMENT, RECIPES
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "made_up", type=_number(int, 1, 10_000, "use 1 to 10000"), default=None,
          help="generated names that occur nowhere in the corpus, fit as wrong answers (default 200)")
     _opt(p, "seed", type=_seed, default=None, help="seed of the generated names (default 1; the analysis uses 0)")
+    _opt(p, "signal", choices=SIGNALS, default=None,
+         help="how the recall part reads the recaller's probabilities (default answer-min; chosen on validation, docs/confidence.md)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -324,7 +327,7 @@ def _cmd_ask(args) -> None:
 def _cmd_calibrate(args) -> None:
     from kgpt import pipeline
 
-    kw = {k: v for k, v in (("made_up", args.made_up), ("seed", args.seed)) if v is not None}
+    kw = {k: v for k, v in (("made_up", args.made_up), ("seed", args.seed), ("signal", args.signal)) if v is not None}
     result = pipeline.calibrate(args.variant, args.pretrain_corpus_path, args.reading_params_path,
                                 args.calibration_corpus_path, args.writing_params_path,
                                 bottleneck_dim=args.bottleneck_dim, device=args.device, **kw)

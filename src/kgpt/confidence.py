@@ -28,8 +28,6 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 # Logits are clipped here: a probability of 1.0 in float arithmetic would give +inf, and
 # beyond ±20 (p within 2e-9 of 0 or 1) there is nothing left to tell apart.
 LOGIT_CLIP = 20.0
@@ -155,6 +153,8 @@ def fit_logistic(features: list[tuple[float, float]], labels: list[bool], l2: fl
     """(bias, w1, w2) of a logistic regression by Newton's method, a small L2 penalty on w1
     and w2 (so separable data, such as every made-up name below every real person, still
     gives finite weights). Deterministic: no random start, no stochastic steps."""
+    import torch  # here, not at the top: the command line imports SIGNALS without loading torch
+
     x = torch.tensor([[1.0, *f] for f in features], dtype=torch.float64)
     y = torch.tensor(labels, dtype=torch.float64)
     w = torch.zeros(3, dtype=torch.float64)
