@@ -106,7 +106,7 @@ def test_fit_abstains_on_made_up_recalls_that_the_reader_reads_with_certainty():
     reading_alone = cf.operating_point(ex, lambda e: e.reading_log_p, cf.keep_threshold([e.reading_log_p for e in real]))
     assert reading_alone["made_up_answered"] == 20  # what the reader's probability alone does: answers them all
     assert cal.recall_threshold == pytest.approx(0.99)
-    assert cal.fitted_on == {"people": 40, "made_up": 20, "made_up_seed": 3, "coverage": 0.9}
+    assert cal.fitted_on == {"people": 40, "made_up": 20, "made_up_seed": 3, "coverage": 0.9, "made_up_share": 0.1}
     assert cf.Calibration.from_spec(json.loads(json.dumps(cal.spec()))) == cal
     for bad in ({}, {**cal.spec(), "weights": [1, 2]}, {**cal.spec(), "signal": "vibes"}, {**cal.spec(), "weights": [1, "x", 2]}):
         with pytest.raises(ValueError):
@@ -389,3 +389,15 @@ def test_calibrate_uses_the_signal_it_is_given(calibrated_model, tiny_data_share
                  "--calibration_corpus_path", str(held), "--writing_params_path", str(out), "--made_up", "4",
                  "--signal", "prefix-min", "--device", "cpu"]) == 0
     assert cf.Calibration.from_spec(read_checkpoint(out).answering["calibration"]).signal == "prefix-min"
+
+
+def test_made_up_names_that_look_real_do_not_pull_the_real_peoples_confidence_down():
+    """Made-up names the recall part cannot tell apart weigh a tenth of the real people:
+    the real people's mean confidence stays near their accuracy (at full weight it would
+    fall to the accuracy of the mixed population, 0.5 * 40 / 80 = 0.25)."""
+    real = [cf.Scored(math.log(0.9), math.log(0.9), i % 2 == 0) for i in range(40)]  # half right
+    made = [cf.Scored(math.log(0.9), math.log(0.9), False, made_up=True)] * 40  # the same parts, all wrong
+    weighted = cf.fit(real + made)
+    assert weighted.combine(math.log(0.9), math.log(0.9)) == pytest.approx(20 / (40 + 0.1 * 40), abs=1e-3)
+    full = cf.fit(real + made, made_up_share=1.0)
+    assert full.combine(math.log(0.9), math.log(0.9)) == pytest.approx(0.25, abs=1e-3)
