@@ -172,7 +172,7 @@ def test_recipes_are_named_and_the_assignment_is_the_default():
 # -- kgpt against the reference trainer, step for step ------------------------------------------
 
 
-@pytest.mark.parametrize("buckets", [1, 3])
+@pytest.mark.parametrize("buckets", [0, 1, 3])
 def test_assignment_recipe_matches_the_reference_trainer_step_for_step(buckets):
     """Same init, same batches (file order), dropout off, float64: 72 steps over warmup, cosine and its rise."""
     reference = load_benchmark("reference")

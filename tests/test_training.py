@@ -73,7 +73,7 @@ def test_trainer_with_and_without_buckets_takes_the_same_steps(tiny_data_shared)
         assert trainer.runner.buckets == buckets
         return model, trainer.train().history
 
-    plain, plain_history = train(1)
+    plain, plain_history = train(0)  # the whole batch, uncut
     bucketed, bucketed_history = train(3)
     assert [h["loss"] for h in bucketed_history] == pytest.approx([h["loss"] for h in plain_history], rel=1e-6)  # logged in float32
     # Adam divides by sqrt(v): where a gradient is nearly zero, a summation-order rounding
@@ -93,6 +93,49 @@ def test_buckets_default_on_cpu_and_off_for_static_shapes():
     assert buckets() == 8
     assert buckets(512) == 8
     assert buckets(32) == 2
-    assert buckets(8) == 1
-    assert buckets(cuda_graphs=True) == 1
+    assert buckets(8) == 1  # one bucket: the batch with its trailing PAD cut
+    assert buckets(cuda_graphs=True) == 0  # static shapes: the batch as it came
+    assert buckets(compile=True) == 0
     assert buckets(length_buckets=3) == 3
+
+
+def test_grouped_by_length_is_a_shuffle_of_batches_of_one_length():
+    """Within one window, every full batch is a run of neighbours in length order, each
+    example comes once, and the short last batch stays last (the trainer cuts batches by
+    position)."""
+    from kgpt.training.trainer import GROUP_BATCHES, grouped_by_length
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 200, (4 * 10 + 3,), generator=g)
+    order = torch.randperm(len(lengths), generator=g)
+    grouped = grouped_by_length(order, lengths, 4, torch.Generator().manual_seed(1))
+    assert sorted(grouped.tolist()) == list(range(len(lengths)))
+    assert 4 * 11 < 4 * GROUP_BATCHES  # one window: all of it is sorted together
+    ranked = sorted(lengths.tolist())
+    batches = [lengths[grouped[i : i + 4]].tolist() for i in range(0, 40, 4)]
+    starts = sorted(ranked.index(min(b)) for b in batches)
+    assert starts == list(range(0, 40, 4)) and all(sorted(b) == ranked[s : s + 4] for b, s in zip(sorted(batches), starts))
+    assert sorted(lengths[grouped[40:]].tolist()) == ranked[40:]  # the longest three: the short batch, last
+    assert batches != sorted(batches)  # the batches themselves come shuffled
+
+
+def test_recall_recipe_batches_bios_of_one_length(tiny_data_shared):
+    """The recall recipe's pretraining stream knows its examples' lengths and groups them;
+    a stream with questions in it does not claim to."""
+    from dataclasses import replace
+
+    from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix
+    from kgpt.data.corpus import parse_questions
+    from kgpt.training.recipe import RECALL
+
+    docs = [d[: 30 + 7 * (i * 7 % 20)] for i, d in enumerate(tiny_data_shared.wiki_text.splitlines())]  # varied lengths
+    vocab = CharVocab.from_text(tiny_data_shared.wiki_text)
+    batcher = KnowledgeBatcher(docs, [], vocab, 64, replace(RECALL.mix, bio_chars=60))
+    assert batcher.lengths.tolist() == [min(len(d), 60) for d in docs] and len(set(batcher.lengths.tolist())) > 3
+    questions = parse_questions("".join(f"{q}\t{a}\n" for q, a in tiny_data_shared.train_pairs))
+    assert KnowledgeBatcher(docs, questions, vocab, 64, QuestionMix(qa_repeats=1)).lengths is None
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    cfg = TrainerConfig(max_epochs=1, batch_size=4, learning_rate=1e-3, final_tokens=1, recipe=RECALL, progress=False)
+    order = Trainer(model, batcher, cfg, vocab, torch.device("cpu"))._epoch_order()
+    spans = [batcher.lengths[order[i : i + 4]] for i in range(0, 16, 4)]
+    assert sum(int(s.max() - s.min()) for s in spans) < sum(int(batcher.lengths.max() - batcher.lengths.min()) for _ in spans)

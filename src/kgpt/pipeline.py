@@ -120,9 +120,10 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
 
 def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int | None, opts: RunOptions) -> GPT:
     torch.manual_seed(opts.seed)  # --seed decides the initial weights too
-    dropout = get_recipe(opts.recipe).dropout
+    recipe = get_recipe(opts.recipe)
+    dropout = recipe.dropout
     rates = {} if dropout is None else {k: dropout for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
-    sizes = {"block_size": BLOCK_SIZE, **rates, **(opts.model or {})}  # presets may shrink the block too
+    sizes = {"block_size": recipe.block_size or BLOCK_SIZE, **rates, **(opts.model or {})}  # presets may shrink the block too
     if bottleneck_dim is not None:
         sizes["bottleneck_dim"] = bottleneck_dim
     return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, **sizes))

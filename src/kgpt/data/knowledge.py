@@ -93,7 +93,7 @@ class KnowledgeBatcher:
             rows[i, : len(doc)] = torch.tensor(vocab.encode(doc, where=f"pretraining document {i + 1}"))
             lengths[i] = len(doc)
             prefixes[i] = openings[i]
-        self.rows, self.lengths, self.prefixes = rows.to(device), lengths.to(device), prefixes.to(device)
+        self.rows, self.doc_lengths, self.prefixes = rows.to(device), lengths.to(device), prefixes.to(device)
         self.positions = torch.arange(block_size, device=device)
         self.span = CorruptionBatcher(documents, vocab, block_size, device) if mix.bio_objective == "span" else None
         if questions:
@@ -112,11 +112,19 @@ class KnowledgeBatcher:
         # Columns a batch needs: a stream of bios alone, cut to bio_chars, never fills the
         # block, and every step would otherwise compute on the same trailing PAD (a
         # compiled or graphed step cannot cut it per batch, as length buckets do).
-        bios_only = not self.qa_repeats and not self.name_windows and self.span is None
-        self.width = self.bio_chars - 1 if bios_only else block_size - 1
+        self.bios_only = not self.qa_repeats and not self.name_windows and self.span is None
+        self.width = self.bio_chars - 1 if self.bios_only else block_size - 1
 
     def __len__(self) -> int:
         return self.n_bios * (1 + self.name_windows) + self.qa_repeats * self.n_questions
+
+    @property
+    def lengths(self) -> torch.Tensor | None:
+        """Each example's length in characters, for a stream of bios alone (None otherwise:
+        windows and questions have other lengths)."""
+        if not self.bios_only:
+            return None
+        return self.doc_lengths.clamp_max(self.bio_chars)
 
     def sample(self, index: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         n_windows = self.n_bios * (1 + self.name_windows)
@@ -135,7 +143,7 @@ class KnowledgeBatcher:
     def _name_windows(self, index: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``NAME. `` then ``name_window_chars`` of the bio from a random word on: every fact
         of the bio, in turn, right after the full name (the fact is never looked for)."""
-        n, p = self.lengths[index], self.prefixes[index]
+        n, p = self.doc_lengths[index], self.prefixes[index]
         u = torch.rand(index.shape[0], device=index.device, generator=generator)
         words = self.n_words[index]
         pick = (u * words).long().clamp_max(words - 1)
@@ -150,7 +158,7 @@ class KnowledgeBatcher:
     def _bios(self, index: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.span is not None:
             return self.span.sample(index, generator)
-        n, p = self.lengths[index], self.prefixes[index]
+        n, p = self.doc_lengths[index], self.prefixes[index]
         # Offset of the window into the text after the name: 0 (the bio's start) or, for
         # half the long bios, uniform over every window that still ends inside the bio.
         spare = (n - self.bio_chars).clamp_min(0)

@@ -29,7 +29,7 @@ from typing import Literal
 from torch import nn
 
 from kgpt.data.knowledge import QuestionMix
-from kgpt.data.reader import Reader
+from kgpt.data.reader import WORD_TAIL, Reader
 from kgpt.errors import KgptError
 
 WARMUP_TOKENS = 512 * 20
@@ -80,6 +80,10 @@ class Recipe:
     # (kgpt.answering, kgpt.data.reader), else finetune on the questions and answer them directly.
     reader: Reader | None = None
     dropout: float | None = None  # every dropout rate of a fresh model, else the model's default (0.1)
+    block_size: int | None = None  # a fresh model's block, else the assignment's 128
+    # Shuffled batches of examples of about one length (kgpt.training.trainer.grouped_by_length),
+    # where the batcher knows its examples' lengths: small batches then compute little PAD.
+    group_lengths: bool = False
     pretrain: StageDefaults = StageDefaults(650, 6e-3, 128)  # the assignment's hyperparameters
     finetune: StageDefaults = StageDefaults(10, 6e-4, 256, epochs_from_scratch=75)
 
@@ -142,8 +146,13 @@ KNOWLEDGE = Recipe(
 # Built to get stored facts out on a laptop (issue #22; docs/RESULTS.md, "Recall, then
 # read"): pretraining teaches free recall of each bio from its opening, finetuning teaches
 # a copy of the model to read a place off a bio, and a question is answered by recalling
-# the person's bio and reading it. float32 on the CPU: bf16 autocast ended a 10-epoch
-# proxy 0.035 higher in loss for a step a few percent faster (docs/RESULTS.md).
+# the person's bio and reading it. The reader reads 150 characters (then to the end of the
+# word): the shortest cut past which the training people's places stop appearing
+# (docs/RESULTS.md, "Reading the whole bio"); pretraining shows exactly what a recall
+# must reproduce, and the block holds that text and the answer after it. float32 on the
+# CPU: bf16 autocast ended a 10-epoch proxy 0.035 higher in loss for a step a few
+# percent faster.
+RECALL_READER = Reader(chars=150)
 RECALL = Recipe(
     "recall",
     "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio, then reading it",
@@ -151,10 +160,12 @@ RECALL = Recipe(
     decay="matmul",
     schedule="run",
     bf16_on_cuda=True,
-    mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=100),
-    reader=Reader(),
+    mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=RECALL_READER.chars + WORD_TAIL),
+    reader=RECALL_READER,
     dropout=0.0,
-    pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
+    block_size=192,
+    group_lengths=True,
+    pretrain=StageDefaults(epochs=50, lr=4e-3, batch=16),
     finetune=StageDefaults(epochs=12, lr=1e-3, batch=64),
 )
 

@@ -48,8 +48,9 @@ def length_buckets(x: torch.Tensor, y: torch.Tensor, n_buckets: int):
 
 
 def default_buckets(batch_size: int, static_shapes: bool) -> int:
-    """Buckets where shapes may vary (eager); one whole batch for CUDA graphs and compile."""
-    return 1 if static_shapes else max(1, min(MAX_BUCKETS, batch_size // BUCKET_ROWS))
+    """Buckets where shapes may vary (eager; a batch too small to split is still one bucket,
+    its trailing PAD cut); 0, the whole batch as it came, for CUDA graphs and compile."""
+    return 0 if static_shapes else max(1, min(MAX_BUCKETS, batch_size // BUCKET_ROWS))
 
 
 class _GraphedStep:
@@ -150,7 +151,7 @@ class StepRunner:
         self.positions_squared += rows * columns * columns
 
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.buckets > 1:
+        if self.buckets:
             loss = 0.0
             for xs, ys, weight in length_buckets(x, y, self.buckets):
                 self._count(xs)

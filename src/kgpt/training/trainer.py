@@ -68,7 +68,9 @@ class TrainerConfig:
     seed: int = 0  # seeds the data generator (corruption and the recipe's shuffle)
     compile: bool = False
     cuda_graphs: bool | None = None  # None: capture the step as a CUDA graph on CUDA unless compiling
-    length_buckets: int | None = None  # None: batch/16 (at most 8) where shapes may vary (eager), else 1
+    # Length buckets (kgpt.training.steps): None, batch/16 of them (at least 1, at most 8)
+    # where shapes may vary (eager), else 0, the whole batch uncut.
+    length_buckets: int | None = None
     amp: bool | None = None  # None: the recipe's choice for the device (bf16_on_cuda / bf16_on_cpu)
     log_every: int = 20
     checkpoint_path: Path | None = None  # where the resumable state goes
@@ -96,6 +98,23 @@ class TrainResult:
     @property
     def final_loss(self) -> float | None:
         return self.history[-1]["loss"] if self.history else None
+
+
+GROUP_BATCHES = 16  # length grouping sorts windows of this many shuffled batches
+
+
+def grouped_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """``order`` with each window of :data:`GROUP_BATCHES` batches sorted by example
+    length, cut into batches, and the whole batches shuffled (a short last batch stays
+    last): each batch holds examples of about one length, so cutting its trailing PAD
+    (a length bucket) leaves little to compute, and batches still come in random order."""
+    parts = [w[lengths[w].argsort(stable=True)] for w in order.split(batch_size * GROUP_BATCHES)]
+    grouped = torch.cat(parts)
+    full = len(grouped) // batch_size * batch_size
+    batches = grouped[:full].view(-1, batch_size)
+    shuffled = batches[torch.randperm(len(batches), generator=generator, device=generator.device if generator else None)]
+    return torch.cat([shuffled.reshape(-1), grouped[full:]])
 
 
 class Trainer:
@@ -126,7 +145,8 @@ class Trainer:
             amp=config.amp if config.amp is not None else (recipe.bf16_on_cuda if cuda else recipe.bf16_on_cpu),
             compile=config.compile,
             cuda_graphs=use_graphs,
-            buckets=config.length_buckets or default_buckets(config.batch_size, use_graphs or config.compile),
+            buckets=default_buckets(config.batch_size, use_graphs or config.compile)
+            if config.length_buckets is None else config.length_buckets,
         )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
@@ -154,9 +174,13 @@ class Trainer:
 
     def _epoch_order(self) -> torch.Tensor:
         n = len(self.batcher)
-        if self.config.recipe.shuffle:
-            return torch.randperm(n, generator=self.generator, device=self.device)
-        return torch.arange(n, device=self.device)
+        if not self.config.recipe.shuffle:
+            return torch.arange(n, device=self.device)
+        order = torch.randperm(n, generator=self.generator, device=self.device)
+        lengths = getattr(self.batcher, "lengths", None)
+        if self.config.recipe.group_lengths and lengths is not None:
+            order = grouped_by_length(order, lengths, self.config.batch_size, self.generator)
+        return order
 
     def train(self) -> TrainResult:
         """Train to the end of ``max_epochs``."""
