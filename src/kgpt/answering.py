@@ -36,8 +36,9 @@ from kgpt.model import GPT
 from kgpt.vocab import MASK_CHAR, CharVocab
 
 # A recall part below this marks a recall as not trusted where the checkpoint has no
-# calibration to say (docs/confidence.md: the recall threshold calibrations chose on the
-# validation split).
+# calibration to say. Not yet measured on a recaller that stores the real bios: on the
+# synthetic validation recaller, `kgpt calibrate` chose 0.47 (docs/confidence.md);
+# replace it with what the laptop checkpoints' calibrations choose.
 UNCALIBRATED_RECALL_TRUST = 0.5
 MAX_ANSWER_CHARS = 32  # a written answer stops here if the model never closes it
 NEVER_STOP = -1  # a stop id no character has: decode the whole budget
