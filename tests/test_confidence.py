@@ -380,6 +380,9 @@ def test_the_validation_rule_picks_the_signal_that_answers_fewest_made_up_names(
     assert results["answer-mean"]["people"] == 40 and results["answer-mean"]["made_up"] == 20
     assert bench.choose(results) == "answer-mean"
     assert bench.choose({s: {"made_up_answered": 3, "correct": 10} for s in cf.SIGNALS}) == "answer-min"  # a tie
+    # A candidate that answers no made-up name but is not calibrated is not chosen.
+    assert bench.choose({"answer-min@0.1": {"made_up_answered": 9, "correct": 10, "ece_equal_mass": 0.03},
+                         "answer-min@1.0": {"made_up_answered": 0, "correct": 10, "ece_equal_mass": 0.2}}) == "answer-min@0.1"
 
 
 def test_calibrate_uses_the_signal_it_is_given(calibrated_model, tiny_data_shared, tmp_path):
@@ -387,8 +390,9 @@ def test_calibrate_uses_the_signal_it_is_given(calibrated_model, tiny_data_share
     out = tmp_path / "mean.params"
     assert main(["calibrate", "rope", str(tiny_data_shared.wiki), "--reading_params_path", str(fin),
                  "--calibration_corpus_path", str(held), "--writing_params_path", str(out), "--made_up", "4",
-                 "--signal", "prefix-min", "--device", "cpu"]) == 0
-    assert cf.Calibration.from_spec(read_checkpoint(out).answering["calibration"]).signal == "prefix-min"
+                 "--signal", "prefix-min", "--made_up_share", "1", "--device", "cpu"]) == 0
+    calibration = cf.Calibration.from_spec(read_checkpoint(out).answering["calibration"])
+    assert calibration.signal == "prefix-min" and calibration.fitted_on["made_up_share"] == 1.0
 
 
 def test_made_up_names_that_look_real_do_not_pull_the_real_peoples_confidence_down():

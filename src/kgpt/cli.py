@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "made_up", type=_number(int, 1, 10_000, "use 1 to 10000"), default=None,
          help="generated names that occur nowhere in the corpus, fit as wrong answers (default 200)")
     _opt(p, "seed", type=_seed, default=None, help="seed of the generated names (default 1; the analysis uses 0)")
+    _opt(p, "made_up_share", type=_number(float, 0.0, 10.0, "use 0 to 10"), default=None,
+         help="the made-up names' weight in the fit, as a share of the held-out people's (default 0.1)")
     _opt(p, "signal", choices=SIGNALS, default=None,
          help="how the recall part reads the recaller's probabilities (default answer-min; chosen on validation, docs/confidence.md)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
@@ -327,7 +329,8 @@ def _cmd_ask(args) -> None:
 def _cmd_calibrate(args) -> None:
     from kgpt import pipeline
 
-    kw = {k: v for k, v in (("made_up", args.made_up), ("seed", args.seed), ("signal", args.signal)) if v is not None}
+    kw = {k: v for k, v in (("made_up", args.made_up), ("seed", args.seed), ("signal", args.signal),
+                                            ("made_up_share", args.made_up_share)) if v is not None}
     result = pipeline.calibrate(args.variant, args.pretrain_corpus_path, args.reading_params_path,
                                 args.calibration_corpus_path, args.writing_params_path,
                                 bottleneck_dim=args.bottleneck_dim, device=args.device, **kw)

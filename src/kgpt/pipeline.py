@@ -20,7 +20,7 @@ from kgpt.analysis import ANALYSIS_FILES, analyze, write_analysis
 from kgpt.answering import Answerer, RecallReader, load_answerer, recall
 from kgpt.asking import Answer, answer_questions
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_answering, save_checkpoint
-from kgpt.confidence import MADE_UP_SEED, N_MADE_UP, SIGNAL, Calibration, examples, fit, held_out_scores, operating_point
+from kgpt.confidence import MADE_UP_SEED, MADE_UP_SHARE, N_MADE_UP, SIGNAL, Calibration, examples, fit, held_out_scores, operating_point
 from kgpt.data.corpus import bios_by_name, corpus_documents, iter_questions, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
@@ -417,6 +417,7 @@ def calibrate(
     bottleneck_dim: int | None = None,
     device: str = "auto",
     signal: str = SIGNAL,
+    made_up_share: float = MADE_UP_SHARE,
 ) -> CalibrationResult:
     """Fit the confidence of a recall-then-read checkpoint (:mod:`kgpt.confidence`) on the
     people of ``calibration_corpus_path``, who must be held out of the reader's finetuning
@@ -435,7 +436,7 @@ def calibrate(
     if not any(e.made_up for e in held):
         raise KgptError(f"no made-up names could be built from the names in {calibration_corpus_path}; "
                         "it needs people with a given and a family name")
-    asker.calibration = fit(held, signal, seed=seed)
+    asker.calibration = fit(held, signal, seed=seed, made_up_share=made_up_share)
     save_answering(writing_params_path, reading_params_path, asker.spec())
     return CalibrationResult(asker.calibration, operating_point(
         held, lambda e: asker.calibration.combine(e.recall_log_p, e.reading_log_p), asker.calibration.threshold))
