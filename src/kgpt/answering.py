@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from kgpt.checkpoint import RECALLER, load_model, load_state
-from kgpt.confidence import Calibration, Parts, combined, describe, recall_log_probs
+from kgpt.confidence import SIGNAL, Calibration, Parts, combined, describe, recall_log_probs
 from kgpt.data.corpus import Question
 from kgpt.data.reader import Reader, spans
 from kgpt.errors import KgptError
@@ -207,10 +207,10 @@ class RecallReader(Answerer):
         return [p.combined for p in self.confidence_parts(vocab, contexts, answers)]
 
     def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[Parts]:
-        signal = self.calibration.signal if self.calibration is not None else None
+        signal = self.calibration.signal if self.calibration is not None else SIGNAL
         out = []
-        for (recall_lp, reading_lp) in self.part_log_probs(vocab, contexts, answers):
-            recall_lp = recall_lp[signal] if signal else recall_lp["answer-min"]
+        for recall_lps, reading_lp in self.part_log_probs(vocab, contexts, answers):
+            recall_lp = recall_lps[signal]
             out.append(Parts(math.exp(recall_lp), math.exp(reading_lp), combined(self.calibration, recall_lp, reading_lp)))
         return out
 
@@ -218,8 +218,8 @@ class RecallReader(Answerer):
         """For each answer, the recall part's log-probability by every signal of
         :data:`kgpt.confidence.SIGNALS` and the reading part's log-probability. Each
         distinct recall is read once by the recaller, teacher-forced."""
-        reading = [lp for lp in answer_log_probs(self.model, self.prompts(vocab, contexts),
-                                                 [vocab.encode(a, where="answer") for a in answers])]
+        reading = answer_log_probs(self.model, self.prompts(vocab, contexts),
+                                   [vocab.encode(a, where="answer") for a in answers])
         recalls = sorted({c.recall for c in contexts})
         by_recall = dict(zip(recalls, token_log_probs(self.recaller, [vocab.encode(r, where="recall") for r in recalls])))
         return [(recall_log_probs(by_recall[c.recall], c.recall, c.cue_chars, a), lp)
