@@ -57,6 +57,7 @@ from hypothesis import strategies as st
 from conftest import PEOPLE, question, write_tiny_data
 from kgpt.cli import main
 from kgpt.data.corpus import asked_name
+from kgpt.training.recipe import RECALL
 
 # (default run, slow sweep) examples per command; the table above shows the same numbers.
 TRIED = {
@@ -312,7 +313,7 @@ def test_names_longer_than_the_block_are_one_line(trial, ws, n):
     attempt()
 
 
-@pytest.mark.parametrize("length", [BLOCK - 1, BLOCK, 3 * BLOCK])
+@pytest.mark.parametrize("length", [RECALL.block_size - 1, RECALL.block_size, 3 * RECALL.block_size])
 def test_a_recall_cue_longer_than_the_block_is_one_line(trial, ws, length):
     """The recall model never sees the question, only the cue ``NAME.``: a name that
     fills the block must be refused in one line too (the question itself may fit)."""

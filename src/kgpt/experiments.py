@@ -94,7 +94,7 @@ PRESETS = {
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
-    # Half an hour on a 2-core CPU: London and the recall recipe (RoPE). Eager, not
+    # About an hour on a 2-core CPU: London and the recall recipe (RoPE). Eager, not
     # compiled: length buckets skip the padding of short bios, which a compiled step's
     # static shape cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs)
     # answered 0.0% for 5 minutes, and was dropped (docs/RESULTS.md).
@@ -110,18 +110,17 @@ PRESETS = {
 
 # The demo's model: 2x128 RoPE with a 96-character block and no dropout.
 _DEMO_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96}
-_DEMO = {"pretrain_epochs": 50, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pretrain_batch": 32, "finetune_batch": 32,
+_DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pretrain_batch": 32, "finetune_batch": 32,
          "model": {**_DEMO_MODEL, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}}
 _TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
          "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 DEMO_PRESETS = {
-    # Sized for a 2-core laptop CPU (under 6 minutes): 260 people, each written up in 4 short
+    # Sized for a 2-core laptop CPU (about 7 minutes): 260 people, each written up in 4 short
     # bios (the same facts in varied words, so finetuning can get them out again, see
-    # kgpt.data.synthetic), a small dropout-free RoPE model, 50 pretraining epochs for the
-    # assignment's recipe (120 took 5 of the demo's 8.7 minutes on a 2-core CPU; the cell
-    # only has to show pretraining far above finetuning alone, docs/RESULTS.md). The fourth setting is the recall recipe (it replaced the
-    # knowledge recipe's, so that the demo keeps its length), sized once, before its first
-    # run, like the knowledge setting before it, and not tuned.
+    # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs (50
+    # stored nothing: 5/50, docs/RESULTS.md). The fourth setting is the recall recipe (it
+    # replaced the knowledge recipe's, so that the demo keeps its length), sized once,
+    # before its first run, like the knowledge setting before it, and not tuned.
     "cpu": Preset("cpu", (
         Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
         Setting("pretrain+finetune", **{**_DEMO, "finetune_epochs": 10}),

@@ -149,9 +149,10 @@ KNOWLEDGE = Recipe(
 # the person's bio and reading it. The reader reads 150 characters (then to the end of the
 # word): the shortest cut past which the training people's places stop appearing
 # (docs/RESULTS.md, "Reading the whole bio"); pretraining shows exactly what a recall
-# must reproduce, and the block holds that text and the answer after it. float32 on the
-# CPU: bf16 autocast ended a 10-epoch proxy 0.035 higher in loss for a step a few
-# percent faster.
+# must reproduce, and the block holds that text and the answer after it. The bios need
+# about 120 passes to be recalled: 25, 40 and 50 passes stored too little (docs/RESULTS.md).
+# float32 on the CPU: bf16 autocast ended a 10-epoch proxy 0.035 higher in loss for a step
+# a few percent faster.
 RECALL_READER = Reader(chars=150)
 RECALL = Recipe(
     "recall",
@@ -165,7 +166,7 @@ RECALL = Recipe(
     dropout=0.0,
     block_size=192,
     group_lengths=True,
-    pretrain=StageDefaults(epochs=50, lr=4e-3, batch=16),
+    pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
     finetune=StageDefaults(epochs=12, lr=1e-3, batch=64),
 )
 

@@ -1,0 +1,68 @@
+"""Seconds per step and per pass of the recall recipe's pretraining on the real bios.
+
+The real training loop (:class:`kgpt.training.Trainer`) on the recipe's stream of bios,
+eager, with the batch, threads, text length and length grouping given; prints one JSON
+line: seconds per step and per pass over the 2,937 bios, and the columns a row computed
+on average (length buckets and grouping cut PAD off).
+
+    python benchmarks/recall_step.py --threads 2 --batch 16 --group
+    python benchmarks/recall_step.py --threads 2 --batch 64 --chars 100 --block 128 --no_group
+
+Run it with the machine to itself: two processes on two cores slow each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+
+import torch
+from knowledge_proxy import DATA
+from recall_proxy import cpu_name
+
+from kgpt.data.knowledge import KnowledgeBatcher
+from kgpt.model import GPT, GPTConfig
+from kgpt.pipeline import Corpus
+from kgpt.training import Trainer, TrainerConfig
+from kgpt.training.recipe import RECALL
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data_dir", default=str(DATA))
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--batch", type=int, default=RECALL.pretrain.batch)
+    ap.add_argument("--chars", type=int, default=RECALL.mix.bio_chars, help="bio characters pretrained on")
+    ap.add_argument("--block", type=int, default=RECALL.block_size)
+    ap.add_argument("--group", action=argparse.BooleanOptionalAction, default=RECALL.group_lengths)
+    ap.add_argument("--n_layer", type=int, default=4)
+    ap.add_argument("--n_embd", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
+    batcher = KnowledgeBatcher(corpus.documents, [], corpus.vocab, a.block, replace(RECALL.mix, bio_chars=a.chars))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(corpus.vocab), block_size=a.block, variant="rope", n_layer=a.n_layer,
+                          n_head=4, n_embd=a.n_embd, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0))
+    cfg = TrainerConfig(max_epochs=10**6, batch_size=a.batch, learning_rate=RECALL.pretrain.lr, final_tokens=10**9,
+                        recipe=replace(RECALL, group_lengths=a.group), progress=False, stage="bench")
+    trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
+    trainer.run(3)  # warm-up, untimed
+    positions = trainer.runner.positions
+    t0 = time.perf_counter()
+    trainer.run(a.steps)
+    step = (time.perf_counter() - t0) / a.steps
+    print(json.dumps({
+        "threads": a.threads, "batch": a.batch, "chars": a.chars, "block": a.block, "group": a.group,
+        "n_layer": a.n_layer, "n_embd": a.n_embd, "buckets": trainer.runner.buckets,
+        "s_per_step": round(step, 4), "s_per_pass": round(step * trainer.steps_per_epoch, 1),
+        "columns_per_row": round((trainer.runner.positions - positions) / a.steps / a.batch, 1),
+        "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
