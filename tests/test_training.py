@@ -120,8 +120,8 @@ def test_grouped_by_length_is_a_shuffle_of_batches_of_one_length():
 
 
 def test_recall_recipe_batches_bios_of_one_length(tiny_data_shared):
-    """The recall recipe's pretraining stream knows its examples' lengths and groups them;
-    a stream with questions in it does not claim to."""
+    """The recall recipe's pretraining stream knows its examples' lengths and, asked to,
+    groups them; a stream with questions in it does not claim to."""
     from dataclasses import replace
 
     from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix
@@ -135,7 +135,8 @@ def test_recall_recipe_batches_bios_of_one_length(tiny_data_shared):
     questions = parse_questions("".join(f"{q}\t{a}\n" for q, a in tiny_data_shared.train_pairs))
     assert KnowledgeBatcher(docs, questions, vocab, 64, QuestionMix(qa_repeats=1)).lengths is None
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
-    cfg = TrainerConfig(max_epochs=1, batch_size=4, learning_rate=1e-3, final_tokens=1, recipe=RECALL, progress=False)
+    cfg = TrainerConfig(max_epochs=1, batch_size=4, learning_rate=1e-3, final_tokens=1,
+                        recipe=replace(RECALL, group_lengths=True), progress=False)
     order = Trainer(model, batcher, cfg, vocab, torch.device("cpu"))._epoch_order()
     spans = [batcher.lengths[order[i : i + 4]] for i in range(0, 16, 4)]
     assert sum(int(s.max() - s.min()) for s in spans) < sum(int(batcher.lengths.max() - batcher.lengths.min()) for _ in spans)
