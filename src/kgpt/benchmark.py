@@ -214,7 +214,7 @@ def bench_train(args) -> dict:
         "params": model.num_parameters(),
         "compile": trainer.runner.compiled,
         "amp": "bf16" if isinstance(trainer.runner.autocast, torch.autocast) else "float32",
-        "length_buckets": runner.buckets,  # 1: whole batches (CUDA graphs, compile)
+        "length_buckets": runner.buckets,  # 0: whole batches, uncut (CUDA graphs, compile)
         "threads": torch.get_num_threads(),
         # The work the timed steps computed (PAD cut by length buckets not counted), per
         # second, against one large matrix product timed here with the same threads.
