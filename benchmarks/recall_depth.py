@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -29,18 +28,13 @@ from recall_proxy import cpu_name
 
 from kgpt.answering import recall
 from kgpt.checkpoint import load_model
+from kgpt.confidence import answer_at
 from kgpt.data.corpus import bios_by_name, person_bio, read_questions
 from kgpt.data.reader import contains_place
 from kgpt.pipeline import Corpus
 from kgpt.training.recipe import RECALL
 
 BAND = 25
-
-
-def place_end(bio: str, place: str) -> int | None:
-    """Where the first whole-word occurrence of ``place`` in ``bio`` ends (None: absent)."""
-    m = re.search(rf"(?<!\w){re.escape(place)}(?!\w)", bio)
-    return m.end() if m else None
 
 
 def main() -> None:
@@ -59,7 +53,7 @@ def main() -> None:
     for q in read_questions(a.data_dir / "birth_places_train.tsv", require_answers=True)[: a.limit]:
         bio = person_bio(bios, q.name, q.answer)
         if bio is not None and contains_place(reader.text(bio, q.name, model.max_length), q.answer):
-            people.append((q.name, q.answer, place_end(bio, q.answer)))
+            people.append((q.name, q.answer, answer_at(bio, 0, q.answer)[1]))  # its first whole-word end
     t0 = time.perf_counter()
     names = sorted({name for name, _, _ in people})
     recalled = dict(zip(names, recall(model, corpus.vocab, names, chars)))

@@ -6,7 +6,7 @@ line: seconds per step and per pass over the 2,937 bios, and the columns a row c
 on average (length buckets and grouping cut PAD off).
 
     python benchmarks/recall_step.py --threads 2 --batch 16 --group
-    python benchmarks/recall_step.py --threads 2 --batch 64 --chars 100 --block 128 --no_group
+    python benchmarks/recall_step.py --threads 2 --batch 64 --chars 100 --block 128 --no-group
 
 Run it with the machine to itself: two processes on two cores slow each other.
 """

@@ -11,10 +11,13 @@ from kgpt.cli import main
 depth = load_benchmark("recall_depth")
 
 
-def test_place_end_is_the_first_whole_word_occurrence():
-    assert depth.place_end("Ann. Ann was born in Paris, near Paris .", "Paris") == len("Ann. Ann was born in Paris")
-    assert depth.place_end("Ann. Ann left Parish for Paris", "Paris") == len("Ann. Ann left Parish for Paris")
-    assert depth.place_end("Ann. Ann left Parish", "Paris") is None
+def test_a_place_ends_at_its_first_whole_word_occurrence():
+    """The depth of a place is where kgpt.confidence.answer_at, from the bio's start, ends it."""
+    from kgpt.confidence import answer_at
+
+    assert answer_at("Ann. Ann was born in Paris, near Paris .", 0, "Paris")[1] == len("Ann. Ann was born in Paris")
+    assert answer_at("Ann. Ann left Parish for Paris", 0, "Paris")[1] == len("Ann. Ann left Parish for Paris")
+    assert answer_at("Ann. Ann left Parish", 0, "Paris") is None
 
 
 def test_every_person_falls_in_one_band(tiny_data, tmp_path, monkeypatch, capsys):
