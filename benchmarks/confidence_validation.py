@@ -49,8 +49,8 @@ SHARES = (0.1, 1.0)  # the made-up names' weight in the fit (kgpt.confidence.MAD
 MAX_ECE = 0.08
 
 
-def write_split(out: Path) -> None:
-    val, fit_people = split(read_questions(DATA / "birth_places_train.tsv"))
+def write_split(data_dir: Path, out: Path) -> None:
+    val, fit_people = split(read_questions(data_dir / "birth_places_train.tsv"))
     out.mkdir(parents=True, exist_ok=True)
     for name, qs in (("fit.tsv", fit_people), ("val.tsv", val)):
         (out / name).write_text("".join(f"{q.text}\t{q.answer}\n" for q in qs), encoding="utf-8")
@@ -110,9 +110,9 @@ def ranked_by(score):
     return confidence_of
 
 
-def signals(params: Path, val_path: Path, n_made_up: int, seed: int) -> None:
+def signals(data_dir: Path, params: Path, val_path: Path, n_made_up: int, seed: int) -> None:
     t0 = time.perf_counter()
-    corpus = Corpus.load(DATA / "wiki.txt")
+    corpus = Corpus.load(data_dir / "wiki.txt")
     asker = load_answerer(params, corpus.vocab)
     scores = held_out_scores(asker, corpus.vocab, corpus.documents, read_questions(val_path), n_made_up, seed)
     result = {"params": str(params), "made_up_seed": seed, "folds": FOLDS, "candidates": {}, "baselines": {}}
@@ -159,8 +159,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("split")
+    p.add_argument("--data_dir", type=Path, default=DATA)
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("signals")
+    p.add_argument("--data_dir", type=Path, default=DATA)
     p.add_argument("--params", type=Path, required=True)
     p.add_argument("--val", type=Path, required=True)
     p.add_argument("--made_up", type=int, default=N_MADE_UP)
@@ -169,11 +171,11 @@ def main() -> None:
     p.add_argument("--analysis", type=Path, required=True, help="analysis.json of kgpt evaluate --analysis_dir")
     args = parser.parse_args()
     if args.command == "split":
-        write_split(args.out)
+        write_split(args.data_dir, args.out)
     elif args.command == "summary":
         summary(args.analysis)
     else:
-        signals(args.params, args.val, args.made_up, args.seed)
+        signals(args.data_dir, args.params, args.val, args.made_up, args.seed)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python benchmarks/demo_recall_cell.py --no-group_lengths   # shuffled batches
 
 Prints one JSON line: dev right of 50, free recall, seconds. Writes under runs/.
+``--preset tiny`` runs the tiny demo's cell instead, in seconds (the tests run it so).
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--group_lengths", action=argparse.BooleanOptionalAction, default=recipe.RECALL.group_lengths)
     ap.add_argument("--out", type=Path, default=Path("runs/demo-recall-cell"))
+    ap.add_argument("--preset", choices=tuple(experiments.DEMO_PRESETS), default="cpu")
     a = ap.parse_args()
     recipe.RECIPES["recall"] = replace(recipe.RECALL, group_lengths=a.group_lengths)  # the cell names its recipe
-    cpu = experiments.DEMO_PRESETS["cpu"]
-    only = replace(cpu, settings=tuple(s for s in cpu.settings if s.name == experiments.RECALL_SETTING))
+    demo = experiments.DEMO_PRESETS[a.preset]
+    only = replace(demo, settings=tuple(s for s in demo.settings if s.name == experiments.RECALL_SETTING))
     out = a.out / f"group{int(a.group_lengths)}"
-    generate(replace(cpu.data, seed=0)).write(out / "data")
+    generate(replace(demo.data, seed=0)).write(out / "data")
     study = experiments.Study(out / "data", out, only, "cpu", progress=False)
     t0 = time.time()
     row = study.run_cell(experiments.Cell(experiments.RECALL_SETTING, "rope", 0))
-    print(json.dumps({"group_lengths": a.group_lengths, "correct": row["correct"], "total": row["total"],
+    print(json.dumps({"preset": a.preset, "group_lengths": a.group_lengths, "correct": row["correct"], "total": row["total"],
                       "free_recall": row.get("free_recall_stored"), "seconds": round(time.time() - t0, 1),
                       "date": time.strftime("%Y-%m-%d")}), flush=True)
 

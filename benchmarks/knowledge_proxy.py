@@ -45,21 +45,22 @@ def split(questions):
     return [q for i, q in enumerate(questions) if i in held], [q for i, q in enumerate(questions) if i not in held]
 
 
-def trainer(model, batcher, vocab, epochs, lr, batch, seed):
-    warmup, final = KNOWLEDGE.schedule_tokens(epochs, len(batcher), batcher.width, batcher.n_bios, model.config.block_size)
+def trainer(model, batcher, corpus, epochs, lr, batch, seed):
+    warmup, final = KNOWLEDGE.schedule_tokens(epochs, len(batcher), batcher.width, len(corpus.documents),
+                                              model.config.block_size)
     cfg = TrainerConfig(max_epochs=epochs, batch_size=batch, learning_rate=lr, final_tokens=final, warmup_tokens=warmup,
                         recipe=KNOWLEDGE, progress=False, seed=seed, log_every=50)
-    return Trainer(model, batcher, cfg, vocab, torch.device("cpu"))
+    return Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
 
 
 def report(label, model, corpus, val, fit, t0):
     model.eval()
     _, right = score(val, predict_places(model, corpus.vocab, val))
     _, memorised = score(fit[:400], predict_places(model, corpus.vocab, fit[:400]))
-    stored = [r for r in cued_completions(model, corpus.vocab, corpus.documents, val) if r is not None]
+    stored = cued_completions(model, corpus.vocab, corpus.documents, val).tally()
     model.train()
-    print(f"{label} val {int(right)}/{len(val)} fit {int(memorised)}/400 stored {sum(stored)}/{len(stored)} "
-          f"{time.perf_counter() - t0:.0f}s", flush=True)
+    print(f"{label} val {int(right)}/{len(val)} fit {int(memorised)}/{len(fit[:400])} stored {stored.stored}/{stored.probed} "
+          f"(chance {stored.chance}) {time.perf_counter() - t0:.0f}s", flush=True)
 
 
 def main() -> None:
@@ -94,7 +95,7 @@ def main() -> None:
     layers, heads, width = map(int, a.shape.split("x"))
     model = GPT(GPTConfig(len(corpus.vocab), 128, variant=a.variant, n_layer=layers, n_head=heads, n_embd=width,
                           embd_pdrop=a.dropout, attn_pdrop=a.dropout, resid_pdrop=a.dropout))
-    t = trainer(model, batcher, corpus.vocab, a.epochs, a.lr, a.batch, a.seed)
+    t = trainer(model, batcher, corpus, a.epochs, a.lr, a.batch, a.seed)
     t0 = time.perf_counter()
     total = a.epochs * t.steps_per_epoch
     for k in range(1, a.evals + 1):
@@ -103,7 +104,7 @@ def main() -> None:
                model, corpus, val, fit, t0)
     if a.ft:
         qx, qy = encode_questions(fit, corpus.vocab, 128)
-        t2 = trainer(model, QuestionBatcher(qx, qy), corpus.vocab, a.ft, a.ftlr, a.batch, a.seed)
+        t2 = trainer(model, QuestionBatcher(qx, qy), corpus, a.ft, a.ftlr, a.batch, a.seed)
         t2.run()
         report(f"finetuned {a.ft} epochs", model, corpus, val, fit, t0)
 

@@ -1,6 +1,7 @@
 """Where a training step's time goes: torch.profiler over a few steps of pretraining.
 
-usage: python benchmarks/profile_train.py DATA_DIR [--steps N] [--precision auto|fp32|bf16]
+usage: python benchmarks/profile_train.py DATA_DIR [--steps N] [--precision auto|fp32|bf16] [--batch B] [--shape LxHxW]
+(--batch and --shape default to the assignment's pretraining; smaller ones make it a seconds-long check.)
 Prints wall ms/step, GPU busy ms/step and the top operators by device and host time.
 """
 
@@ -26,20 +27,23 @@ def main() -> None:
     ap.add_argument("--variant", default="vanilla")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--batch", type=int, default=ASSIGNMENT.pretrain.batch)
+    ap.add_argument("--shape", default=None, help="LAYERSxHEADSxWIDTH (default: the assignment's model)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     corpus = Corpus.load(f"{args.data_dir}/wiki.txt")
-    model = GPT(GPTConfig(len(corpus.vocab), BLOCK_SIZE, variant=args.variant))
+    shape = {} if args.shape is None else dict(zip(("n_layer", "n_head", "n_embd"), map(int, args.shape.split("x"))))
+    model = GPT(GPTConfig(len(corpus.vocab), BLOCK_SIZE, variant=args.variant, **shape))
     batcher = CorruptionBatcher(corpus.documents, corpus.vocab, BLOCK_SIZE, device)
     amp = {"auto": None, "fp32": False, "bf16": True}[args.precision]
-    cfg = TrainerConfig(max_epochs=1, batch_size=ASSIGNMENT.pretrain.batch, learning_rate=ASSIGNMENT.pretrain.lr,
+    cfg = TrainerConfig(max_epochs=1, batch_size=args.batch, learning_rate=ASSIGNMENT.pretrain.lr,
                         final_tokens=final_tokens_for(len(corpus.documents), BLOCK_SIZE), amp=amp, progress=False)
     trainer = Trainer(model, batcher, cfg, corpus.vocab, device)
     gen = trainer.generator
 
     def steps(n: int) -> None:
         for _ in range(n):
-            idx = torch.randint(0, len(batcher), (ASSIGNMENT.pretrain.batch,), device=device, generator=gen)
+            idx = torch.randint(0, len(batcher), (args.batch,), device=device, generator=gen)
             x, y = batcher.sample(idx, gen)
             trainer.runner(x, y, ASSIGNMENT.pretrain.lr)
 
@@ -59,7 +63,7 @@ def main() -> None:
     if device.type == "cuda":
         busy = sum(e.self_device_time_total for e in prof.key_averages()) / args.steps / 1e3
         print(f"GPU busy {busy:.2f} ms/step")
-    print(f"wall {wall:.2f} ms/step, {ASSIGNMENT.pretrain.batch * (BLOCK_SIZE - 1) / wall * 1e3:,.0f} tokens/s")
+    print(f"wall {wall:.2f} ms/step, {args.batch * (BLOCK_SIZE - 1) / wall * 1e3:,.0f} tokens/s")
 
 
 if __name__ == "__main__":

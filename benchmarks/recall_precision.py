@@ -12,6 +12,8 @@ float32 master weights, one core pair:
 
     python benchmarks/recall_precision.py --timing
     python benchmarks/recall_precision.py --epochs 10 > docs/results/2026-11-29-recall-bf16-ab.jsonl
+
+``--shape`` and ``--no-compile`` shrink either measurement to seconds (the tests run it so).
 """
 
 from __future__ import annotations
@@ -31,47 +33,51 @@ from kgpt.training.recipe import RECALL
 from kgpt.training.steps import StepRunner
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "birthplaces"
-SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 128}
+SHAPE = "4x4x128"  # LAYERSxHEADSxWIDTH
 TOLERANCE = 0.02
 
 
-def model(vocab_size: int, seed: int) -> GPT:
+def model(vocab_size: int, seed: int, shape: str) -> GPT:
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=vocab_size, block_size=128, variant="rope", embd_pdrop=0.0, attn_pdrop=0.0,
-                         resid_pdrop=0.0, **SHAPE))
+    layers, heads, width = map(int, shape.split("x"))
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=128, variant="rope", n_layer=layers, n_head=heads,
+                         n_embd=width, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0))
 
 
-def timing(steps: int = 15) -> None:
+def timing(shape: str, compiled: bool, steps: int = 15) -> None:
     x, y = torch.randint(2, 120, (64, 99)), torch.randint(2, 120, (64, 99))
-    for amp, compile in ((False, False), (True, False), (False, True), (True, True)):
-        m = model(120, 0)
-        runner = StepRunner(m, torch.optim.AdamW(m.parameters(), lr=1e-3), 1.0, 64, amp=amp, compile=compile,
-                            cuda_graphs=False, buckets=0)
-        for _ in range(3):
-            runner(x, y, 1e-3)
-        t = time.perf_counter()
-        for _ in range(steps):
-            loss, _ = runner(x, y, 1e-3)
-        float(loss)
-        print(json.dumps({"amp": amp, "compile": compile, "ms_per_step": round((time.perf_counter() - t) / steps * 1000, 1),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    for compile in (False, True) if compiled else (False,):
+        for amp in (False, True):
+            m = model(120, 0, shape)
+            runner = StepRunner(m, torch.optim.AdamW(m.parameters(), lr=1e-3), 1.0, 64, amp=amp, compile=compile,
+                                cuda_graphs=False, buckets=0)
+            for _ in range(3):
+                runner(x, y, 1e-3)
+            t = time.perf_counter()
+            for _ in range(steps):
+                loss, _ = runner(x, y, 1e-3)
+            float(loss)
+            print(json.dumps({"amp": amp, "compile": compile, "shape": shape,
+                              "ms_per_step": round((time.perf_counter() - t) / steps * 1000, 1),
+                              "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
 
 
-def proxy(data_dir: Path, epochs: int, seed: int) -> None:
+def proxy(data_dir: Path, epochs: int, seed: int, shape: str, compiled: bool) -> None:
     corpus = Corpus.load(data_dir / "wiki.txt")
     final = {}
     for amp in (False, True):
-        m = model(len(corpus.vocab), seed)
+        m = model(len(corpus.vocab), seed, shape)
         batcher = KnowledgeBatcher(corpus.documents, [], corpus.vocab, 128, RECALL.mix)
         warmup, end = RECALL.schedule_tokens(epochs, len(batcher), batcher.width, batcher.n_bios, 128)
         cfg = TrainerConfig(max_epochs=epochs, batch_size=64, learning_rate=4e-3, final_tokens=end, warmup_tokens=warmup,
-                            recipe=RECALL, progress=False, seed=seed, compile=True, amp=amp, log_every=23)
+                            recipe=RECALL, progress=False, seed=seed, compile=compiled, amp=amp, log_every=23)
         t = time.perf_counter()
         result = Trainer(m, batcher, cfg, corpus.vocab, torch.device("cpu")).train()
         tail = [h["loss"] for h in result.history[-4:]]
         final[amp] = sum(tail) / len(tail)
-        print(json.dumps({"amp": amp, "epochs": epochs, "seconds": round(time.perf_counter() - t, 1), "last_losses": tail,
-                          "history": result.history}), flush=True)
+        print(json.dumps({"amp": amp, "compile": compiled, "shape": shape, "epochs": epochs,
+                          "seconds": round(time.perf_counter() - t, 1), "last_losses": tail, "history": result.history}),
+              flush=True)
     print(json.dumps({"bf16_within_tolerance": final[True] <= final[False] + TOLERANCE, "tolerance": TOLERANCE}))
 
 
@@ -81,8 +87,11 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shape", default=SHAPE, help="LAYERSxHEADSxWIDTH of the RoPE model")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                    help="--no-compile: eager only (timing then leaves out the compiled rows)")
     a = ap.parse_args()
-    timing() if a.timing else proxy(a.data_dir, a.epochs, a.seed)
+    timing(a.shape, a.compile) if a.timing else proxy(a.data_dir, a.epochs, a.seed, a.shape, a.compile)
 
 
 if __name__ == "__main__":

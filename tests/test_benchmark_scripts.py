@@ -1,0 +1,267 @@
+"""Every script under benchmarks/ run end to end on tiny synthetic data, its output checked.
+
+A script no test runs rots silently (knowledge_proxy.py iterated a probe that had become a
+``Probe`` object). Each runs here with the smallest sizes its flags allow, on files the
+generator writes in the real data's format, in a few seconds.
+
+Covered elsewhere, not repeated here:
+* compare.py: test_benchmark.py::test_compare_script_runs_end_to_end;
+* reference.py (a module, no command line): the reference tests of test_benchmark.py;
+* curves.py's window_means: test_benchmark.py (its command line is run here);
+* recall_depth.py: test_recall_depth.py::test_every_person_falls_in_one_band;
+* confidence_validation.py summary: test_confidence.py (split and signals are run here);
+* every script's import: test_benchmark.py::test_every_benchmark_script_imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import BENCHMARKS, ENV, load_benchmark
+
+from kgpt import experiments
+from kgpt.checkpoint import read_checkpoint
+from kgpt.cli import build_parser
+from kgpt.cli import main as kgpt
+from kgpt.confidence import SIGNALS
+from kgpt.data.synthetic import FILE_NAMES, SyntheticConfig, generate
+from kgpt.training import recipe
+
+TINY = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16"]
+FAST = ["--max_epochs", "1", "--no_progress", "--device", "cpu"]
+# The proxies hold out a fixed 400 training people for validation; 10 more are left to fit.
+N_VALIDATION = load_benchmark("knowledge_proxy").VALIDATION_PEOPLE
+N_FIT, N_DEV = 10, 8
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The real files' names and format, invented people (never the real data)."""
+    folder = tmp_path_factory.mktemp("data")
+    generate(SyntheticConfig(n_train=N_VALIDATION + N_FIT, n_dev=N_DEV, n_test=2, n_extra=0, n_places=6,
+                             distractors=1)).write(folder)
+    return folder
+
+
+def wiki(data: Path) -> str:
+    return str(data / FILE_NAMES["wiki"])
+
+
+@pytest.fixture(scope="module")
+def recaller(data, tmp_path_factory) -> Path:
+    """A tiny RoPE model pretrained with the recall recipe (bios as next-character prediction)."""
+    out = tmp_path_factory.mktemp("models") / "recaller.params"
+    assert kgpt(["pretrain", "rope", wiki(data), "--recipe", "recall", "--writing_params_path", str(out), *TINY, *FAST]) == 0
+    return out
+
+
+def finetuned(data: Path, recaller: Path, out: Path, *extra: str) -> Path:
+    assert kgpt(["finetune", "rope", wiki(data), "--reading_params_path", str(recaller), "--writing_params_path",
+                 str(out), *extra, *FAST]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def direct(data, recaller) -> Path:
+    """The recaller finetuned to answer questions directly (the assignment's recipe)."""
+    return finetuned(data, recaller, recaller.with_name("direct.params"), "--finetune_corpus_path",
+                     str(data / FILE_NAMES["train"]))
+
+
+@pytest.fixture(scope="module")
+def reader(data, recaller) -> Path:
+    """A recall-then-read model: the recaller and a reader finetuned on the training bios."""
+    return finetuned(data, recaller, recaller.with_name("reader.params"), "--recipe", "recall",
+                     "--finetune_corpus_path", str(data / FILE_NAMES["train"]))
+
+
+def run_main(monkeypatch, capsys, script: str, *argv) -> list[str]:
+    """benchmarks/SCRIPT.py's main() with ``argv`` as its command line; the lines it printed."""
+    module = load_benchmark(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *map(str, argv)])
+    capsys.readouterr()
+    module.main()
+    return capsys.readouterr().out.splitlines()
+
+
+def json_lines(lines: list[str]) -> list[dict]:
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_knowledge_proxy_reports_validation_memorised_and_stored(data, monkeypatch, capsys):
+    out = run_main(monkeypatch, capsys, "knowledge_proxy", "--data_dir", data, "--shape", "1x2x16", "--epochs", 1,
+                   "--evals", 1, "--qa", 1, "--ft", 1)
+    pattern = re.compile(r"val (\d+)/(\d+) fit (\d+)/(\d+) stored (\d+)/(\d+) \(chance (\d+)\)")
+    reports = [tuple(map(int, m.groups())) for m in map(pattern.search, out) if m]
+    assert len(reports) == 2  # one evaluation during pretraining, one after finetuning
+    for right, val, memorised, fit, stored, probed, chance in reports:
+        # every synthetic bio names its place early enough for the cued probe to see it
+        assert (val, fit, probed) == (N_VALIDATION, N_FIT, N_VALIDATION)
+        assert right <= val and memorised <= fit and stored <= probed and chance <= probed
+
+
+def test_recall_proxy_scores_a_reader_on_the_validation_people(data, recaller, tmp_path, monkeypatch, capsys):
+    """From bios only (the recipe's default): a one-epoch recaller's recalls are empty, and
+    kgpt cannot yet finetune a reader on empty recalls (encode_questions fails on them)."""
+    (row,) = json_lines(run_main(monkeypatch, capsys, "recall_proxy", "--data_dir", data, "--pretrained", recaller,
+                                 "--epochs", 1, "--out", tmp_path))
+    assert (row["learn_from"], row["fit"], row["validation"]) == ("bios", N_FIT, N_VALIDATION)
+    assert row["place_in_true_bio_text"] == N_VALIDATION and row["steps"] >= 1
+    assert 0 <= row["extract_correct"] <= row["validation"] and 0 <= row["write_correct"] <= row["validation"]
+    assert [p.name for p in tmp_path.glob("*.params")] == ["reader-recaller-bios-drop0-e1-s0.params"]
+
+
+def test_storage_prints_both_probes_with_chance(data, recaller, monkeypatch, capsys):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "storage", wiki(data), recaller, data / FILE_NAMES["dev"]))
+    for probe in ("cued", "free_recall"):
+        assert row[probe]["total"] == N_DEV and row[probe]["stored"] <= row[probe]["probed"] <= N_DEV
+
+
+def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "recall_step", "--data_dir", data, "--threads", 1, "--batch", 4,
+                                 "--n_layer", 1, "--n_embd", 16, "--steps", 2))
+    assert (row["batch"], row["n_layer"], row["n_embd"]) == (4, 1, 16)
+    assert row["s_per_step"] > 0 and 0 < row["columns_per_row"] <= row["block"]
+
+
+def test_recall_precision_proxy_compares_float32_with_bf16(data, monkeypatch, capsys):
+    *runs, verdict = json_lines(run_main(monkeypatch, capsys, "recall_precision", "--data_dir", data, "--epochs", 1,
+                                         "--shape", "1x2x16", "--no-compile"))
+    assert [(r["amp"], r["compile"], r["epochs"]) for r in runs] == [(False, False, 1), (True, False, 1)]
+    assert all(r["history"] and r["last_losses"] for r in runs)
+    assert isinstance(verdict["bf16_within_tolerance"], bool)
+
+
+def test_recall_precision_timing_without_compile_times_eager_steps(monkeypatch, capsys):
+    rows = json_lines(run_main(monkeypatch, capsys, "recall_precision", "--timing", "--shape", "1x2x16", "--no-compile"))
+    assert [(r["amp"], r["compile"]) for r in rows] == [(False, False), (True, False)]
+    assert all(r["ms_per_step"] > 0 for r in rows)
+
+
+def test_profile_train_prints_the_operator_table_and_a_rate(data, monkeypatch, capsys):
+    out = run_main(monkeypatch, capsys, "profile_train", data, "--steps", 1, "--batch", 2, "--shape", "1x2x16",
+                   "--device", "cpu")
+    assert any("Self CPU time total" in line for line in out)
+    assert re.fullmatch(r"wall [\d.]+ ms/step, [\d,]+ tokens/s", out[-1])
+
+
+def test_curves_tabulates_and_writes_every_history_entry(recaller, direct, tmp_path, capsys):
+    curves = load_benchmark("curves")
+    table = tmp_path / "curves.csv"
+    assert curves.main([f"pre={recaller}", f"fin={direct}", "--window", "1", "--csv", str(table)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    history = {name: read_checkpoint(p).progress["history"] for name, p in (("pre", recaller), ("fin", direct))}
+    assert out[0] == "| steps | pre | fin |"
+    assert len(out) == 2 + max(h[-1]["step"] for h in history.values())  # one row a step at window 1
+    with table.open() as f:
+        rows = list(csv.reader(f))
+    assert [(r[0], int(r[1])) for r in rows[1:]] == [(n, e["step"]) for n, h in history.items() for e in h]
+
+
+def test_confidence_validation_split_then_signals(data, recaller, tmp_path, monkeypatch, capsys):
+    """The documented workflow: split, finetune a reader on fit.tsv, score the signals on val.tsv."""
+    split = tmp_path / "conf"
+    (counts,) = json_lines(run_main(monkeypatch, capsys, "confidence_validation", "split", "--data_dir", data,
+                                    "--out", split))
+    assert (counts["fit"], counts["val"]) == (N_FIT, N_VALIDATION)
+    fit, val = ((split / name).read_text(encoding="utf-8").splitlines() for name in ("fit.tsv", "val.tsv"))
+    assert (len(fit), len(val)) == (N_FIT, N_VALIDATION) and not set(fit) & set(val)
+    params = finetuned(data, recaller, tmp_path / "reader.params", "--recipe", "recall", "--finetune_corpus_path",
+                       str(split / "fit.tsv"))
+    out = run_main(monkeypatch, capsys, "confidence_validation", "signals", "--data_dir", data, "--params", params,
+                   "--val", split / "val.tsv", "--made_up", 20)
+    result = json.loads("\n".join(out))
+    assert (result["people"], result["made_up"]) == (N_VALIDATION, 20)
+    assert result["chosen"] in result["candidates"] and result["chosen_signal"] in SIGNALS
+    assert all(c["people"] == N_VALIDATION for c in [*result["candidates"].values(), *result["baselines"].values()])
+
+
+def test_demo_recall_cell_runs_the_tiny_demos_cell(tmp_path, monkeypatch, capsys):
+    # The script swaps the recall recipe in kgpt's registry; put it back after the test.
+    monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
+    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_recall_cell", "--preset", "tiny", "--out", tmp_path,
+                                 "--no-group_lengths"))
+    dev = experiments.DEMO_PRESETS["tiny"].data.n_dev
+    assert (row["preset"], row["group_lengths"], row["total"]) == ("tiny", False, dev)
+    assert 0 <= row["correct"] <= dev
+    predictions = tmp_path / "group0" / "predictions" / f"{experiments.RECALL_SETTING}-rope-s0.txt"
+    assert len(predictions.read_text(encoding="utf-8").splitlines()) == dev
+
+
+def test_export_check_finds_the_same_answers_and_logits(data, direct, monkeypatch, capsys):
+    pytest.importorskip("transformers", reason="export_check needs the hf extra")
+    (row,) = json_lines(run_main(monkeypatch, capsys, "export_check", direct, data / FILE_NAMES["dev"]))
+    assert (row["variant"], row["questions"], row["same_answers"]) == ("rope", N_DEV, N_DEV)
+    assert row["max_abs_logit_difference"] < 1e-4
+
+
+def test_load_runs_evaluate_and_ask_as_processes(data, direct, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "load.jsonl"
+    rows = json_lines(run_main(monkeypatch, capsys, "load", wiki(data), direct, data / FILE_NAMES["dev"],
+                               "--variant", "rope", "--n", 3, "--out", out))
+    assert [(r["command"], r["n"], r["rc"]) for r in rows] == [("evaluate", 3, 0), ("ask", 3, 0)], rows
+    assert all(r["peak_rss_mib"] > 0 and r["questions_per_s"] > 0 for r in rows)
+    assert json_lines(out.read_text().splitlines()) == rows
+
+
+def test_decode_cache_times_both_caches_on_a_recall_then_read_model(data, reader, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "decode.jsonl"
+    rows = json_lines(run_main(monkeypatch, capsys, "decode_cache", wiki(data), reader, data / FILE_NAMES["dev"],
+                               "--n", 3, "--batch", 2, "--out", out))
+    assert [(r["cache"], r["batch"], r["n"]) for r in rows] == [("grown", 2, 3), ("in-place", 2, 3)]
+    assert all(r["questions_per_s"] > 0 for r in rows)
+    assert json_lines(out.read_text().splitlines()) == rows
+
+
+def test_gpu_pipeline_chains_the_three_stages(data, tmp_path):
+    """A dry run: the script is for a GPU (hours of training), so its ``python3`` here is a
+    stand-in that records each command line; kgpt's own parser must accept every one, and
+    each stage must read what the one before it wrote."""
+    if not Path("/usr/bin/time").exists():
+        pytest.skip("the script times each stage with /usr/bin/time, absent here")
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.jsonl"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "python3"
+    stand_in.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    stand_in.chmod(0o755)
+    out = tmp_path / "out"
+    r = subprocess.run(["bash", str(BENCHMARKS / "gpu_pipeline.sh"), str(data), str(out), "rope", "--max_epochs", "1"],
+                       capture_output=True, text=True, env={**ENV, "PATH": f"{bin_dir}{os.pathsep}{ENV['PATH']}"})
+    assert r.returncode == 0, r.stderr
+    argvs = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert all(argv[:2] == ["-m", "kgpt"] for argv in argvs)
+    pre, fin, ev = (build_parser().parse_args(argv[2:]) for argv in argvs)
+    assert [a.command for a in (pre, fin, ev)] == ["pretrain", "finetune", "evaluate"]
+    assert pre.max_epochs == 1 and fin.max_epochs is None  # the extra flags go to pretraining only
+    assert fin.reading_params_path == pre.writing_params_path and ev.reading_params_path == fin.writing_params_path
+    assert ev.eval_corpus_path == str(data / FILE_NAMES["dev"])
+    assert sorted(p.name for p in out.glob("*.log")) == ["rope.eval.log", "rope.finetune.log", "rope.pretrain.log"]
+
+
+def test_ray_local_in_process_half_needs_no_ray(data, tmp_path, monkeypatch):
+    """Without Ray: the cut preset trains and predicts in process, and the byte comparison
+    finds every file the same as itself (the Ray half is the next test)."""
+    ray_local = load_benchmark("ray_local")
+    monkeypatch.setitem(experiments.PRESETS, "cut", ray_local.CUT)
+    out = tmp_path / "inprocess"
+    assert ray_local.timed_run(["reproduce", "--data_dir", str(data), "--preset", "cut", "--variants", "vanilla",
+                                "--device", "cpu", "--out", str(out)]) > 0
+    same = ray_local.compare(out, out)
+    assert same and all(same.values())
+    assert not any(ray_local.compare(out, tmp_path / "missing").values())
+
+
+def test_ray_local_writes_the_same_files_on_ray(data, tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="Ray is not installed (the ray extra)")
+    ray_local = load_benchmark("ray_local")
+    monkeypatch.setitem(experiments.PRESETS, "cut", ray_local.CUT)
+    summary = ray_local.run(data, tmp_path, "cut", ["vanilla"], 1)
+    assert summary["identical"] and summary["files"]
