@@ -1,7 +1,9 @@
 """``kgpt reproduce --ray``: the study's cells as Ray tasks (kgpt.cluster).
 
-The tests that need Ray share one local cluster of 2 CPUs, started here and torn down
-after the module; without Ray installed (the ``ray`` extra) they skip, saying so.
+A task is a plain function (``cluster._work``), so how it sorts failures by cause, what it
+sends back and what it leaves on the node are tested without Ray. The tests that need Ray
+share one local cluster of 2 CPUs, started here and torn down after the module; the README's
+test command installs the ``ray`` extra, so they run in CI.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 from kgpt import cluster, experiments
+from kgpt.checkpoint import save_checkpoint
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
+from kgpt.errors import KgptError
+from kgpt.model import GPT, GPTConfig
+from kgpt.training.trainer import Interrupted
+from kgpt.vocab import CharVocab
 
 TINY_MODEL = {"n_layer": 1, "n_head": 2, "n_embd": 16}
 SIZES = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 8, "finetune_batch": 8, "model": TINY_MODEL}
@@ -58,6 +67,111 @@ def files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+# ---- a task, without Ray -------------------------------------------------------------------
+
+def state(path: Path, step: int) -> None:
+    """A resumable checkpoint that stands at ``step``."""
+    save_checkpoint(path, GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=1, n_embd=8)), CharVocab("ab"),
+                    {"stage": "finetune", "step": step})
+
+
+def spec(tmp_path: Path, study: str) -> cluster.Spec:
+    return cluster.Spec(SMALL, "cpu", False, 0.0, 1, study, out=str(tmp_path / "out"), data_dir=str(tmp_path / "data"))
+
+
+def run_task(study_data: Path, tmp_path: Path, monkeypatch, fails_with: BaseException | None,
+             sent: dict[str, bytes] | None = None) -> tuple[cluster.Landed, Path]:
+    """Run a cell's task here; its training writes a state at step 7, then fails with ``fails_with``."""
+    job = cluster.Job("cell", experiments.Cell("finetune-only", "vanilla", 0), "finetune-only-vanilla-s0")
+    study = f"test-{tmp_path.name}"
+    folder = cluster.scratch_dir(study) / job.name
+
+    def run_cell(self, cell):
+        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        if not (folder / "checkpoints" / "m.params.resume").exists():
+            state(folder / "checkpoints" / "m.params.resume", 7)
+        (folder / "checkpoints" / "pretrained.params").write_bytes(b"finished before the failure")
+        if fails_with is not None:
+            raise fails_with
+        return {"correct": 1}
+
+    monkeypatch.setattr(experiments.Study, "run_cell", run_cell)
+    data = {p.name: p.read_bytes() for p in study_data.iterdir()}
+    landed = cluster._work(spec(tmp_path, study), job, data, cluster.Landed("out", files=sent or {}))
+    return landed, folder
+
+
+def test_a_task_stopped_by_a_signal_sends_its_state_back_and_keeps_it_on_the_node(study_data, tmp_path, monkeypatch):
+    landed, folder = run_task(study_data, tmp_path, monkeypatch, Interrupted("interrupted by SIGTERM at step 7"))
+    assert landed.retry and landed.error == "interrupted by SIGTERM at step 7"
+    assert landed.saved == ["checkpoints/m.params.resume at step 7"]
+    assert set(landed.files) == {"checkpoints/m.params.resume", "checkpoints/pretrained.params"}
+    assert (folder / "checkpoints" / "m.params.resume").exists()  # for a retry on this node
+    cluster._clean(folder.parent.name)
+    assert not folder.parent.exists()
+
+
+def test_out_of_memory_is_run_again(study_data, tmp_path, monkeypatch):
+    landed, folder = run_task(study_data, tmp_path, monkeypatch, torch.OutOfMemoryError("CUDA out of memory"))
+    assert landed.retry and landed.error == "out of memory" and "checkpoints/m.params.resume" in landed.files
+    cluster._clean(folder.parent.name)
+
+
+@pytest.mark.parametrize("error, line", [
+    (KgptError("{folder}/data/wiki.txt line 3: unknown character"), "{data}/wiki.txt line 3: unknown character"),
+    (ZeroDivisionError("division by zero"), "ZeroDivisionError: division by zero"),
+])
+def test_a_users_error_or_a_bug_is_not_run_again_and_leaves_nothing_on_the_node(study_data, tmp_path, monkeypatch,
+                                                                                error, line):
+    folder = cluster.scratch_dir(f"test-{tmp_path.name}") / "finetune-only-vanilla-s0"
+    error.args = (str(error).format(folder=folder),)
+    landed, folder = run_task(study_data, tmp_path, monkeypatch, error)
+    assert not landed.retry and landed.error == line.format(data=tmp_path / "data") and not landed.files
+    assert not folder.exists()
+
+
+def test_a_finished_task_sends_its_outputs_not_its_state_and_leaves_nothing(study_data, tmp_path, monkeypatch):
+    landed, folder = run_task(study_data, tmp_path, monkeypatch, None)
+    assert landed.error is None and landed.row == {"correct": 1}
+    assert set(landed.files) == {"checkpoints/pretrained.params"}
+    assert not folder.exists()
+
+
+def test_the_node_keeps_a_later_state_than_the_one_sent(study_data, tmp_path, monkeypatch):
+    """A retry on the node where an earlier attempt got further continues from there."""
+    older, newer = tmp_path / "older", tmp_path / "newer"
+    state(older, 3)
+    state(newer, 9)
+    folder = cluster.scratch_dir(f"test-{tmp_path.name}") / "finetune-only-vanilla-s0"
+    (folder / "checkpoints").mkdir(parents=True)
+    state(folder / "checkpoints" / "m.params.resume", 7)  # left by an attempt that died here
+    landed, _ = run_task(study_data, tmp_path, monkeypatch, Interrupted("stop"),
+                         sent={"checkpoints/m.params.resume": older.read_bytes()})
+    assert landed.resumed == ["checkpoints/m.params.resume at step 7"]
+    landed, folder = run_task(study_data, tmp_path, monkeypatch, Interrupted("stop"),
+                              sent={"checkpoints/m.params.resume": newer.read_bytes()})
+    assert landed.resumed == ["checkpoints/m.params.resume at step 9"]
+    cluster._clean(folder.parent.name)
+
+
+def test_an_analysis_names_the_drivers_paths_whatever_characters_they_hold(tmp_path):
+    folder = tmp_path / "task"
+    odd = cluster.Spec(SMALL, "cpu", False, 0.0, 1, "s", out='C:\\runs\\"quoted" out', data_dir="d\\ata")
+    source = {"variant": "rope", "corpus": f"{folder}/data/wiki.txt", "params": f"{folder}/checkpoints/m.params",
+              "pretrained_params": None}
+    files = {"analysis/c/analysis.json": json.dumps({"source": source, "n": 1}).encode()}
+    shown = json.loads(cluster._shown_outputs(files, folder, odd)["analysis/c/analysis.json"])
+    assert shown == {"source": {"variant": "rope", "corpus": "d\\ata/wiki.txt",
+                                "params": 'C:\\runs\\"quoted" out/checkpoints/m.params', "pretrained_params": None}, "n": 1}
+
+
+def test_a_ray_run_says_when_its_threads_differ_from_the_in_process_runs():
+    assert "with 1 CPU thread, the same command without --ray with 2" in cluster.threads_note(None, 2)
+    assert cluster.threads_note(1, 2) is None and cluster.threads_note(None, 1) is None
+
+
+# ---- with Ray ------------------------------------------------------------------------------
+
 def test_ray_not_installed_is_one_line(study_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     assert reproduce(study_data, tmp_path / "o", "quick", "--ray", "local") == 1
@@ -90,6 +204,7 @@ def test_ray_local_writes_what_the_in_process_run_writes(ray_cluster, study_data
     assert reproduce(study_data, there, "tiny", "--ray", "local") == 0
     printed = capsys.readouterr().out
     assert "[5/5 done, 0 in flight, 0 failed]" in printed and "pretrain-recall-vanilla-s0: pretrain done" in printed
+    assert ("each cell on Ray trains with 1 CPU thread" in printed) == (torch.get_num_threads() > 1)
     assert rows_without_time(there) == rows_without_time(here)
     a, b = files(here), files(there)
     assert sorted(a) == sorted(b)
@@ -99,36 +214,44 @@ def test_ray_local_writes_what_the_in_process_run_writes(ray_cluster, study_data
     assert not any(rel.endswith((".resume", ".lock")) for rel in b)
 
 
-def test_a_worker_killed_mid_cell_is_retried_from_its_checkpoint(ray_cluster, study_data, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["preempted", "killed"])
+def test_a_worker_stopped_mid_cell_is_run_again_from_its_state(ray_cluster, study_data, tmp_path, monkeypatch, capsys,
+                                                               signum):
+    """SIGTERM (a preempted node): the training saves, the state travels to --out, the job
+    runs again from it. SIGKILL: Ray runs the task again, from the state left on the node."""
     monkeypatch.setitem(experiments.PRESETS, "long", LONG)
     out = tmp_path / "ray"
     folder = cluster.scratch_dir(cluster.study_id(out)) / "finetune-only-vanilla-s0" / "checkpoints"
-    killed = {}
+    stopped = {}
 
-    def kill_when_checkpointed():
-        """SIGKILL the worker training the cell (its PID is in the writer's lock) once it
+    def stop_when_checkpointed():
+        """Signal the worker training the cell (its PID is in the writer's lock) once it
         has saved a resumable checkpoint."""
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
+        while time.monotonic() < deadline and not stopped:
             lock = folder / "finetune-only-vanilla-s0.params.lock"
             if (folder / "finetune-only-vanilla-s0.params.resume").exists() and lock.exists():
                 holder = lock.read_text().split()
                 if holder[:1] == ["PID"]:
-                    killed["pid"] = int(holder[1])
-                    os.kill(killed["pid"], signal.SIGKILL)
+                    stopped["pid"] = int(holder[1])
+                    os.kill(stopped["pid"], signum)
             time.sleep(0.01)
 
-    killer = threading.Thread(target=kill_when_checkpointed)
-    killer.start()
+    stopper = threading.Thread(target=stop_when_checkpointed)
+    stopper.start()
     try:
         assert reproduce(study_data, out, "long", "--ray", "local", "--checkpoint_every", "0") == 0
     finally:
-        killed.setdefault("pid", None)
-        killer.join()
-    assert killed["pid"] is not None, "the cell finished before a checkpoint was seen"
+        stopped.setdefault("pid", None)
+        stopper.join()
+    assert stopped["pid"] is not None, "the cell finished before a checkpoint was seen"
     printed = capsys.readouterr().out
+    if signum == signal.SIGTERM:
+        assert "finetune-only-vanilla-s0: interrupted by SIGTERM at step" in printed
+        assert "; running it again (1 of 3)" in printed
     assert "finetune-only-vanilla-s0: continued checkpoints/finetune-only-vanilla-s0.params.resume at step" in printed
     assert "[2/2 done, 0 in flight, 0 failed]" in printed
+    assert not list(out.rglob("*.resume")) and not cluster.scratch_dir(cluster.study_id(out)).exists()
     # Resuming is exact: the same answers as a run that was never interrupted.
     here = tmp_path / "here"
     assert reproduce(study_data, here, "long", "--cpus_per_cell", "1") == 0

@@ -483,10 +483,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def analysis_json(analysis: dict) -> bytes:
+    """analysis.json's bytes (a Ray task rewrites its paths and writes them again)."""
+    return json.dumps(analysis, indent=1, ensure_ascii=False).encode("utf-8")
+
+
 def write_analysis(directory: str | Path, analysis: dict) -> Path:
     """analysis.json, its figures and analysis.md into ``directory``, each written atomically."""
     directory = Path(directory)
-    atomic_write_bytes(directory / "analysis.json", json.dumps(analysis, indent=1, ensure_ascii=False).encode("utf-8"))
+    atomic_write_bytes(directory / "analysis.json", analysis_json(analysis))
     for name, png in plot_figures(analysis).items():
         atomic_write_bytes(directory / name, png)
     md = directory / "analysis.md"

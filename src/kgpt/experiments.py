@@ -460,7 +460,7 @@ def run_reproduce(
     else:
         from kgpt.cluster import run_study
 
-        rows, failed, analysis = run_study(study, cells, ray, cpus_per_cell or 1)
+        rows, failed, analysis = run_study(study, cells, ray, cpus_per_cell)
     table = _write_outputs(study, rows, f"kgpt reproduce ({preset})", with_published=True, extra={"preset": preset},
                            analysis=analysis, failed=failed)
     print(f"\n{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
