@@ -15,8 +15,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from kgpt import experiments
 from kgpt.data.synthetic import generate
+from kgpt.presets import DEMO_PRESETS, RECALL_SETTING
+from kgpt.study import Cell, Study
 from kgpt.training import recipe
 
 
@@ -24,16 +25,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--group_lengths", action=argparse.BooleanOptionalAction, default=recipe.RECALL.group_lengths)
     ap.add_argument("--out", type=Path, default=Path("runs/demo-recall-cell"))
-    ap.add_argument("--preset", choices=tuple(experiments.DEMO_PRESETS), default="cpu")
+    ap.add_argument("--preset", choices=tuple(DEMO_PRESETS), default="cpu")
     a = ap.parse_args()
     recipe.RECIPES["recall"] = replace(recipe.RECALL, group_lengths=a.group_lengths)  # the cell names its recipe
-    demo = experiments.DEMO_PRESETS[a.preset]
-    only = replace(demo, settings=tuple(s for s in demo.settings if s.name == experiments.RECALL_SETTING))
+    demo = DEMO_PRESETS[a.preset]
+    only = replace(demo, settings=tuple(s for s in demo.settings if s.name == RECALL_SETTING))
     out = a.out / f"group{int(a.group_lengths)}"
     generate(replace(demo.data, seed=0)).write(out / "data")
-    study = experiments.Study(out / "data", out, only, "cpu", progress=False)
+    study = Study(out / "data", out, only, "cpu", progress=False)
     t0 = time.time()
-    row = study.run_cell(experiments.Cell(experiments.RECALL_SETTING, "rope", 0))
+    row = study.run_cell(Cell(RECALL_SETTING, "rope", 0))
     print(json.dumps({"preset": a.preset, "group_lengths": a.group_lengths, "correct": row["correct"], "total": row["total"],
                       "free_recall": row.get("free_recall_stored"), "seconds": round(time.time() - t0, 1),
                       "date": time.strftime("%Y-%m-%d")}), flush=True)

@@ -16,12 +16,12 @@ import json
 import time
 from pathlib import Path
 
-from kgpt import experiments
 from kgpt.cli import main
+from kgpt.presets import PRESETS, Preset, Setting
 
-CUT = experiments.Preset("cut", tuple(
-    experiments.Setting(s.name, pretrain_epochs=1, finetune_epochs=1, model={"n_layer": 1, "n_head": 2, "n_embd": 32})
-    for s in experiments.PRESETS["quick"].settings
+CUT = Preset("cut", tuple(
+    Setting(s.name, pretrain_epochs=1, finetune_epochs=1, model={"n_layer": 1, "n_head": 2, "n_embd": 32})
+    for s in PRESETS["quick"].settings
 ))
 
 
@@ -39,7 +39,7 @@ def compare(a: Path, b: Path) -> dict[str, bool]:
 
 
 def run(data: Path, out: Path, preset: str, variants: list[str], cpus: int) -> dict:
-    experiments.PRESETS.setdefault("cut", CUT)
+    PRESETS.setdefault("cut", CUT)
     common = ["reproduce", "--data_dir", str(data), "--preset", preset, "--variants", *variants, "--device", "cpu",
               "--cpus_per_cell", str(cpus)]
     here = timed_run([*common, "--out", str(out / "inprocess")])

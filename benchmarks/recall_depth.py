@@ -5,7 +5,7 @@ the rest of a recall astray: the further the place stands from the cue ``NAME.``
 more characters must come out right before it. For every training person whose true bio
 names the place within what the reader reads (:meth:`kgpt.data.reader.Reader.text`),
 this recalls the bio with a pretrained recall-recipe model exactly as answering does
-(:func:`kgpt.answering.recall`, the recipe's length) and counts, by where the place ends
+(:func:`kgpt.recaller.recall`, the recipe's length) and counts, by where the place ends
 in the true bio, how often the recalled text still holds it as whole words.
 
 The recaller never saw a label (recall pretraining reads wiki.txt alone), so the training
@@ -26,7 +26,7 @@ from pathlib import Path
 from knowledge_proxy import DATA
 from recall_proxy import cpu_name
 
-from kgpt.answering import recall
+from kgpt.recaller import recall
 from kgpt.checkpoint import load_model
 from kgpt.confidence import answer_at
 from kgpt.data.corpus import bios_by_name, person_bio, read_questions

@@ -20,7 +20,7 @@ import torch
 from kgpt import analysis as an
 from kgpt.checkpoint import load_model
 from kgpt.cli import main
-from kgpt.data.corpus import parse_questions, read_questions
+from kgpt.data.corpus import parse_questions, read_questions, unseen_names
 from kgpt.data.questions import encode_questions
 from kgpt.inference import answer_log_probs, greedy_decode, top_answers
 from kgpt.model import GPT, VARIANTS, GPTConfig
@@ -236,16 +236,16 @@ def test_figures_are_pngs_from_the_json_alone(tmp_path):
 def test_unseen_names_are_new_deterministic_and_from_known_parts():
     names = ["Amélie Durand", "Jonas Brück", "Ernst Florian Winter", "Sy Landy", "Madonna"]
     corpus = "Amélie Durand. Jonas Brück. Ernst Florian Winter met Sy Landy and Jonas Durand."
-    got = an.unseen_names(names, corpus, n=10, seed=3)
-    assert got == an.unseen_names(names, corpus, n=10, seed=3)
-    assert got != an.unseen_names(names, corpus, n=10, seed=4)
+    got = unseen_names(names, corpus, n=10, seed=3)
+    assert got == unseen_names(names, corpus, n=10, seed=3)
+    assert got != unseen_names(names, corpus, n=10, seed=4)
     firsts, lasts = {"Amélie", "Jonas", "Ernst Florian", "Sy"}, {"Durand", "Brück", "Winter", "Landy"}
     assert 0 < len(got) <= 10 and len(set(got)) == len(got)
     for name in got:
         first, last = name.rsplit(" ", 1)
         assert first in firsts and last in lasts and name not in corpus
-    assert len(an.unseen_names(names, corpus, n=100, seed=0)) == 4 * 4 - 5  # every new pair, then no more
-    assert an.unseen_names(["Madonna", "Cher"], corpus, n=5) == []
+    assert len(unseen_names(names, corpus, n=100, seed=0)) == 4 * 4 - 5  # every new pair, then no more
+    assert unseen_names(["Madonna", "Cher"], corpus, n=5) == []
 
 
 # --- through the command line on the tiny data -----------------------------------------

@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 from conftest import BENCHMARKS, ENV, load_benchmark
 
-from kgpt import experiments
 from kgpt.checkpoint import read_checkpoint
 from kgpt.cli import build_parser
 from kgpt.cli import main as kgpt
 from kgpt.confidence import SIGNALS
 from kgpt.data.synthetic import FILE_NAMES, SyntheticConfig, generate
+from kgpt.presets import DEMO_PRESETS, PRESETS, RECALL_SETTING
 from kgpt.training import recipe
 
 TINY = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16"]
@@ -188,10 +188,10 @@ def test_demo_recall_cell_runs_the_tiny_demos_cell(tmp_path, monkeypatch, capsys
     monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_recall_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--no-group_lengths"))
-    dev = experiments.DEMO_PRESETS["tiny"].data.n_dev
+    dev = DEMO_PRESETS["tiny"].data.n_dev
     assert (row["preset"], row["group_lengths"], row["total"]) == ("tiny", False, dev)
     assert 0 <= row["correct"] <= dev
-    predictions = tmp_path / "group0" / "predictions" / f"{experiments.RECALL_SETTING}-rope-s0.txt"
+    predictions = tmp_path / "group0" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == dev
 
 
@@ -250,7 +250,7 @@ def test_ray_local_in_process_half_needs_no_ray(data, tmp_path, monkeypatch):
     """Without Ray: the cut preset trains and predicts in process, and the byte comparison
     finds every file the same as itself (the Ray half is the next test)."""
     ray_local = load_benchmark("ray_local")
-    monkeypatch.setitem(experiments.PRESETS, "cut", ray_local.CUT)
+    monkeypatch.setitem(PRESETS, "cut", ray_local.CUT)
     out = tmp_path / "inprocess"
     assert ray_local.timed_run(["reproduce", "--data_dir", str(data), "--preset", "cut", "--variants", "vanilla",
                                 "--device", "cpu", "--out", str(out)]) > 0
@@ -262,6 +262,6 @@ def test_ray_local_in_process_half_needs_no_ray(data, tmp_path, monkeypatch):
 def test_ray_local_writes_the_same_files_on_ray(data, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (the ray extra)")
     ray_local = load_benchmark("ray_local")
-    monkeypatch.setitem(experiments.PRESETS, "cut", ray_local.CUT)
+    monkeypatch.setitem(PRESETS, "cut", ray_local.CUT)
     summary = ray_local.run(data, tmp_path, "cut", ["vanilla"], 1)
     assert summary["identical"] and summary["files"]

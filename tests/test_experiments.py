@@ -12,6 +12,7 @@ from kgpt import experiments, pipeline
 from kgpt.checkpoint import read_checkpoint
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
+from kgpt.presets import DEMO_PRESETS, LAPTOP_MODEL, PRESETS, Preset, Setting
 
 SETTINGS = {"baseline", "finetune-only", "pretrain+finetune", "knowledge-recipe", "recall-read"}
 
@@ -29,7 +30,7 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
         assert isinstance(r["correct"], int) and r["total"] == 8
         assert r["accuracy"] == pytest.approx(100 * r["correct"] / r["total"], abs=0.01)
     # The baseline answers the most frequent training place for everybody.
-    data = generate(experiments.DEMO_PRESETS["tiny"].data)
+    data = generate(DEMO_PRESETS["tiny"].data)
     baseline = next(r for r in rows if r["setting"] == "baseline")
     assert baseline["answer"] == data.most_frequent_place
     preds = (out / "predictions" / "baseline-rope-s0.txt").read_text().splitlines()
@@ -61,16 +62,16 @@ def study_data(tmp_path) -> Path:
 
 TINY_MODEL = {"n_layer": 1, "n_head": 2, "n_embd": 16}
 SIZES = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 8, "finetune_batch": 8, "model": TINY_MODEL}
-SMALL = experiments.Preset("small", (experiments.Setting("finetune-only", **SIZES), experiments.Setting("pretrain+finetune", **SIZES)))
+SMALL = Preset("small", (Setting("finetune-only", **SIZES), Setting("pretrain+finetune", **SIZES)))
 
 
-def shrunk(preset: experiments.Preset) -> experiments.Preset:
+def shrunk(preset: Preset) -> Preset:
     """The preset's settings, each cut to one epoch per stage of a tiny model."""
     return replace(preset, settings=tuple(replace(s, **SIZES, compile=False) for s in preset.settings))
 
 
 def test_reproduce_runs_matrix_and_resumes_without_work(study_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(experiments.PRESETS, "small", SMALL)
+    monkeypatch.setitem(PRESETS, "small", SMALL)
     out = tmp_path / "study"
     args = ["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "small",
             "--variants", "vanilla", "rope", "--seeds", "0", "1", "--device", "cpu"]
@@ -97,7 +98,7 @@ def test_reproduce_runs_matrix_and_resumes_without_work(study_data, tmp_path, mo
 
 
 def test_reproduce_reuses_a_finished_pretraining(study_data, tmp_path, monkeypatch):
-    monkeypatch.setitem(experiments.PRESETS, "small", SMALL)
+    monkeypatch.setitem(PRESETS, "small", SMALL)
     out = tmp_path / "study"
     run = lambda: experiments.run_reproduce(study_data, out, ["vanilla"], [0], preset="small", device="cpu")
     run()
@@ -122,10 +123,10 @@ def test_reproduce_missing_data_is_one_line(tmp_path, capsys):
 def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch):
     """The laptop preset's structure (London, then recall-then-read, eager so that length
     buckets apply), with its sizes cut down so it runs in seconds."""
-    laptop = experiments.PRESETS["laptop"]
+    laptop = PRESETS["laptop"]
     (recall,) = laptop.settings
-    assert (recall.name, recall.recipe, recall.model, recall.compile) == ("recall-read", "recall", experiments.LAPTOP_MODEL, False)
-    monkeypatch.setitem(experiments.PRESETS, "laptop", shrunk(laptop))
+    assert (recall.name, recall.recipe, recall.model, recall.compile) == ("recall-read", "recall", LAPTOP_MODEL, False)
+    monkeypatch.setitem(PRESETS, "laptop", shrunk(laptop))
     out = tmp_path / "study"
     assert main(["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "laptop",
                  "--seeds", "0", "1", "--device", "cpu"]) == 0
@@ -146,12 +147,12 @@ def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch)
 
 
 def test_gpu_preset_is_london_and_the_recipes_at_full_size(study_data, tmp_path, monkeypatch):
-    gpu = experiments.PRESETS["gpu"]
+    gpu = PRESETS["gpu"]
     assert {s.name: s.recipe for s in gpu.settings} == {"knowledge-recipe": "knowledge", "recall-read": "recall"}
     assert all(s.model == {} for s in gpu.settings)  # the assignment's 4x256 model
     small = shrunk(gpu)
     small = replace(small, settings=(replace(small.settings[0], finetune_epochs=None), small.settings[1]))  # knowledge: no finetuning
-    monkeypatch.setitem(experiments.PRESETS, "gpu", small)
+    monkeypatch.setitem(PRESETS, "gpu", small)
     rows = experiments.run_reproduce(study_data, tmp_path / "gpu", ["vanilla"], [3], preset="gpu", device="cpu")
     assert [(r["setting"], r["variant"], r["seed"]) for r in rows] == [
         ("baseline", "vanilla", 3), ("knowledge-recipe", "rope", 3), ("recall-read", "rope", 3)]

@@ -17,20 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from kgpt import experiments, pipeline
+from kgpt import pipeline
 from kgpt.data.synthetic import SyntheticConfig, generate
+from kgpt.presets import Preset, Setting
+from kgpt.study import Study, study_cells
 
 DATA = SyntheticConfig(n_train=16, n_dev=8, n_test=2, n_extra=0, n_places=5, distractors=1)
 _SIZES = {"pretrain_batch": 8, "finetune_batch": 8, "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 # Epochs chosen so that each trained model answers the 8 dev people in several ways (the
 # recall model gets most of them right; the vanilla one, asked directly, mostly guesses).
-RECALL_READ = experiments.Setting("recall-read", recipe="recall", variant="rope", pretrain_epochs=120, finetune_epochs=30,
+RECALL_READ = Setting("recall-read", recipe="recall", variant="rope", pretrain_epochs=120, finetune_epochs=30,
                                   **_SIZES)
-STUDY = experiments.Preset("leak", (
-    experiments.Setting("pretrain+finetune", variant="vanilla", pretrain_epochs=20, finetune_epochs=80, **_SIZES),
+STUDY = Preset("leak", (
+    Setting("pretrain+finetune", variant="vanilla", pretrain_epochs=20, finetune_epochs=80, **_SIZES),
     RECALL_READ,
 ))
-LEAKY = experiments.Preset("leak-control", (RECALL_READ,))  # the reader is what the control leaks into
+LEAKY = Preset("leak-control", (RECALL_READ,))  # the reader is what the control leaks into
 MIN_DISTINCT_ANSWERS = 3  # of a trained model's 8 dev answers; fewer and equal answers would prove nothing
 
 
@@ -66,7 +68,7 @@ def _scramble_dev_places(dev: Path) -> None:
     dev.write_text("".join(f"{q}\t{other[p]}\n" for q, p in rows), encoding="utf-8")
 
 
-def run_study(folder: Path, preset: experiments.Preset, scramble: bool, leak: bool = False,
+def run_study(folder: Path, preset: Preset, scramble: bool, leak: bool = False,
               pretrained_from: Path | None = None) -> StudyRun:
     """The study on the synthetic people; ``leak`` appends the dev lines to the finetuning
     file. Pretrained checkpoints found in ``pretrained_from`` are reused (pretraining reads
@@ -82,7 +84,7 @@ def run_study(folder: Path, preset: experiments.Preset, scramble: bool, leak: bo
         (out / "checkpoints").mkdir(parents=True)
         for p in pretrained_from.glob("pretrain-*.params"):
             shutil.copy(p, out / "checkpoints" / p.name)
-    experiments.Study(data, out, preset, "cpu", progress=False).run(experiments.study_cells(["vanilla"], [0], preset))
+    Study(data, out, preset, "cpu", progress=False).run(study_cells(["vanilla"], [0], preset))
     # The reader also answers by writing: an extracting reader can only give words of its
     # recall, so a label leaked into its finetuning may not show in its answers at all.
     for ckpt in (out / "checkpoints").glob("recall-read-*.params"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgpt import answering, probe
+from kgpt import probe, recaller
 from kgpt.data.corpus import asked_name, bio_name, bios_by_name, parse_questions, person_bio
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
@@ -62,11 +62,11 @@ def test_free_recall_looks_for_the_place_after_the_cue_as_whole_words(monkeypatc
                 "J. R. Hale.": " Hale sang."}
 
     def oracle(model, prompts, max_new_tokens, stop_id):
-        assert stop_id == answering.NEVER_STOP  # a bio has no end mark: the whole budget is decoded
+        assert stop_id == recaller.NEVER_STOP  # a bio has no end mark: the whole budget is decoded
         seen.append(vocab.decode(prompts[0]))
         return [vocab.encode(recalled[vocab.decode(p)]) for p in prompts]
 
-    monkeypatch.setattr(answering, "greedy_decode", oracle)
+    monkeypatch.setattr(recaller, "greedy_decode", oracle)
     bios = BIOS[:3] + ["Lima Hale. Lima Hale sang.", "J. R. Hale. Born in Lima, Hale sailed."]
     result = probe.free_recalls(model, vocab, bios, parse_questions(ASKED), chars=60)
     # Only people whose bio names the place are probed: Cy Dorn's does not, Di Ro has none.
@@ -80,11 +80,11 @@ def test_free_recall_looks_for_the_place_after_the_cue_as_whole_words(monkeypatc
 def test_the_place_in_the_name_is_not_recalled(monkeypatch):
     vocab = CharVocab.from_text("Where was Lima Hale born?\tLima. sang")
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
-    monkeypatch.setattr(answering, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" Lima Hale sang.")])
+    monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" Lima Hale sang.")])
     result = probe.free_recalls(model, vocab, ["Lima Hale. Lima Hale sang in Lima."],
                                 parse_questions("Where was Lima Hale born?\tLima\n"), chars=60)
     assert result.found == [True]  # the recall names Lima after the cue, in "Lima Hale sang"
-    monkeypatch.setattr(answering, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" He sang.")])
+    monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" He sang.")])
     result = probe.free_recalls(model, vocab, ["Lima Hale. Lima Hale sang in Lima."],
                                 parse_questions("Where was Lima Hale born?\tLima\n"), chars=60)
     assert result.found == [False]  # the cue's own "Lima" does not count

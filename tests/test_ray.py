@@ -21,21 +21,23 @@ import pytest
 
 import torch
 
-from kgpt import cluster, experiments
+from kgpt import cluster
 from kgpt.checkpoint import save_checkpoint
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.errors import KgptError
 from kgpt.model import GPT, GPTConfig
+from kgpt.presets import DEMO_PRESETS, PRESETS, Preset, Setting
+from kgpt.study import Cell, Study
 from kgpt.training.trainer import Interrupted
 from kgpt.vocab import CharVocab
 
 TINY_MODEL = {"n_layer": 1, "n_head": 2, "n_embd": 16}
 SIZES = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 8, "finetune_batch": 8, "model": TINY_MODEL}
-SMALL = experiments.Preset("small", (experiments.Setting("finetune-only", **SIZES),
-                                     experiments.Setting("pretrain+finetune", **SIZES)))
+SMALL = Preset("small", (Setting("finetune-only", **SIZES),
+                                     Setting("pretrain+finetune", **SIZES)))
 # One cell long enough (hundreds of epochs of a few steps) to be killed in the middle.
-LONG = experiments.Preset("long", (experiments.Setting("finetune-only", **{**SIZES, "finetune_epochs": 300,
+LONG = Preset("long", (Setting("finetune-only", **{**SIZES, "finetune_epochs": 300,
                                                                           "finetune_batch": 4}),))
 
 
@@ -82,7 +84,7 @@ def spec(tmp_path: Path, study: str) -> cluster.Spec:
 def run_task(study_data: Path, tmp_path: Path, monkeypatch, fails_with: BaseException | None,
              sent: dict[str, bytes] | None = None) -> tuple[cluster.Landed, Path]:
     """Run a cell's task here; its training writes a state at step 7, then fails with ``fails_with``."""
-    job = cluster.Job("cell", experiments.Cell("finetune-only", "vanilla", 0), "finetune-only-vanilla-s0")
+    job = cluster.Job("cell", Cell("finetune-only", "vanilla", 0), "finetune-only-vanilla-s0")
     study = f"test-{tmp_path.name}"
     folder = cluster.scratch_dir(study) / job.name
 
@@ -95,7 +97,7 @@ def run_task(study_data: Path, tmp_path: Path, monkeypatch, fails_with: BaseExce
             raise fails_with
         return {"correct": 1}
 
-    monkeypatch.setattr(experiments.Study, "run_cell", run_cell)
+    monkeypatch.setattr(Study, "run_cell", run_cell)
     data = {p.name: p.read_bytes() for p in study_data.iterdir()}
     landed = cluster._work(spec(tmp_path, study), job, data, cluster.Landed("out", files=sent or {}))
     return landed, folder
@@ -198,7 +200,7 @@ def test_ray_auto_without_a_cluster_is_one_line(study_data, tmp_path, capsys):
 
 def test_ray_local_writes_what_the_in_process_run_writes(ray_cluster, study_data, tmp_path, monkeypatch, capsys):
     """All four trained settings of the tiny preset: same predictions, checkpoints, rows, analysis."""
-    monkeypatch.setitem(experiments.PRESETS, "tiny", experiments.DEMO_PRESETS["tiny"])
+    monkeypatch.setitem(PRESETS, "tiny", DEMO_PRESETS["tiny"])
     here, there = tmp_path / "here", tmp_path / "there"
     assert reproduce(study_data, here, "tiny", "--cpus_per_cell", "1") == 0
     assert reproduce(study_data, there, "tiny", "--ray", "local") == 0
@@ -219,7 +221,7 @@ def test_a_worker_stopped_mid_cell_is_run_again_from_its_state(ray_cluster, stud
                                                                signum):
     """SIGTERM (a preempted node): the training saves, the state travels to --out, the job
     runs again from it. SIGKILL: Ray runs the task again, from the state left on the node."""
-    monkeypatch.setitem(experiments.PRESETS, "long", LONG)
+    monkeypatch.setitem(PRESETS, "long", LONG)
     out = tmp_path / "ray"
     folder = cluster.scratch_dir(cluster.study_id(out)) / "finetune-only-vanilla-s0" / "checkpoints"
     stopped = {}
@@ -262,7 +264,7 @@ def test_a_worker_stopped_mid_cell_is_run_again_from_its_state(ray_cluster, stud
 
 def test_a_bad_file_fails_its_cells_only_and_a_rerun_does_only_those(ray_cluster, study_data, tmp_path, monkeypatch,
                                                                       capsys):
-    monkeypatch.setitem(experiments.PRESETS, "small", SMALL)
+    monkeypatch.setitem(PRESETS, "small", SMALL)
     out = tmp_path / "ray"
     bad = out / "checkpoints" / "pretrain-vanilla-s0.params"  # a pretrained model seed 0's cell reuses
     bad.parent.mkdir(parents=True)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from kgpt import answering
+from kgpt import recaller
 from kgpt.answering import RecallReader
 from kgpt.data.corpus import parse_questions
 from kgpt.data.reader import ANSWER_ROOM, WORD_TAIL, Reader, contains_place, reader_examples, spans
@@ -52,7 +52,7 @@ def test_the_reader_trains_on_exactly_the_text_it_reads(monkeypatch, max_length,
         cue = vocab.decode(prompts[0])
         return [vocab.encode(bio[len(cue):][:max_new_tokens])]
 
-    monkeypatch.setattr(answering, "greedy_decode", recites)
+    monkeypatch.setattr(recaller, "greedy_decode", recites)
     questions = parse_questions(f"Where was {name} born?\tFrankfurt\n")
     (example,) = reader_examples([bio], questions, Reader(), model.max_length)
     (context,) = asker.contexts(vocab, questions)
@@ -108,7 +108,7 @@ def test_extraction_ranks_every_span_by_the_readers_exact_probability(monkeypatc
                           bottleneck_dim=8))
     with torch.no_grad():  # sharpen the random model so the ranking is not a near-tie
         model.head.weight.mul_(40)
-    monkeypatch.setattr(answering, "greedy_decode",
+    monkeypatch.setattr(recaller, "greedy_decode",
                         lambda m, prompts, n, stop_id: [vocab.encode(recall[len(vocab.decode(p)):][:n]) for p in prompts])
     asker = RecallReader(model, model, Reader(max_words=2))
     questions = parse_questions("Where was Ann Lee born?\n")
@@ -131,7 +131,7 @@ def test_extraction_ranks_every_span_by_the_readers_exact_probability(monkeypatc
 def test_a_text_without_words_gives_an_empty_answer(monkeypatch):
     vocab = CharVocab.from_text("Where was Ann Lee born?. ,")
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
-    monkeypatch.setattr(answering, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" . , .")])
+    monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" . , .")])
     asker = RecallReader(model, model, Reader())
     contexts = asker.contexts(vocab, parse_questions("Where was Ann Lee born?\n"))
     assert asker.answers(vocab, contexts) == [""] and asker.ranked(vocab, contexts, 3) == [[]]

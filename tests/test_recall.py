@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import one_line_error
-from kgpt import answering
+from kgpt import answering, recaller
 from kgpt.answering import RecallReader, load_answerer
 from kgpt.checkpoint import RECALLER, read_checkpoint, save_checkpoint
 from kgpt.cli import main
@@ -32,7 +32,7 @@ def _oracle_reader(monkeypatch, vocab, recalled: dict[str, str], reader: Reader 
     def recall(model, prompts, max_new_tokens, stop_id):
         return [vocab.encode(recalled[vocab.decode(p)[:-1]]) for p in prompts]
 
-    monkeypatch.setattr(answering, "greedy_decode", recall)
+    monkeypatch.setattr(recaller, "greedy_decode", recall)
     return RecallReader(model, model, reader)
 
 
@@ -148,8 +148,8 @@ def test_ask_recalls_every_question_in_one_batch(monkeypatch):
     vocab = CharVocab.from_text("Where was Ann Lee Bo Li born? Oslo Rome. sang")
     calls = []
     asker = _oracle_reader(monkeypatch, vocab, {"Ann Lee": " Ann Lee was born in Oslo.", "Bo Li": " Bo Li sang."})
-    recall = answering.greedy_decode
-    monkeypatch.setattr(answering, "greedy_decode", lambda *a, **k: (calls.append(len(a[1])), recall(*a, **k))[1])
+    recall = recaller.greedy_decode
+    monkeypatch.setattr(recaller, "greedy_decode", lambda *a, **k: (calls.append(len(a[1])), recall(*a, **k))[1])
     answers = answer_questions(asker, vocab, [], ["Where was Ann Lee born?", "Where was Bo Li born?", "Who is Ann?"], top_k=0)
     assert calls == [2]  # both names at once; the third question cannot be asked and is its own error
     assert [a.recall for a in answers[:2]] == ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang."]

@@ -26,7 +26,7 @@ from kgpt.data.synthetic import (
     generate,
 )
 from kgpt.errors import KgptError
-from kgpt.experiments import DEMO_PRESETS
+from kgpt.presets import DEMO_PRESETS
 
 SMALL = SyntheticConfig(n_train=120, n_dev=40, n_test=15, n_extra=25, n_places=20, seed=3)
 QUESTION = re.compile(r"^Where was (\S+ \S+) born\?$")

@@ -29,19 +29,16 @@ from __future__ import annotations
 import io
 import json
 import math
-import random
 import statistics
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-from kgpt.answering import Answerer, Context
-from kgpt.asking import probability as _p
-from kgpt.asking import show as _show
-from kgpt.data.corpus import Question, bios_by_name, person_bio
+from kgpt.answering import Answerer, Context, answerer
+from kgpt.data.corpus import Question, bios_by_name, person_bio, unseen_names
 from kgpt.data.reader import contains_place
+from kgpt.display import probability as _p
+from kgpt.display import show as _show
 from kgpt.errors import KgptError
-from kgpt.evaluate import answerer
 from kgpt.io import atomic_write_bytes
 from kgpt.model import GPT
 from kgpt.probe import cued_completions
@@ -56,27 +53,6 @@ ANALYSIS_FILES = ("analysis.json", "analysis.md", *FIGURES)  # what write_analys
 
 
 # --- the analysis of an evaluation -----------------------------------------------------
-
-
-def unseen_names(names: list[str], corpus_text: str, n: int, seed: int = 0) -> list[str]:
-    """Up to ``n`` names that occur nowhere in the corpus, built from the names asked about.
-
-    A given name of one person with the family name of another ("Bryan" + "Wadephul"):
-    they look like the names the model was asked about and use only characters it
-    knows, but the model cannot have read anything about such a person. Deterministic
-    for a given seed.
-    """
-    split = [name.rsplit(" ", 1) for name in names if " " in name]
-    firsts, lasts = sorted({s[0] for s in split}), sorted({s[1] for s in split})
-    rng = random.Random(seed)
-    chosen: list[str] = []
-    for _ in range(50 * n if firsts and lasts else 0):
-        name = f"{rng.choice(firsts)} {rng.choice(lasts)}"
-        if name not in corpus_text and name not in chosen:
-            chosen.append(name)
-            if len(chosen) == n:
-                break
-    return chosen
 
 
 def analyze(

@@ -5,7 +5,7 @@
 * :class:`RecallReader` (the ``recall`` recipe): the question only says whose bio to
   recall. The pretrained model (the recaller) is cued with the bio's opening ``NAME.``,
   NAME parsed from "Where was NAME born?", and decodes the rest of the bio greedily
-  (:func:`recall`); a second model, the reader (:mod:`kgpt.data.reader`), reads that text
+  (:func:`kgpt.recaller.recall`); a second model, the reader (:mod:`kgpt.data.reader`), reads that text
   and answers with the span of it that it is most likely to write, or, switched to
   writing, writes the place freely. Each step is one the model was trained for, so facts
   stored in pretraining come out without a question ever having been asked about that
@@ -33,6 +33,7 @@ from kgpt.data.reader import Reader, spans
 from kgpt.errors import KgptError
 from kgpt.inference import answer_log_probs, continuation_log_probs, greedy_decode, token_log_probs, top_answers
 from kgpt.model import GPT
+from kgpt.recaller import recall, recall_cue
 from kgpt.vocab import MASK_CHAR, CharVocab
 
 # A recall part below this marks a recall as not trusted where the checkpoint has no
@@ -41,27 +42,11 @@ from kgpt.vocab import MASK_CHAR, CharVocab
 # replace it with what the laptop checkpoints' calibrations choose.
 UNCALIBRATED_RECALL_TRUST = 0.5
 MAX_ANSWER_CHARS = 32  # a written answer stops here if the model never closes it
-NEVER_STOP = -1  # a stop id no character has: decode the whole budget
 
 
 def question_at(where: str | None, q: Question) -> str:
     """Where a question is, for an error: "FILE, line N", or "question N" when typed in."""
     return f"{where}, line {q.line}" if where else f"question {q.line}"
-
-
-def recall_cue(name: str) -> str:
-    """The text that starts a recall: the opening of the person's bio, ``NAME.``."""
-    return f"{name}."
-
-
-def recall(model: GPT, vocab: CharVocab, names: list[str], chars: int) -> list[str]:
-    """For each name, ``chars`` characters of text (cue included) decoded greedily from its
-    :func:`recall_cue`, in one batch. Decoding never stops early: a bio has no end mark in
-    pretraining."""
-    cues = [recall_cue(name) for name in names]
-    budget = max(1, chars - min((len(c) for c in cues), default=0))
-    outputs = greedy_decode(model, [vocab.encode(c, where="recall cue") for c in cues], budget, stop_id=NEVER_STOP)
-    return [(cue + vocab.decode(ids))[:chars] for cue, ids in zip(cues, outputs)]
 
 
 @dataclass(frozen=True)
@@ -254,6 +239,11 @@ class RecallReader(Answerer):
             order = sorted(range(len(cs)), key=lambda i: (-ss[i], i))[:k]
             out.append([(cs[i], math.exp(ss[i])) for i in order])
         return out
+
+
+def answerer(model: GPT | Answerer) -> Answerer:
+    """A bare model is asked the question itself."""
+    return model if isinstance(model, Answerer) else Answerer(model)
 
 
 def load_answerer(

@@ -1,15 +1,14 @@
 """``kgpt ask``: each question's answer, its confidence, the most probable answers, and
-how it all reads on a terminal."""
+how they read on a terminal."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from kgpt.answering import Answerer, RecallReader
+from kgpt.answering import Answerer, RecallReader, answerer
 from kgpt.data.corpus import Question, asked_name
+from kgpt.display import probability, quoted, show
 from kgpt.errors import KgptError
-from kgpt.evaluate import answerer
 from kgpt.model import GPT
 from kgpt.vocab import CharVocab
 
@@ -69,21 +68,6 @@ def answer_questions(
             part.recall, part.reading, asker.trusts_recall(part) if recalls else None, min_confidence,
             calibrated=not recalls or asker.calibration is not None)
     return results  # type: ignore[return-value]  # every slot is filled above
-
-
-def show(text: str) -> str:
-    """Text as it reads, quoted where plain text would hide something (an empty text,
-    edge spaces, a newline)."""
-    plain = text and text == text.strip() and text.isprintable()
-    return text if plain else quoted(text)
-
-
-def quoted(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def probability(p: float) -> str:
-    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
 def format_answer(a: Answer) -> str:

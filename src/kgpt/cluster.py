@@ -51,9 +51,10 @@ import torch
 from kgpt.analysis import analysis_json
 from kgpt.checkpoint import read_checkpoint
 from kgpt.errors import KgptError
-from kgpt.experiments import Cell, Preset, Study, best_cell
 from kgpt.io import atomic_write_bytes
 from kgpt.pipeline import resume_path
+from kgpt.presets import Preset
+from kgpt.study import Cell, Study, best_cell
 from kgpt.training.trainer import Interrupted
 
 INSTALL = "--ray needs Ray, which is not installed: pip install 'kgpt[ray]' (in a checkout: pip install -e '.[ray]')"

@@ -28,6 +28,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
+from kgpt.data.corpus import Question, unseen_names
+
 # Logits are clipped here: a probability of 1.0 in float arithmetic would give +inf, and
 # beyond ±20 (p within 2e-9 of 0 or 1) there is nothing left to tell apart.
 LOGIT_CLIP = 20.0
@@ -247,8 +249,6 @@ def held_out_scores(asker, vocab, documents: list[str], questions: list, n_made_
     ``n_made_up`` generated names that occur nowhere in the corpus: the recall part's
     log-probability by every signal, the reading part's, whether the answer is right, and
     whether the name is made up. ``asker``: a :class:`kgpt.answering.RecallReader`."""
-    from kgpt.analysis import unseen_names  # the analysis's generator, with another seed
-    from kgpt.data.corpus import Question
 
     names = [q.name for q in questions if q.name]
     made_up = [Question(f"Where was {n} born?", None, i)

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from kgpt.answering import Answerer, Context
+from kgpt.answering import Answerer, Context, answerer
 from kgpt.data.corpus import Question, read_questions
 from kgpt.errors import KgptError
 from kgpt.io import atomic_write_bytes
@@ -31,11 +31,6 @@ def score(questions: list[Question], predicted_places: list[str], where: str = "
         raise KgptError(f"{len(predicted_places)} predictions for {len(gold)} questions in {where}")
     correct = sum(p == g for p, g in zip(predicted_places, gold))
     return (float(len(gold)), float(correct))
-
-
-def answerer(model: GPT | Answerer) -> Answerer:
-    """A bare model is asked the question itself."""
-    return model if isinstance(model, Answerer) else Answerer(model)
 
 
 def predict_places(model: GPT | Answerer, vocab: CharVocab, questions: list[Question], where: str = "questions") -> list[str]:

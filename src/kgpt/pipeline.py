@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from kgpt.analysis import ANALYSIS_FILES, analyze, write_analysis
-from kgpt.answering import Answerer, RecallReader, load_answerer, recall
+from kgpt.answering import Answerer, RecallReader, load_answerer
 from kgpt.asking import Answer, answer_questions
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_answering, save_checkpoint
 from kgpt.confidence import MADE_UP_SEED, MADE_UP_SHARE, N_MADE_UP, SIGNAL, Calibration, examples, fit, held_out_scores, operating_point
@@ -31,6 +31,7 @@ from kgpt.evaluate import chunks, count_askable, predict_stream, score, write_pr
 from kgpt.io import atomic_writer, check_output, check_writable, writer_lock
 from kgpt.model import GPT, GPTConfig
 from kgpt.probe import Storage, cued_completions, free_recalls
+from kgpt.recaller import recall
 from kgpt.training import (
     Recipe,
     Trainer,

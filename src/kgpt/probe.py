@@ -7,7 +7,7 @@ before any question is asked of it:
   in "), then greedy decoding; stored when the continuation starts with the place. The
   model is given everything but the fact.
 * **free recall**: the bio's opening alone (``NAME.``), then greedy decoding for the
-  length of a bio (:func:`kgpt.answering.recall`, the recall recipe's own first step);
+  length of a bio (:func:`kgpt.recaller.recall`, the recall recipe's own first step);
   stored when what was recalled after the cue contains the place as whole words ("Paris"
   does not count inside "Parish", nor a place inside the person's name). The model must
   bring back the bio by itself, which is what recall-then-read answering relies on.
@@ -25,11 +25,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from kgpt.answering import NEVER_STOP, recall, recall_cue
 from kgpt.data.corpus import Question, bios_by_name, person_bio
 from kgpt.data.reader import contains_place, splits_word
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT
+from kgpt.recaller import NEVER_STOP, recall, recall_cue
 from kgpt.vocab import CharVocab
 
 PAIRING_SEED = 0

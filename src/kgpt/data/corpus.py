@@ -14,6 +14,7 @@ lines and CRLF line endings are accepted: they are how such files usually get ed
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -236,3 +237,24 @@ def person_bio(bios: dict[str, list[str]], name: str | None, place: str | None =
     if place is not None:
         return next((d for d in candidates if place in d), None)
     return candidates[0] if candidates else None
+
+
+def unseen_names(names: list[str], corpus_text: str, n: int, seed: int = 0) -> list[str]:
+    """Up to ``n`` names that occur nowhere in the corpus, built from the names asked about.
+
+    A given name of one person with the family name of another ("Bryan" + "Wadephul"):
+    they look like the names the model was asked about and use only characters it
+    knows, but the model cannot have read anything about such a person. Deterministic
+    for a given seed.
+    """
+    split = [name.rsplit(" ", 1) for name in names if " " in name]
+    firsts, lasts = sorted({s[0] for s in split}), sorted({s[1] for s in split})
+    rng = random.Random(seed)
+    chosen: list[str] = []
+    for _ in range(50 * n if firsts and lasts else 0):
+        name = f"{rng.choice(firsts)} {rng.choice(lasts)}"
+        if name not in corpus_text and name not in chosen:
+            chosen.append(name)
+            if len(chosen) == n:
+                break
+    return chosen

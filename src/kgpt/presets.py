@@ -1,0 +1,98 @@
+"""The studies kgpt runs, as data: which settings each compares, at what sizes.
+
+A :class:`Preset` is one kind of study (``kgpt reproduce --preset``, ``kgpt demo
+--preset``); each of its :class:`Setting` rows trains its cells with a recipe
+(:mod:`kgpt.training.recipe`). The baseline (one answer for everybody) is in every study
+and needs no row. :mod:`kgpt.study` runs the cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kgpt.data.synthetic import SyntheticConfig
+
+KNOWLEDGE_SETTING = "knowledge-recipe"
+RECALL_SETTING = "recall-read"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of a study: what its cells train, with which recipe, at what size."""
+
+    name: str  # "finetune-only", "pretrain+finetune", KNOWLEDGE_SETTING or RECALL_SETTING
+    recipe: str = "assignment"  # how its cells train (kgpt.training.recipe)
+    variant: str | None = None  # its cells' attention variant; None: each of the study's variants
+    pretrain_epochs: int | None = None  # None: the recipe's
+    finetune_epochs: int | None = None  # from the pretrained model, or from scratch for finetune-only
+    pretrain_lr: float | None = None
+    finetune_lr: float | None = None
+    pretrain_batch: int | None = None
+    finetune_batch: int | None = None
+    model: dict = field(default_factory=dict)  # GPTConfig overrides (layers, width, block, dropout)
+    compile: bool = False  # torch.compile the training steps
+
+    @property
+    def pretrains(self) -> bool:
+        return self.name != "finetune-only"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One kind of study: the settings run beside the baseline, each with its own sizes."""
+
+    name: str
+    settings: tuple[Setting, ...]
+    data: SyntheticConfig | None = None  # the demo's generated data
+
+
+# The recall recipe's model on a laptop: a quarter of the assignment's parameters.
+LAPTOP_MODEL = {"n_layer": 4, "n_head": 4, "n_embd": 128}
+
+PRESETS = {
+    "assignment": Preset("assignment", (Setting("finetune-only"), Setting("pretrain+finetune"))),
+    # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
+    "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
+                              Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
+    # About an hour on a 2-core CPU: London and the recall recipe (RoPE). Eager, not
+    # compiled: length buckets skip the padding of short bios, which a compiled step's
+    # static shape cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs)
+    # answered 0.0% for 5 minutes, and was dropped (docs/RESULTS.md).
+    "laptop": Preset("laptop", (
+        Setting(RECALL_SETTING, recipe="recall", variant="rope", model=LAPTOP_MODEL),
+    )),
+    # The knowledge and recall recipes at the assignment's model size, for one GPU.
+    "gpu": Preset("gpu", (
+        Setting(KNOWLEDGE_SETTING, recipe="knowledge", variant="rope", pretrain_epochs=300, pretrain_lr=2e-3),
+        Setting(RECALL_SETTING, recipe="recall", variant="rope"),
+    )),
+}
+
+# The demo's model: 2x128 RoPE with a 96-character block and no dropout.
+_DEMO_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96}
+_DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pretrain_batch": 32, "finetune_batch": 32,
+         "model": {**_DEMO_MODEL, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}}
+_TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
+         "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
+DEMO_PRESETS = {
+    # Sized for a 2-core laptop CPU (about 7 minutes): 260 people, each written up in 4 short
+    # bios (the same facts in varied words, so finetuning can get them out again, see
+    # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs (50
+    # stored nothing: 5/50, docs/RESULTS.md). The fourth setting is the recall recipe (it
+    # replaced the knowledge recipe's, so that the demo keeps its length), sized once,
+    # before its first run, like the knowledge setting before it, and not tuned.
+    "cpu": Preset("cpu", (
+        Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
+        Setting("pretrain+finetune", **{**_DEMO, "finetune_epochs": 10}),
+        Setting(RECALL_SETTING, recipe="recall", pretrain_epochs=60, pretrain_lr=5e-3, pretrain_batch=32, finetune_batch=32,
+                model=_DEMO_MODEL),
+    ), data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0, bios_per_person=4)),
+    # Seconds: exercises every step (tests use it); the numbers mean nothing.
+    "tiny": Preset("tiny", (
+        Setting("finetune-only", **_TINY),
+        Setting("pretrain+finetune", **_TINY),
+        Setting(KNOWLEDGE_SETTING, recipe="knowledge", **{**_TINY, "finetune_epochs": None}),
+        Setting(RECALL_SETTING, recipe="recall", **_TINY),
+    ), data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1)),
+}
+

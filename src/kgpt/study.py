@@ -1,0 +1,213 @@
+"""One study on disk: its cells, each run from pretraining to its result row.
+
+A cell is one setting (:mod:`kgpt.presets`) with one variant and one seed. Every cell
+goes through :mod:`kgpt.pipeline`, the code behind the CLI. A study folder is resumable:
+a finished cell's JSON is kept and skipped; a finished pretraining is reused by later
+cells; an interrupted training continues from its ``.resume`` checkpoint. The
+in-process loop (:meth:`Study.run`) and a Ray task (:mod:`kgpt.cluster`) both run a cell
+with :meth:`Study.run_cell`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgpt import pipeline
+from kgpt.checkpoint import read_checkpoint
+from kgpt.data.corpus import read_questions
+from kgpt.errors import KgptError
+from kgpt.evaluate import most_frequent_place, score, write_predictions
+from kgpt.io import atomic_write_bytes
+from kgpt.presets import Preset, Setting
+from kgpt.training import get_recipe
+
+REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
+
+
+@dataclass
+class Cell:
+    setting: str
+    variant: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.setting}-{self.variant}-s{self.seed}"
+
+
+class Study:
+    """One study directory: data paths, the cells' results, and what is already done."""
+
+    def __init__(self, data_dir: Path, out: Path, preset: Preset, device: str, compile: bool = False, progress: bool = True,
+                 checkpoint_every: float = 60.0):
+        self.data_dir, self.out, self.preset = data_dir, out, preset
+        self.device, self.compile, self.progress = device, compile, progress
+        self.checkpoint_every = checkpoint_every  # seconds between a training's resumable checkpoints
+        self.wiki = data_dir / "wiki.txt"
+        self.train = data_dir / "birth_places_train.tsv"
+        self.dev = data_dir / "birth_dev.tsv"
+        for p in (self.wiki, self.train, self.dev):
+            if not p.is_file():
+                raise KgptError(f"{p} is missing; the data folder needs {', '.join(REAL_FILES)}")
+        for sub in ("cells", "checkpoints", "predictions"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+
+    def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
+        return pipeline.RunOptions(
+            seed=seed, device=self.device, compile=self.compile or s.compile, resume=pipeline.resume_path(out_path).exists(),
+            progress=self.progress, batch_size=batch, model=s.model or None, checkpoint_every=self.checkpoint_every,
+            recipe=s.recipe,
+        )
+
+    def _setting(self, cell: Cell) -> Setting:
+        return next(s for s in self.preset.settings if s.name == cell.setting)
+
+    def run(self, cells: list[Cell]) -> list[dict]:
+        """The cells one after another in this process."""
+        rows = []
+        for i, cell in enumerate(cells, 1):
+            row = self.finished(cell)
+            if row is not None:
+                rows.append(row)
+                print(f"[{i}/{len(cells)}] {cell.key}: done earlier, {row['accuracy']:.1f}%")
+                continue
+            print(f"[{i}/{len(cells)}] {cell.key}: running", flush=True)
+            row = self.run_cell(cell)
+            self.record(cell, row)
+            rows.append(row)
+            print(f"[{i}/{len(cells)}] {cell.key}: {row['correct']}/{row['total']} = {row['accuracy']:.1f}% ({row['seconds']}s)")
+        return rows
+
+    def _done_path(self, cell: Cell) -> Path:
+        return self.out / "cells" / f"{cell.key}.json"
+
+    def finished(self, cell: Cell) -> dict | None:
+        """The row of a cell finished by an earlier run (which a rerun keeps), else None."""
+        done = self._done_path(cell)
+        return json.loads(done.read_text()) if done.exists() else None
+
+    def record(self, cell: Cell, row: dict) -> None:
+        """Mark the cell finished: written last, so a cell interrupted before it reruns."""
+        atomic_write_bytes(self._done_path(cell), json.dumps(row, indent=1).encode())
+
+    def run_cell(self, cell: Cell) -> dict:
+        """One cell from its pretraining (unless done) to its row, timed. The one cell
+        function: the in-process loop and a Ray task (:mod:`kgpt.cluster`) both call it."""
+        t0 = time.perf_counter()
+        row = self._run_cell(cell)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        return row
+
+    def pretrain(self, cell: Cell) -> Path | None:
+        """The cell's pretrained model, trained unless it exists; None for a setting without
+        pretraining. Several cells share one, so on Ray it is a task of its own, before theirs."""
+        s = self._setting(cell)
+        pretrained = self.pretrained_path(cell)
+        if pretrained is not None and not pretrained.exists():
+            pipeline.pretrain(
+                cell.variant, self.wiki, pretrained, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
+                opts=self._opts(s, cell.seed, pretrained, s.pretrain_batch),
+                question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
+            )
+        return pretrained
+
+    def _run_cell(self, cell: Cell) -> dict:
+        pred_path = self.out / "predictions" / f"{cell.key}.txt"
+        if cell.setting == "baseline":
+            place = most_frequent_place(read_questions(self.train, require_answers=True))
+            dev = read_questions(self.dev)
+            predictions = [place] * len(dev)
+            write_predictions(pred_path, predictions)
+            total, correct = score(dev, predictions, where=str(self.dev))
+            return self._row(cell, int(correct), int(total), answer=place)
+        s = self._setting(cell)
+        pretrained = self.pretrain(cell)
+        finetuned = self.answering_path(cell)
+        if not finetuned.exists():
+            pipeline.finetune(
+                cell.variant, self.wiki, finetuned, self.train, reading_params_path=pretrained, lr=s.finetune_lr,
+                max_epochs=s.finetune_epochs, opts=self._opts(s, cell.seed, finetuned, s.finetune_batch),
+            )
+        ev = pipeline.evaluate(cell.variant, self.wiki, finetuned, self.dev, pred_path, device=self.device)
+        if pretrained is None:
+            return self._row(cell, ev.correct, ev.total)
+        # What pretraining stored, probed both ways, beside what finetuning got out of it.
+        storage = pipeline.storage(cell.variant, self.wiki, pretrained, self.dev, device=self.device)
+        return self._row(cell, ev.correct, ev.total, **{f"{probe}_{k}": getattr(found, k) for probe, found in storage.items()
+                                                        for k in ("stored", "probed", "chance")})
+
+    def answering_path(self, cell: Cell) -> Path:
+        """The model that answers dev: the finetuned one, or the pretrained one itself
+        where the setting has no finetuning stage (the knowledge recipe can answer after
+        pretraining alone)."""
+        pretrained = self.pretrained_path(cell)
+        s = self._setting(cell)
+        epochs = s.finetune_epochs if s.finetune_epochs is not None else get_recipe(s.recipe).finetune.epochs
+        if pretrained is not None and epochs == 0:
+            return pretrained
+        return self.out / "checkpoints" / f"{cell.key}.params"
+
+    def pretrained_path(self, cell: Cell) -> Path | None:
+        """Where a cell's pretrained model is (one per recipe, variant and seed); None without pretraining."""
+        s = self._setting(cell)
+        if not s.pretrains:
+            return None
+        recipe = "" if s.recipe == "assignment" else f"{s.recipe}-"
+        return self.out / "checkpoints" / f"pretrain-{recipe}{cell.variant}-s{cell.seed}.params"
+
+    def analyze_best(self, rows: list[dict]) -> Path | None:
+        """The confidence and error analysis (:mod:`kgpt.analysis`) of the most accurate
+        trained cell, written once under ``analysis/CELL`` (a rerun keeps it)."""
+        best = best_cell(rows)
+        return None if best is None else self.analyze(best)
+
+    def analyze(self, cell: Cell) -> Path:
+        """The analysis of one trained cell, unless an earlier run wrote it."""
+        report = self.out / "analysis" / cell.key / "analysis.md"
+        if not report.exists():
+            pipeline.evaluate(
+                cell.variant, self.wiki, self.answering_path(cell), self.dev, device=self.device,
+                analysis_dir=report.parent, finetune_corpus_path=self.train, pretrained_params_path=self.pretrained_path(cell),
+            )
+        return report
+
+    def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
+        return {
+            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed,
+            "recipe": None if cell.setting == "baseline" else self._setting(cell).recipe,
+            "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
+        }
+
+    def loss_curves(self) -> dict[str, list[dict]]:
+        """Training histories kept in the checkpoints, by checkpoint name (a damaged one is
+        left out: the cell that needed it has already failed, naming it)."""
+        curves = {}
+        for path in sorted((self.out / "checkpoints").glob("*.params")):
+            try:
+                history = read_checkpoint(path).progress.get("history", [])
+            except KgptError:
+                continue
+            if history:
+                curves[path.stem] = history
+        return curves
+
+
+def best_cell(rows: list[dict]) -> Cell | None:
+    """The most accurate trained cell (pretrain+finetune on a tie), the one analysed."""
+    trained = [r for r in rows if r["setting"] != "baseline"]
+    if not trained:
+        return None
+    best = max(trained, key=lambda r: (r["accuracy"], r["setting"] == "pretrain+finetune"))
+    return Cell(best["setting"], best["variant"], best["seed"])
+
+
+def study_cells(variants: list[str], seeds: list[int], preset: Preset) -> list[Cell]:
+    cells = [Cell("baseline", variants[0], seeds[0])]
+    for s in preset.settings:
+        for variant in [s.variant] if s.variant else variants:
+            cells += [Cell(s.name, variant, seed) for seed in seeds]
+    return cells
+
