@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
 
@@ -154,3 +155,25 @@ def test_ask_recalls_every_question_in_one_batch(monkeypatch):
     assert calls == [2]  # both names at once; the third question cannot be asked and is its own error
     assert [a.recall for a in answers[:2]] == ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang."]
     assert "Where was NAME born?" in str(answers[2])
+
+
+def test_ask_scores_each_span_once_and_shows_the_top_ones_own_probability(monkeypatch):
+    vocab = CharVocab.from_text("Where was Ann Lee Bo Li born? Oslo Rome. sang near")
+    recalled = {"Ann Lee": " Ann Lee was born in Oslo near Rome.", "Bo Li": " Bo Li sang in Rome."}
+    asker = _oracle_reader(monkeypatch, vocab, recalled, Reader(chars=40, max_words=2))
+    calls = {"continuation_log_probs": 0, "answer_log_probs": 0}
+    for name in calls:
+        scorer = getattr(answering, name)
+        monkeypatch.setattr(answering, name, lambda *a, _f=scorer, _n=name, **k: (calls.__setitem__(_n, calls[_n] + 1), _f(*a, **k))[1])
+    questions = ["Where was Ann Lee born?", "Where was Bo Li born?"]
+    answers = answer_questions(asker, vocab, [], questions, top_k=3)
+    assert calls == {"continuation_log_probs": 1, "answer_log_probs": 0}  # every span of both texts, once
+    for a in answers:
+        assert len(a.alternatives) == 3 and a.answer == a.alternatives[0][0]
+        assert a.reading_confidence == a.alternatives[0][1]  # the same number, not a second scoring of it
+        assert math.isclose(a.confidence, a.recall_confidence * a.reading_confidence, rel_tol=1e-9)  # uncalibrated
+    assert [a.answer for a in answers] == asker.answers(vocab, asker.contexts(vocab, parse_questions("\n".join(questions))))
+    calls.update(dict.fromkeys(calls, 0))
+    (alone,) = answer_questions(asker, vocab, [], questions[:1], top_k=0)
+    assert calls == {"continuation_log_probs": 1, "answer_log_probs": 0} and alone.alternatives == []
+    assert alone.answer == answers[0].answer and alone.reading_confidence == answers[0].reading_confidence

@@ -59,6 +59,16 @@ class Context:
     cue_chars: int = 0  # how much of the recall is its cue, ``NAME.`` (given, not recalled)
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One answer as ``kgpt ask`` shows it: the answer, its confidence and its parts, and
+    the most probable answers with their probabilities, most probable first."""
+
+    answer: str
+    parts: Parts
+    top: list[tuple[str, float]]
+
+
 class Answerer:
     """Asks ``model`` the question itself; the answer is written greedily."""
 
@@ -102,17 +112,44 @@ class Answerer:
         ids = greedy_decode(self.model, self.prompts(vocab, contexts), MAX_ANSWER_CHARS)
         return [vocab.decode(a).split("\n")[0] for a in ids]
 
+    def log_probs(self, vocab: CharVocab, contexts: list[Context], answers: list[str],
+                  known: list[float | None] | None = None) -> list[float]:
+        """log p(answer, then ⁇ | context, ⁇): the answering model's log-probability of
+        writing exactly that answer and closing it (:func:`kgpt.inference.answer_log_probs`).
+        ``known``: those already scored (None where not), taken as they are, so an answer
+        ranked once is not scored again."""
+        out = list(known) if known is not None else [None] * len(answers)
+        todo = [i for i, lp in enumerate(out) if lp is None]
+        if todo:
+            scored = answer_log_probs(self.model, self.prompts(vocab, [contexts[i] for i in todo]),
+                                      [vocab.encode(answers[i], where="answer") for i in todo])
+            for i, lp in zip(todo, scored):
+                out[i] = lp
+        return out  # type: ignore[return-value]  # every slot is filled above
+
     def confidences(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[float]:
         """p(answer, then ⁇ | context, ⁇): the probability that the answering model writes
-        exactly that answer and closes it (:func:`kgpt.inference.answer_log_probs`)."""
-        log_probs = answer_log_probs(self.model, self.prompts(vocab, contexts),
-                                     [vocab.encode(a, where="answer") for a in answers])
-        return [math.exp(lp) for lp in log_probs]
+        exactly that answer and closes it."""
+        return [math.exp(lp) for lp in self.log_probs(vocab, contexts, answers)]
 
-    def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[Parts]:
+    def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str],
+                         known: list[float | None] | None = None) -> list[Parts]:
         """Each answer's confidence and its parts: asked directly, there is no recall, and
-        the confidence is the reading part (:meth:`confidences`)."""
-        return [Parts(None, p, p) for p in Answerer.confidences(self, vocab, contexts, answers)]
+        the confidence is the reading part (:meth:`log_probs`, ``known`` as there)."""
+        return [Parts(None, math.exp(lp), math.exp(lp)) for lp in self.log_probs(vocab, contexts, answers, known)]
+
+    def replies(self, vocab: CharVocab, contexts: list[Context], top_k: int) -> list[Reply]:
+        """Each context's answer, its confidence and its ``top_k`` most probable answers
+        (``kgpt ask``). An answer found among those is not scored again: its reading part is
+        the very probability the list shows."""
+        ranked = self.ranked_log_probs(vocab, contexts, top_k) if top_k else [[] for _ in contexts]
+        return self._replies(vocab, contexts, self.answers(vocab, contexts), ranked, top_k)
+
+    def _replies(self, vocab: CharVocab, contexts: list[Context], answers: list[str],
+                 ranked: list[list[tuple[str, float]]], top_k: int) -> list[Reply]:
+        known = [dict(r).get(a) for r, a in zip(ranked, answers)]
+        parts = self.confidence_parts(vocab, contexts, answers, known)
+        return [Reply(a, p, [(s, math.exp(lp)) for s, lp in r[:top_k]]) for a, p, r in zip(answers, parts, ranked)]
 
     @property
     def confidence_kind(self) -> str:
@@ -126,8 +163,12 @@ class Answerer:
 
     def ranked(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
         """The ``k`` most probable answers to each context with their probabilities, most
-        probable first (exact: :func:`kgpt.inference.top_answers`)."""
-        return [[(vocab.decode(ids), math.exp(lp)) for ids, lp in top_answers(self.model, prompt, k, MAX_ANSWER_CHARS)]
+        probable first."""
+        return [[(s, math.exp(lp)) for s, lp in r] for r in self.ranked_log_probs(vocab, contexts, k)]
+
+    def ranked_log_probs(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
+        """:meth:`ranked` with log-probabilities (exact: :func:`kgpt.inference.top_answers`)."""
+        return [[(vocab.decode(ids), lp) for ids, lp in top_answers(self.model, prompt, k, MAX_ANSWER_CHARS)]
                 for prompt in self.prompts(vocab, contexts)]
 
 
@@ -184,27 +225,36 @@ class RecallReader(Answerer):
     def answers(self, vocab: CharVocab, contexts: list[Context]) -> list[str]:
         if not self.reader.extract:
             return super().answers(vocab, contexts)
-        return [best[0][0] if best else "" for best in self.ranked(vocab, contexts, 1)]
+        return [best[0][0] if best else "" for best in self.ranked_log_probs(vocab, contexts, 1)]
+
+    def replies(self, vocab: CharVocab, contexts: list[Context], top_k: int) -> list[Reply]:
+        """Extracting, the spans are scored once: the answer is the first of the ranking."""
+        if not self.reader.extract:
+            return super().replies(vocab, contexts, top_k)
+        ranked = self.ranked_log_probs(vocab, contexts, max(top_k, 1))
+        return self._replies(vocab, contexts, [r[0][0] if r else "" for r in ranked], ranked, top_k)
 
     def confidences(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[float]:
         """The confidence of each answer, covering the recall as well as the reading
         (:mod:`kgpt.confidence`): calibrated where the checkpoint has a calibration."""
         return [p.combined for p in self.confidence_parts(vocab, contexts, answers)]
 
-    def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[Parts]:
+    def confidence_parts(self, vocab: CharVocab, contexts: list[Context], answers: list[str],
+                         known: list[float | None] | None = None) -> list[Parts]:
         signal = self.calibration.signal if self.calibration is not None else SIGNAL
         out = []
-        for recall_lps, reading_lp in self.part_log_probs(vocab, contexts, answers):
+        for recall_lps, reading_lp in self.part_log_probs(vocab, contexts, answers, known):
             recall_lp = recall_lps[signal]
             out.append(Parts(math.exp(recall_lp), math.exp(reading_lp), combined(self.calibration, recall_lp, reading_lp)))
         return out
 
-    def part_log_probs(self, vocab: CharVocab, contexts: list[Context], answers: list[str]) -> list[tuple[dict[str, float], float]]:
+    def part_log_probs(self, vocab: CharVocab, contexts: list[Context], answers: list[str],
+                       known: list[float | None] | None = None) -> list[tuple[dict[str, float], float]]:
         """For each answer, the recall part's log-probability by every signal of
-        :data:`kgpt.confidence.SIGNALS` and the reading part's log-probability. Each
-        distinct recall is read once by the recaller, teacher-forced."""
-        reading = answer_log_probs(self.model, self.prompts(vocab, contexts),
-                                   [vocab.encode(a, where="answer") for a in answers])
+        :data:`kgpt.confidence.SIGNALS` and the reading part's log-probability (``known``:
+        as in :meth:`Answerer.log_probs`). Each distinct recall is read once by the
+        recaller, teacher-forced."""
+        reading = self.log_probs(vocab, contexts, answers, known)
         recalls = sorted({c.recall for c in contexts})
         by_recall = dict(zip(recalls, token_log_probs(self.recaller, [vocab.encode(r, where="recall") for r in recalls])))
         return [(recall_log_probs(by_recall[c.recall], c.recall, c.cue_chars, a), lp)
@@ -225,19 +275,19 @@ class RecallReader(Answerer):
         floor = UNCALIBRATED_RECALL_TRUST if self.calibration is None else self.calibration.recall_threshold
         return parts.recall is not None and parts.recall >= floor
 
-    def ranked(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
+    def ranked_log_probs(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
         """Extracting: the ``k`` spans of the text (:func:`kgpt.data.reader.spans`) the
         reader is most likely to write, each scored exactly, ties in the text's order; an
         empty list for a text with no word in it."""
         if not self.reader.extract:
-            return super().ranked(vocab, contexts, k)
+            return super().ranked_log_probs(vocab, contexts, k)
         candidates = [spans(c.text, self.reader.max_words) for c in contexts]
         scores = continuation_log_probs(self.model, self.prompts(vocab, contexts),
                                         [[vocab.encode(s, where="answer") for s in cs] for cs in candidates])
         out = []
         for cs, ss in zip(candidates, scores):
             order = sorted(range(len(cs)), key=lambda i: (-ss[i], i))[:k]
-            out.append([(cs[i], math.exp(ss[i])) for i in order])
+            out.append([(cs[i], ss[i]) for i in order])
         return out
 
 

@@ -57,14 +57,12 @@ def answer_questions(
         except KgptError as e:
             results[q.line - first] = e
     contexts = asker.contexts(vocab, valid, where=None)
-    answers = asker.answers(vocab, contexts)
-    parts = asker.confidence_parts(vocab, contexts, answers)
-    alternatives = asker.ranked(vocab, contexts, top_k) if top_k else [[] for _ in valid]
     corpus_text = "\n".join(documents)
     recalls = isinstance(asker, RecallReader)
-    for q, context, answer, part, top in zip(valid, contexts, answers, parts, alternatives):
+    for q, context, reply in zip(valid, contexts, asker.replies(vocab, contexts, top_k)):
+        part = reply.parts
         results[q.line - first] = Answer(
-            q.text, answer, part.combined, top, None if q.name is None else q.name in corpus_text, context.recall,
+            q.text, reply.answer, part.combined, reply.top, None if q.name is None else q.name in corpus_text, context.recall,
             part.recall, part.reading, asker.trusts_recall(part) if recalls else None, min_confidence,
             calibrated=not recalls or asker.calibration is not None)
     return results  # type: ignore[return-value]  # every slot is filled above
