@@ -60,7 +60,7 @@ def report(label, model, corpus, val, fit, t0):
     stored = cued_completions(model, corpus.vocab, corpus.documents, val).tally()
     model.train()
     print(f"{label} val {int(right)}/{len(val)} fit {int(memorised)}/{len(fit[:400])} stored {stored.stored}/{stored.probed} "
-          f"(chance {stored.chance}) {time.perf_counter() - t0:.0f}s", flush=True)
+          f"(expected by chance {stored.chance:.1f}) {time.perf_counter() - t0:.0f}s", flush=True)
 
 
 def main() -> None:

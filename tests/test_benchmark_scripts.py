@@ -98,8 +98,8 @@ def json_lines(lines: list[str]) -> list[dict]:
 def test_knowledge_proxy_reports_validation_memorised_and_stored(data, monkeypatch, capsys):
     out = run_main(monkeypatch, capsys, "knowledge_proxy", "--data_dir", data, "--shape", "1x2x16", "--epochs", 1,
                    "--evals", 1, "--qa", 1, "--ft", 1)
-    pattern = re.compile(r"val (\d+)/(\d+) fit (\d+)/(\d+) stored (\d+)/(\d+) \(chance (\d+)\)")
-    reports = [tuple(map(int, m.groups())) for m in map(pattern.search, out) if m]
+    pattern = re.compile(r"val (\d+)/(\d+) fit (\d+)/(\d+) stored (\d+)/(\d+) \(expected by chance (\d+\.\d)\)")
+    reports = [tuple(map(float, m.groups())) for m in map(pattern.search, out) if m]
     assert len(reports) == 2  # one evaluation during pretraining, one after finetuning
     for right, val, memorised, fit, stored, probed, chance in reports:
         # every synthetic bio names its place early enough for the cued probe to see it

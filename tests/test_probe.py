@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import torch
 
 from kgpt import probe, recaller
@@ -71,23 +74,48 @@ def test_free_recall_looks_for_the_place_after_the_cue_as_whole_words(monkeypatc
     result = probe.free_recalls(model, vocab, bios, parse_questions(ASKED), chars=60)
     # Only people whose bio names the place are probed: Cy Dorn's does not, Di Ro has none.
     assert result.found == [False, True, None, None, False]
-    # Bo Venn's recall holds Paris, the place of whoever the fixed pairing gives him, by chance.
-    partner = probe.pairing([0, 1, 4])
-    assert sorted(partner) == [0, 1, 4] and all(partner[i] != i for i in partner)
-    assert result.by_chance[1] == (parse_questions(ASKED)[partner[1]].answer in ("Paris", "Oslo"))
+    # Bo Venn's recall shows Oslo (his own) and Paris (Ada's): one of the 2 others' places.
+    assert result.chance == [0.0, 0.5, None, None, 0.0]
+    assert result.tally() == probe.Storage(stored=1, probed=3, total=5, chance=0.5)
 
 
 def test_the_place_in_the_name_is_not_recalled(monkeypatch):
-    vocab = CharVocab.from_text("Where was Lima Hale born?\tLima. sang")
+    vocab = CharVocab.from_text("Where was Lima Hale born?\tLima. sang in")
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
-    monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" Lima Hale sang.")])
-    result = probe.free_recalls(model, vocab, ["Lima Hale. Lima Hale sang in Lima."],
-                                parse_questions("Where was Lima Hale born?\tLima\n"), chars=60)
-    assert result.found == [True]  # the recall names Lima after the cue, in "Lima Hale sang"
-    monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" He sang.")])
-    result = probe.free_recalls(model, vocab, ["Lima Hale. Lima Hale sang in Lima."],
-                                parse_questions("Where was Lima Hale born?\tLima\n"), chars=60)
-    assert result.found == [False]  # the cue's own "Lima" does not count
+    asked = parse_questions("Where was Lima Hale born?\tLima\n")
+    bios = ["Lima Hale. Lima Hale sang in Lima."]
+    for recalled, found in ((" Lima Hale sang.", False),  # only the name repeated: not recalled
+                            (" He sang.", False),  # the cue's own "Lima" does not count
+                            (" Lima Hale sang in Lima.", True)):  # the place itself, beside the name
+        monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id, r=recalled: [vocab.encode(r)])
+        assert probe.free_recalls(model, vocab, bios, asked, chars=60).found == [found], recalled
+
+
+def test_chance_is_the_exact_mean_over_every_pairing():
+    """Hand-computed: four people; each output's share of the other three's places."""
+    own = ["Oslo", "Oslo", "Rome", "Lima"]
+    shown = [{"Oslo"}, {"Rome", "Lima"}, set(), {"Oslo", "Lima"}]
+    # 0: the other Oslo person, 1 of 3; 1: Rome and Lima, 2 of 3; 2: none; 3: both Oslo people, 2 of 3.
+    assert probe.chance_shares(own, shown) == [1 / 3, 2 / 3, 0.0, 2 / 3]
+    assert probe.chance_shares(["Oslo"], [{"Oslo"}]) == [0.0]  # no one else to be paired with
+    # The mean over all pairings, enumerated: every assignment of a partner j != i to each i.
+    n = len(own)
+    total = counted = 0
+    for partners in itertools.product(*[[j for j in range(n) if j != i] for i in range(n)]):
+        total += sum(own[j] in shown[i] for i, j in enumerate(partners))
+        counted += 1
+    assert math.isclose(total / counted, sum(probe.chance_shares(own, shown)))
+
+
+def test_cued_chance_counts_another_persons_place_the_completion_opens_with(monkeypatch):
+    vocab = _vocab()
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
+    # Everybody is completed with "Paris": Ada's own place; for Bo Venn and Hale one of 2 others' (Ada's).
+    monkeypatch.setattr(probe, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode("Paris.")] * len(prompts))
+    result = probe.cued_completions(model, vocab, BIOS, parse_questions(ASKED))
+    assert result.found == [True, False, None, None, False]
+    assert result.chance == [0.0, 0.5, None, None, 0.5]
+    assert result.tally().chance == 1.0
 
 
 def test_probes_tell_a_model_that_memorised_bios_from_one_that_did_not():

@@ -118,7 +118,7 @@ def analyze(
         "coverages": list(COVERAGES),
         "training_answers_known": training_answers is not None,
         "pretrained_probe": pretrained is not None,
-        # cued completions that give the place of another person (a fixed shuffled pairing): luck
+        # cued completions expected to give the place of a random other person: luck (kgpt.probe.chance_shares)
         "cued_chance": probe.tally().chance if probe is not None else None,
         "questions": records,
         "unseen": {
@@ -368,8 +368,11 @@ def render_markdown(analysis: dict) -> str:
             out.append(f"| {label} | {sa.get((value, True), 0)} | {sa.get((value, False), 0)} |")
         if analysis.get("cued_chance") is not None:
             probed = sum(r["cued_completion"] is not None for r in records)
-            out += ["", f"By chance: scored against another probed person's place (a fixed shuffled pairing), "
-                        f"cued completion gives it for {_share(analysis['cued_chance'], probed)} of the probed people."]
+            expected = analysis["cued_chance"]
+            share = f"{100.0 * expected / probed:.1f}%" if probed else "n/a"
+            out += ["", f"By chance: scored against the place of another probed person drawn at random, cued "
+                        f"completion is expected to give it for {expected:.1f} of the {probed} probed people ({share}; "
+                        "the exact mean over all pairings)."]
     else:
         out.append("No pretrained model was given (`--pretrained_params_path`), so storage was not probed.")
     out += ["", "## People the model never read about", ""]

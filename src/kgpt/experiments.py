@@ -120,15 +120,21 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
 
 def storage_lines(rows: list[dict]) -> list[str]:
     """Storage beside access: per pretrained cell, facts the probes find vs questions
-    answered, and what each probe finds by chance (scored against another person's place)."""
+    answered, and what each probe is expected to find by chance (scored against a random
+    other person's place, :func:`kgpt.probe.chance_shares`)."""
     return [
         f"- {r['setting']}, {r['variant']} seed {r['seed']}: cued completion finds {r['cued_stored']} of "
-        f"{r['cued_probed']} dev people's birthplaces (bio up to the place; by chance {r.get('cued_chance', '?')}), "
-        f"free recall {r['free_recall_stored']} of {r['free_recall_probed']} (from NAME. alone; by chance "
-        f"{r.get('free_recall_chance', '?')}); {r['correct']} of {r['total']} came out as answers"
+        f"{r['cued_probed']} dev people's birthplaces (bio up to the place; expected by chance "
+        f"{_expected(r.get('cued_chance'))}), free recall {r['free_recall_stored']} of {r['free_recall_probed']} "
+        f"(from NAME. alone; expected by chance {_expected(r.get('free_recall_chance'))}); {r['correct']} of "
+        f"{r['total']} came out as answers"
         for r in rows
         if "cued_stored" in r
     ]
+
+
+def _expected(count: float | None) -> str:
+    return "?" if count is None else f"{count:.1f}"
 
 
 def _write_outputs(study: Study, rows: list[dict], title: str, with_published: bool, extra: dict | None = None,
