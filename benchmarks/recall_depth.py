@@ -3,7 +3,7 @@
 Greedy decoding feeds each recalled character back in, so one wrong character can send
 the rest of a recall astray: the further the place stands from the cue ``NAME.``, the
 more characters must come out right before it. For every training person whose true bio
-names the place within what the reader reads (:meth:`kgpt.data.reader.Reader.text`),
+names the place within what the reader reads (:meth:`kgpt.data.reader.ReaderSettings.text`),
 this recalls the bio with a pretrained recall-recipe model exactly as answering does
 (:func:`kgpt.recaller.recall`, the recipe's length) and counts, by where the place ends
 in the true bio, how often the recalled text still holds it as whole words.
@@ -30,7 +30,7 @@ from kgpt.recaller import recall
 from kgpt.checkpoint import load_model
 from kgpt.confidence import answer_at
 from kgpt.data.corpus import bios_by_name, person_bio, read_questions
-from kgpt.data.reader import contains_place
+from kgpt.data.words import contains_place
 from kgpt.pipeline import Corpus
 from kgpt.training.recipe import RECALL
 
@@ -46,13 +46,13 @@ def main() -> None:
     corpus = Corpus.load(a.data_dir / "wiki.txt")
     model, _ = load_model(a.pretrained, corpus.vocab)
     model.eval()
-    reader = RECALL.reader
-    chars = reader.source_chars(model.max_length)
+    settings = RECALL.reader_settings
+    chars = settings.source_chars(model.max_length)
     bios = bios_by_name(corpus.documents)
     people = []  # (name, place, where the place ends in the bio)
     for q in read_questions(a.data_dir / "birth_places_train.tsv", require_answers=True)[: a.limit]:
         bio = person_bio(bios, q.name, q.answer)
-        if bio is not None and contains_place(reader.text(bio, q.name, model.max_length), q.answer):
+        if bio is not None and contains_place(settings.text(bio, q.name, model.max_length), q.answer):
             people.append((q.name, q.answer, answer_at(bio, 0, q.answer)[1]))  # its first whole-word end
     t0 = time.perf_counter()
     names = sorted({name for name, _, _ in people})
@@ -63,7 +63,7 @@ def main() -> None:
         lo = (end - 1) // BAND * BAND
         counts = bands.setdefault(f"{lo + 1}-{lo + BAND}", [0, 0])
         counts[0] += 1
-        counts[1] += contains_place(reader.text(recalled[name], name, model.max_length), place)
+        counts[1] += contains_place(settings.text(recalled[name], name, model.max_length), place)
     order = sorted(bands, key=lambda k: int(k.split("-")[0]))
     print(json.dumps({
         "pretrained": a.pretrained.name, "recall_chars": chars, "people": len(people),

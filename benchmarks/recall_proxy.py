@@ -13,7 +13,7 @@ reader's finetuning, exactly as the dev people are; the reader learns from the o
         --learn_from bios recalls both --out runs/recall-proxy >> docs/results/recall-validation.jsonl
 
 Each ``--learn_from`` (and ``--drop_absent``) is one reader finetuned with ``kgpt finetune
---recipe recall`` with the recipe's reader varied by value; prints one JSON line per
+--recipe recall`` with the recipe's reader settings varied by value; prints one JSON line per
 reader. Runs on the CPU.
 """
 
@@ -32,7 +32,7 @@ from knowledge_proxy import DATA, split
 from kgpt import pipeline
 from kgpt.answering import load_answerer
 from kgpt.data.corpus import bios_by_name, person_bio, read_questions
-from kgpt.data.reader import contains_place
+from kgpt.data.words import contains_place
 from kgpt.training.recipe import RECALL
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data_dir", type=Path, default=DATA)
     ap.add_argument("--pretrained", type=Path, required=True, help="a model pretrained with --recipe recall")
-    ap.add_argument("--learn_from", nargs="+", default=[RECALL.reader.learn_from], choices=("bios", "recalls", "both"))
+    ap.add_argument("--learn_from", nargs="+", default=[RECALL.reader_settings.learn_from], choices=("bios", "recalls", "both"))
     ap.add_argument("--drop_absent", action="store_true", help="leave out examples whose place is not in the text")
     ap.add_argument("--epochs", type=int, default=RECALL.finetune.epochs)
     ap.add_argument("--lr", type=float, default=RECALL.finetune.lr)
@@ -69,8 +69,8 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         fit_tsv = write_tsv(Path(tmp) / "fit.tsv", fit)
         for source in a.learn_from:
-            reader = replace(RECALL.reader, learn_from=source, drop_absent=a.drop_absent)
-            recipe = replace(RECALL, reader=reader, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr))
+            settings = replace(RECALL.reader_settings, learn_from=source, drop_absent=a.drop_absent)
+            recipe = replace(RECALL, reader_settings=settings, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr))
             path = out / f"reader-{a.pretrained.stem}-{source}-drop{int(a.drop_absent)}-e{a.epochs}-s{a.seed}.params"
             path.unlink(missing_ok=True)
             t0 = time.perf_counter()
@@ -82,7 +82,7 @@ def main() -> None:
             t2 = time.perf_counter()
             extracted = asker.answers(corpus.vocab, contexts)
             t3 = time.perf_counter()
-            asker.reader = replace(asker.reader, extract=False)
+            asker.policy = replace(asker.policy, answer_by="write")
             written = asker.answers(corpus.vocab, contexts)
             in_text = [contains_place(c.text, q.answer) for q, c in zip(val, contexts)]
             true_text = [person_bio(bios, q.name, q.answer) is not None

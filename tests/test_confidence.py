@@ -16,12 +16,12 @@ import torch
 from conftest import one_line_error
 from kgpt import confidence as cf
 from kgpt.analysis import render_markdown, threshold_row
-from kgpt.answering import Context, RecallReader, load_answerer
+from kgpt.answering import Context, RecallAnswerer, load_answerer
 from kgpt.asking import Answer, format_answer
 from kgpt.checkpoint import RECALLER, read_checkpoint, save_answering, save_checkpoint
 from kgpt.cli import main
 from kgpt.data.corpus import parse_questions, read_questions
-from kgpt.data.reader import Reader
+from kgpt.data.reader import ReaderSettings
 from kgpt.evaluate import score_line
 from kgpt.inference import token_log_probs
 from kgpt.model import GPT, GPTConfig
@@ -121,12 +121,12 @@ def test_without_a_calibration_the_confidence_is_the_product_and_says_so():
     assert "400 training people held out" in cf.describe(cal, recalls=True)
 
 
-def _recall_reader(calibration=None, seed=0) -> tuple[RecallReader, CharVocab]:
+def _recall_reader(calibration=None, seed=0) -> tuple[RecallAnswerer, CharVocab]:
     torch.manual_seed(seed)
     vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .Where born?")
     reader, recaller = (GPT(GPTConfig(vocab_size=len(vocab), block_size=48, n_layer=1, n_head=2, n_embd=16,
                                       variant="rope")) for _ in range(2))
-    return RecallReader(reader, recaller, Reader(chars=24), calibration), vocab
+    return RecallAnswerer(reader, recaller, ReaderSettings(chars=24), calibration=calibration), vocab
 
 
 def test_recall_reader_parts_are_the_recallers_and_the_readers_probabilities():
@@ -134,7 +134,7 @@ def test_recall_reader_parts_are_the_recallers_and_the_readers_probabilities():
     contexts = asker.contexts(vocab, parse_questions("Where was Ann Lee born?\nWhere was Bo Li born?\n"))
     answers = asker.answers(vocab, contexts)
     parts = asker.confidence_parts(vocab, contexts, answers)
-    reading = super(RecallReader, asker).confidences(vocab, contexts, answers)  # the reader's probability alone
+    reading = super(RecallAnswerer, asker).confidences(vocab, contexts, answers)  # the reader's probability alone
     for c, a, p, r in zip(contexts, answers, parts, reading):
         lps = token_log_probs(asker.recaller, [vocab.encode(c.recall)])[0]
         assert p.reading == pytest.approx(r)
@@ -142,7 +142,7 @@ def test_recall_reader_parts_are_the_recallers_and_the_readers_probabilities():
         assert p.combined == pytest.approx(p.recall * p.reading)  # no calibration: the product
     assert asker.confidences(vocab, contexts, answers) == [p.combined for p in parts]
     cal = cf.Calibration((0.3, 0.5, 2.0), 0.4, 0.1, "answer-mean")
-    calibrated = RecallReader(asker.model, asker.recaller, asker.reader, cal)
+    calibrated = RecallAnswerer(asker.reader, asker.recaller, asker.settings, asker.policy, cal)
     for c, a, p in zip(contexts, answers, calibrated.confidence_parts(vocab, contexts, answers)):
         lps = token_log_probs(asker.recaller, [vocab.encode(c.recall)])[0]
         mean = cf.recall_log_probs(lps, c.recall, c.cue_chars, a)["answer-mean"]
@@ -161,7 +161,7 @@ def test_a_calibration_travels_in_the_checkpoint_and_older_ones_load_without(tmp
     out = tmp_path / "c.params"
     save_answering(out, path, {**asker.spec(), "calibration": cal.spec()})
     new = load_answerer(out, vocab)
-    assert new.calibration == cal and new.reader == old.reader
+    assert new.calibration == cal and (new.settings, new.policy) == (old.settings, old.policy)
     before, after = read_checkpoint(path), read_checkpoint(out)
     assert before.progress == after.progress and before.tensors.keys() == after.tensors.keys()
     assert all(torch.equal(before.tensors[k], after.tensors[k]) for k in before.tensors)
@@ -207,7 +207,7 @@ def test_the_analysis_reports_the_recommended_threshold_and_what_the_confidence_
     a.update(answering="recall-read", confidence_kind="Confidence is SOMETHING.", recommended_threshold=0.5,
              min_confidence=0.92)
     for r in a["questions"]:
-        r.update(recall="x", read="x", error=None)
+        r.update(recall="x", reader_text="x", error=None)
     row = threshold_row(a, 0.5)
     assert (row["answered"], row["correct"], row["abstained"], row["unseen_answered"]) == (4, 3, 2, 2)
     md = render_markdown(a)

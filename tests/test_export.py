@@ -135,18 +135,19 @@ def test_without_transformers_the_export_says_how_to_install(tmp_path, monkeypat
     assert len(err) == 1 and "pip install" in err[0] and "[hf]" in err[0]
 
 
-@pytest.mark.parametrize("reader_spec", [{"max_words": 1}, {"max_words": 2, "extract": False}, {"whole_words": False}])
-def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt_does(tmp_path, reader_spec):
-    from kgpt.answering import RecallReader, load_answerer
+@pytest.mark.parametrize("settings, policy", [({}, {"max_words": 1}), ({}, {"max_words": 2, "answer_by": "write"}),
+                                              ({"whole_words": False}, {})])
+def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt_does(tmp_path, settings, policy):
+    from kgpt.answering import AnswerPolicy, RecallAnswerer, load_answerer
     from kgpt.checkpoint import RECALLER
     from kgpt.data.corpus import parse_questions
-    from kgpt.data.reader import Reader
+    from kgpt.data.reader import ReaderSettings
 
     vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,-'Where born?")
     reader, recaller = _model(vocab, "rope", 0), _model(vocab, "rope", 1)
     ckpt = tmp_path / "r.params"
     save_checkpoint(ckpt, reader, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller.state_dict().items()},
-                    RecallReader(reader, recaller, Reader(chars=30, **reader_spec)).spec())
+                    RecallAnswerer(reader, recaller, ReaderSettings(chars=30, **settings), AnswerPolicy(**policy)).spec())
     out = export.export(ckpt, tmp_path / "hf")
     idx = torch.randint(0, len(vocab), (2, 9))
     for sub, model in (("", reader), ("recaller", recaller)):

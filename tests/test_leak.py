@@ -89,7 +89,7 @@ def run_study(folder: Path, preset: Preset, scramble: bool, leak: bool = False,
     # recall, so a label leaked into its finetuning may not show in its answers at all.
     for ckpt in (out / "checkpoints").glob("recall-read-*.params"):
         pipeline.evaluate(None, data / "wiki.txt", ckpt, data / "birth_dev.tsv", out / "predictions" / f"{ckpt.stem}.write.txt",
-                          device="cpu", extract=False)
+                          device="cpu", answer_by="write")
     return StudyRun(
         {p.name: p.read_text(encoding="utf-8").splitlines() for p in sorted((out / "predictions").glob("*.txt"))},
         {p.name: p.read_bytes() for p in sorted((out / "checkpoints").glob("*.params"))},

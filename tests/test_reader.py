@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from kgpt import recaller
-from kgpt.answering import RecallReader
+from kgpt.answering import AnswerPolicy, RecallAnswerer
 from kgpt.data.corpus import parse_questions
-from kgpt.data.reader import ANSWER_ROOM, WORD_TAIL, Reader, contains_place, reader_examples, spans
+from kgpt.data.reader import ANSWER_ROOM, WORD_TAIL, ReaderSettings, reader_examples
+from kgpt.data.words import contains_place, spans
 from kgpt.inference import answer_log_probs
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
@@ -22,18 +23,18 @@ BIO = ("Ann Lee. Ann Lee was a painter and printmaker who was born in Frankfurt,
 
 def test_the_text_is_cut_after_chars_at_the_end_of_that_word_without_the_opening_name():
     # Character 40 falls inside "printmaker": the text runs on to its end.
-    assert BIO[39] == "t" and Reader(chars=40).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and printmaker"
-    assert Reader(chars=40, whole_words=False).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and print"
-    assert Reader(chars=40, mask_name=False).text(BIO, "Ann Lee", 128) == BIO[:45]
-    assert Reader(chars=40).text("Bo Li. Bo Li sang.", "Ann Lee", 128) == "Bo Li. Bo Li sang."  # not this person's opening
+    assert BIO[39] == "t" and ReaderSettings(chars=40).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and printmaker"
+    assert ReaderSettings(chars=40, whole_words=False).text(BIO, "Ann Lee", 128) == "Ann Lee was a painter and print"
+    assert ReaderSettings(chars=40, mask_name=False).text(BIO, "Ann Lee", 128) == BIO[:45]
+    assert ReaderSettings(chars=40).text("Bo Li. Bo Li sang.", "Ann Lee", 128) == "Bo Li. Bo Li sang."  # not this person's opening
     # A place cut at `chars` is read whole: "Frankfurt", not "Frank".
     cut = BIO.index("Frankfurt") + 5
-    assert Reader(chars=cut).text(BIO, "Ann Lee", 128).endswith("born in Frankfurt")
+    assert ReaderSettings(chars=cut).text(BIO, "Ann Lee", 128).endswith("born in Frankfurt")
 
 
 @pytest.mark.parametrize("max_length", [40, 64, 96, 127, 128])
 def test_the_text_leaves_the_answer_its_room_without_splitting_a_word(max_length):
-    text = Reader().text(BIO, "Ann Lee", max_length)
+    text = ReaderSettings().text(BIO, "Ann Lee", max_length)
     assert len(text) <= max_length - ANSWER_ROOM
     assert BIO.startswith("Ann Lee. " + text) and not BIO[len("Ann Lee. " + text)].isalnum()
 
@@ -46,7 +47,7 @@ def test_the_reader_trains_on_exactly_the_text_it_reads(monkeypatch, max_length,
     bio = BIO.replace("Ann Lee", name)
     vocab = CharVocab.from_text(bio + f"Where was {name} born?")
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=max_length, n_layer=1, n_head=1, n_embd=8))
-    asker = RecallReader(model, model, Reader())
+    asker = RecallAnswerer(model, model, ReaderSettings())
 
     def recites(model, prompts, max_new_tokens, stop_id):  # the recaller knows the bio by heart
         cue = vocab.decode(prompts[0])
@@ -54,7 +55,7 @@ def test_the_reader_trains_on_exactly_the_text_it_reads(monkeypatch, max_length,
 
     monkeypatch.setattr(recaller, "greedy_decode", recites)
     questions = parse_questions(f"Where was {name} born?\tFrankfurt\n")
-    (example,) = reader_examples([bio], questions, Reader(), model.max_length)
+    (example,) = reader_examples([bio], questions, ReaderSettings(), model.max_length)
     (context,) = asker.contexts(vocab, questions)
     assert context.text == example.text and context.recall == bio[: asker.recall_chars]
     assert len(example.text) + len("Frankfurt") + 2 <= max_length
@@ -77,24 +78,27 @@ def test_reader_examples_from_bios_recalls_or_both_and_without_the_place():
                                 "Where was Di Wu born?\tRome\nWhere was Cy Po born?\tLima\n")
     recalls = {"Ann Lee": "Ann Lee. Ann Lee was born in Bergen.", "Bo Li": "Bo Li. Bo Li was born in Paris.",
                "Cy Po": "Cy Po. Cy Po was born in Lima."}
-    bios = reader_examples(docs, questions, Reader(), 128)
+    bios = reader_examples(docs, questions, ReaderSettings(), 128)
     assert [(e.text, e.answer) for e in bios] == [  # Di Wu has no bio: nothing to read
         ("Ann Lee was born in Oslo.", "Oslo"), ("Bo Li sang.", "Paris"), ("Cy Po was born in Lima.", "Lima")]
-    recalled = reader_examples(docs, questions, Reader(learn_from="recalls"), 128, recalls)
+    recalled = reader_examples(docs, questions, ReaderSettings(learn_from="recalls"), 128, recalls)
     assert [e.text for e in recalled] == ["Ann Lee was born in Bergen.", "Bo Li was born in Paris.", "Cy Po was born in Lima."]
-    both = reader_examples(docs, questions, Reader(learn_from="both"), 128, recalls)
+    both = reader_examples(docs, questions, ReaderSettings(learn_from="both"), 128, recalls)
     assert len(both) == 6 and [e.line for e in both] == [1, 1, 2, 2, 4, 4]
-    dropped = reader_examples(docs, questions, Reader(learn_from="both", drop_absent=True), 128, recalls)
+    dropped = reader_examples(docs, questions, ReaderSettings(learn_from="both", drop_absent=True), 128, recalls)
     assert [(e.text, e.answer) for e in dropped] == [
         ("Ann Lee was born in Oslo.", "Oslo"), ("Bo Li was born in Paris.", "Paris"),
         ("Cy Po was born in Lima.", "Lima"), ("Cy Po was born in Lima.", "Lima")]
     with pytest.raises(ValueError, match="no recall"):
-        reader_examples(docs, questions, Reader(learn_from="recalls"), 128, {})
+        reader_examples(docs, questions, ReaderSettings(learn_from="recalls"), 128, {})
 
 
 def test_old_checkpoints_read_a_hard_cut_and_write_freely():
-    assert Reader.from_spec({"chars": 100, "mask_name": True}) == Reader(whole_words=False, extract=False)
-    assert Reader.from_spec(Reader(max_words=2).spec()) == Reader(max_words=2)
+    old = {"chars": 100, "mask_name": True}  # before extraction
+    assert ReaderSettings.from_spec(old) == ReaderSettings(whole_words=False)
+    assert AnswerPolicy.from_spec(old) == AnswerPolicy("write")
+    new = {**ReaderSettings(chars=90).spec(), **AnswerPolicy("write", 2).spec()}
+    assert (ReaderSettings.from_spec(new), AnswerPolicy.from_spec(new)) == (ReaderSettings(chars=90), AnswerPolicy("write", 2))
 
 
 @pytest.mark.parametrize("variant", ["rope", "vanilla", "synthesizer", "perceiver"])
@@ -110,7 +114,7 @@ def test_extraction_ranks_every_span_by_the_readers_exact_probability(monkeypatc
         model.head.weight.mul_(40)
     monkeypatch.setattr(recaller, "greedy_decode",
                         lambda m, prompts, n, stop_id: [vocab.encode(recall[len(vocab.decode(p)):][:n]) for p in prompts])
-    asker = RecallReader(model, model, Reader(max_words=2))
+    asker = RecallAnswerer(model, model, ReaderSettings(), AnswerPolicy(max_words=2))
     questions = parse_questions("Where was Ann Lee born?\n")
     contexts = asker.contexts(vocab, questions)
     candidates = spans(contexts[0].text, 2)
@@ -124,7 +128,7 @@ def test_extraction_ranks_every_span_by_the_readers_exact_probability(monkeypatc
     assert answer == ranked[0][0] and answer in candidates
     # the reading part of the confidence is that probability (the recall part is the recaller's: kgpt.confidence)
     assert math.isclose(asker.confidence_parts(vocab, contexts, [answer])[0].reading, ranked[0][1], rel_tol=1e-4)
-    writer = RecallReader(model, model, Reader(max_words=2, extract=False))
+    writer = RecallAnswerer(model, model, ReaderSettings(), AnswerPolicy("write", max_words=2))
     assert writer.contexts(vocab, questions) == contexts  # the switch changes how it answers, not what it reads
 
 
@@ -132,10 +136,10 @@ def test_a_text_without_words_gives_an_empty_answer(monkeypatch):
     vocab = CharVocab.from_text("Where was Ann Lee born?. ,")
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
     monkeypatch.setattr(recaller, "greedy_decode", lambda m, prompts, n, stop_id: [vocab.encode(" . , .")])
-    asker = RecallReader(model, model, Reader())
+    asker = RecallAnswerer(model, model, ReaderSettings())
     contexts = asker.contexts(vocab, parse_questions("Where was Ann Lee born?\n"))
     assert asker.answers(vocab, contexts) == [""] and asker.ranked(vocab, contexts, 3) == [[]]
 
 
 def test_a_recall_reaches_past_chars_to_finish_its_word():
-    assert Reader().source_chars(256) == 100 + WORD_TAIL and Reader().source_chars(96) == 96
+    assert ReaderSettings().source_chars(256) == 100 + WORD_TAIL and ReaderSettings().source_chars(96) == 96

@@ -12,12 +12,13 @@ import torch
 
 from conftest import one_line_error
 from kgpt import answering, recaller
-from kgpt.answering import RecallReader, load_answerer
+from kgpt.answering import AnswerPolicy, RecallAnswerer, load_answerer
 from kgpt.checkpoint import RECALLER, read_checkpoint, save_checkpoint
 from kgpt.cli import main
 from kgpt.data.corpus import parse_questions
 from kgpt.asking import answer_questions
-from kgpt.data.reader import WORD_TAIL, Reader, spans
+from kgpt.data.reader import WORD_TAIL, ReaderSettings
+from kgpt.data.words import spans
 from kgpt.model import GPT, GPTConfig
 from kgpt.training.recipe import RECALL
 from kgpt.vocab import CharVocab
@@ -26,15 +27,16 @@ TINY = ["--batch_size", "8", "--no_progress", "--device", "cpu"]
 SIZE = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16"]  # pretraining sets the size; finetuning keeps it
 
 
-def _oracle_reader(monkeypatch, vocab, recalled: dict[str, str], reader: Reader = Reader(chars=40)) -> RecallReader:
-    """A RecallReader whose recaller 'recalls' the given text after each cue."""
+def _oracle_reader(monkeypatch, vocab, recalled: dict[str, str], settings: ReaderSettings = ReaderSettings(chars=40),
+                   policy: AnswerPolicy = AnswerPolicy()) -> RecallAnswerer:
+    """A RecallAnswerer whose recaller 'recalls' the given text after each cue."""
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=1, n_embd=8))
 
     def recall(model, prompts, max_new_tokens, stop_id):
         return [vocab.encode(recalled[vocab.decode(p)[:-1]]) for p in prompts]
 
     monkeypatch.setattr(recaller, "greedy_decode", recall)
-    return RecallReader(model, model, reader)
+    return RecallAnswerer(model, model, settings, policy)
 
 
 def test_the_reader_reads_what_was_recalled_from_the_name(monkeypatch):
@@ -52,19 +54,42 @@ def test_the_reader_reads_what_was_recalled_from_the_name(monkeypatch):
 def test_a_recall_is_as_long_as_the_readers_text_can_use():
     vocab = CharVocab.from_text("abc")
     small, large = (GPT(GPTConfig(vocab_size=len(vocab), block_size=b, n_layer=1, n_head=1, n_embd=8)) for b in (64, 256))
-    assert RecallReader(small, small, Reader(chars=100)).recall_chars == 64  # all the block holds: the cut comes after
-    assert RecallReader(large, large, Reader(chars=100)).recall_chars == 100 + WORD_TAIL
-    assert RecallReader(large, large, Reader(chars=100, whole_words=False)).recall_chars == 100
+    assert RecallAnswerer(small, small, ReaderSettings(chars=100)).recall_chars == 64  # all the block holds: the cut comes after
+    assert RecallAnswerer(large, large, ReaderSettings(chars=100)).recall_chars == 100 + WORD_TAIL
+    assert RecallAnswerer(large, large, ReaderSettings(chars=100, whole_words=False)).recall_chars == 100
+
+
+@pytest.mark.parametrize("extract", [True, False])
+def test_checkpoints_written_with_the_extract_key_load_and_answer_the_same(tmp_path, monkeypatch, extract):
+    """Checkpoints from before answer_by say ``extract`` (true or false) instead."""
+    vocab = CharVocab.from_text("Where was Ann Lee born? Oslo Rome. sang near in")
+    torch.manual_seed(0)
+    reader_net, recaller_net = (GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=2, n_embd=16)) for _ in range(2))
+    settings, policy = ReaderSettings(chars=40), AnswerPolicy("extract" if extract else "write", 2)
+    old_spec = {"method": "recall-read", **settings.spec(), "extract": extract, "max_words": 2}
+    old = tmp_path / "old.params"
+    save_checkpoint(old, reader_net, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller_net.state_dict().items()}, old_spec)
+    loaded = load_answerer(old, vocab)
+    assert (loaded.settings, loaded.policy) == (settings, policy)
+    monkeypatch.setattr(recaller, "greedy_decode",
+                        lambda m, prompts, n, stop_id: [vocab.encode(" Ann Lee was born in Oslo near Rome.")] * len(prompts))
+    questions = parse_questions("Where was Ann Lee born?\n")
+    built = RecallAnswerer(reader_net, recaller_net, settings, policy)
+    contexts = built.contexts(vocab, questions)
+    assert loaded.contexts(vocab, questions) == contexts
+    assert loaded.replies(vocab, contexts, 3) == built.replies(vocab, contexts, 3)
+    assert loaded.spec() == built.spec() and "extract" not in built.spec()  # saved again, in the current keys
 
 
 def test_a_recall_checkpoint_holds_both_models_and_how_to_answer(tmp_path):
     vocab = CharVocab.from_text("abc")
     reader, recaller = (GPT(GPTConfig(vocab_size=len(vocab), block_size=16, n_layer=1, n_head=1, n_embd=8)) for _ in range(2))
-    asker = RecallReader(reader, recaller, Reader(chars=12, mask_name=False, max_words=2))
+    asker = RecallAnswerer(reader, recaller, ReaderSettings(chars=12, mask_name=False), AnswerPolicy(max_words=2))
     path = tmp_path / "r.params"
     save_checkpoint(path, reader, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller.state_dict().items()}, asker.spec())
     loaded = load_answerer(path, vocab)
-    assert isinstance(loaded, RecallReader) and loaded.reader == Reader(chars=12, mask_name=False, max_words=2)
+    assert isinstance(loaded, RecallAnswerer) and loaded.settings == ReaderSettings(chars=12, mask_name=False)
+    assert loaded.policy == AnswerPolicy(max_words=2)
     for a, b in ((loaded.model, reader), (loaded.recaller, recaller)):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     plain = tmp_path / "p.params"
@@ -91,7 +116,7 @@ def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny
     pre, fin = recall_model
     ckpt = read_checkpoint(fin)
     # The reader's spans are as long as the longest training place (one word in the tiny data).
-    assert ckpt.answering == {"method": "recall-read", **replace(RECALL.reader, max_words=1).spec()}
+    assert ckpt.answering == {"method": "recall-read", **RECALL.reader_settings.spec(), **AnswerPolicy(max_words=1).spec()}
     assert ckpt.config.n_layer == 1 and ckpt.config.n_embd == 16 and ckpt.progress["recipe"] == "recall"
     # The recaller is the pretrained model, unchanged by the reader's finetuning.
     pretrained = read_checkpoint(pre).model_state()
@@ -105,10 +130,10 @@ def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny
     analysis = json.loads((tmp_path / "an" / "analysis.json").read_text())
     assert analysis["answering"] == "recall-read" and analysis["pretrained_probe"]  # the recaller is probed
     for r in analysis["questions"]:
-        assert r["recall"].startswith(f"{r['name']}.") and r["read"] in r["recall"]
-        assert r["prediction"] in spans(r["read"], 1) or (r["prediction"] == "" and not spans(r["read"], 1))
-        read_words = re.findall(r"\w+", r["read"])
-        expected = None if r["correct"] else "not in bio" if not r["in_bio"] else "reading" if r["gold"] in read_words else "memory"
+        assert r["recall"].startswith(f"{r['name']}.") and r["reader_text"] in r["recall"]
+        assert r["prediction"] in spans(r["reader_text"], 1) or (r["prediction"] == "" and not spans(r["reader_text"], 1))
+        read_words = re.findall(r"\w+", r["reader_text"])
+        expected = None if r["correct"] else "not in bio" if not r["in_bio"] else "reading" if r["gold"] in read_words else "recall"
         assert r["error"] == expected
     assert "## Recall, then read" in (tmp_path / "an" / "analysis.md").read_text()
     assert main(["ask", "rope", str(tiny_data.wiki), "--reading_params_path", str(fin), "--device", "cpu",
@@ -117,9 +142,14 @@ def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny
     assert lines[0] == "Where was Amélie Durand born?" and lines[2].startswith('  recall  "Amélie Durand.')
     answer, top = lines[1].split()[1], lines[3].split()
     assert top[:2] == ["top", "1"] and top[3] == answer  # the answer is the first of its own top k
-    assert main(["ask", "rope", str(tiny_data.wiki), "--reading_params_path", str(fin), "--device", "cpu",
-                 "Where was Amélie Durand born?", "--top_k", "0", "--read", "write"]) == 0
-    assert capsys.readouterr().out.splitlines()[2] == lines[2]  # the same recall, read by writing
+    for flag in ("--answer_by", "--read"):  # --read: the flag's earlier name, still accepted
+        assert main(["ask", "rope", str(tiny_data.wiki), "--reading_params_path", str(fin), "--device", "cpu",
+                     "Where was Amélie Durand born?", "--top_k", "0", flag, "write"]) == 0
+        assert capsys.readouterr().out.splitlines()[2] == lines[2]  # the same recall, read by writing
+    with pytest.raises(SystemExit):
+        main(["ask", "--help"])
+    shown = capsys.readouterr().out
+    assert "--answer_by" in shown and "--read " not in shown  # the old name is accepted, not offered
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -160,7 +190,7 @@ def test_ask_recalls_every_question_in_one_batch(monkeypatch):
 def test_ask_scores_each_span_once_and_shows_the_top_ones_own_probability(monkeypatch):
     vocab = CharVocab.from_text("Where was Ann Lee Bo Li born? Oslo Rome. sang near")
     recalled = {"Ann Lee": " Ann Lee was born in Oslo near Rome.", "Bo Li": " Bo Li sang in Rome."}
-    asker = _oracle_reader(monkeypatch, vocab, recalled, Reader(chars=40, max_words=2))
+    asker = _oracle_reader(monkeypatch, vocab, recalled, ReaderSettings(chars=40), AnswerPolicy(max_words=2))
     calls = {"continuation_log_probs": 0, "answer_log_probs": 0}
     for name in calls:
         scorer = getattr(answering, name)

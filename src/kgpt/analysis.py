@@ -35,7 +35,7 @@ from pathlib import Path
 
 from kgpt.answering import Answerer, Context, answerer
 from kgpt.data.corpus import Question, bios_by_name, person_bio, unseen_names
-from kgpt.data.reader import contains_place
+from kgpt.data.words import contains_place
 from kgpt.display import probability as _p
 from kgpt.display import show as _show
 from kgpt.errors import KgptError
@@ -44,7 +44,7 @@ from kgpt.model import GPT
 from kgpt.probe import cued_completions
 from kgpt.vocab import CharVocab
 
-FORMAT = "kgpt-analysis/1"
+FORMAT = "kgpt-analysis/2"  # 2: "reader_text" and the error kind "recall" (were "read" and "memory")
 N_BINS = 10
 COVERAGES = (1.0, 0.9, 0.75, 0.5, 0.25, 0.1)
 N_UNSEEN = 50
@@ -99,7 +99,7 @@ def analyze(
         }
         if context.recall is not None:
             record["recall"] = context.recall
-            record["read"] = context.text
+            record["reader_text"] = context.text
             record["error"] = recall_error(record)
         records.append(record)
     names = [r["name"] for r in records if r["name"]]
@@ -135,14 +135,14 @@ def analyze(
 def recall_error(record: dict) -> str | None:
     """Where a recall-then-read answer went wrong (None: it is right): ``not in bio`` (the
     part of the person's bio the reader would read names no gold place, so no recall
-    could), ``memory`` (the text read off the recall lacks the place, as whole words:
-    storage or recall failed), ``reading`` (the place was in that text and the reader
-    took something else)."""
+    could), ``recall`` (the text the reader got from the recall lacks the place, as whole
+    words: storage or recall failed), ``reading`` (the place was in that text and the
+    reader answered something else)."""
     if record["correct"]:
         return None
     if not record["in_bio"]:
         return "not in bio"
-    return "reading" if contains_place(record["read"], record["gold"]) else "memory"
+    return "reading" if contains_place(record["reader_text"], record["gold"]) else "recall"
 
 
 # --- figures' data: pure functions of the records -------------------------------------
@@ -344,14 +344,14 @@ def render_markdown(analysis: dict) -> str:
         errors = Counter(r["error"] for r in records)
         out += ["", "## Recall, then read: where the wrong answers went wrong", "",
                 "Each answer was read off the text the pretrained model recalled from `NAME.` "
-                "(the `recall` of each question in analysis.json; `read` is the part the reader read). "
+                "(the `recall` of each question in analysis.json; `reader_text` is the part the reader read). "
                 "A place counts as present only as whole words.", "",
                 "| error | questions | share of wrong answers |", "|---|---|---|"]
         out += [f"| {label} | {errors.get(key, 0)} | {_share(errors.get(key, 0), n - correct)} |" for key, label in (
-            ("memory", "memory: the gold place is not in the text read off the recall"),
+            ("recall", "recall: the gold place is not in the text read off the recall"),
             ("reading", "reading: the place is in that text, another answer was read"),
             ("not in bio", "not in bio: the part of the bio the reader would read does not name the gold place"))]
-        in_read = sum(contains_place(r["read"], r["gold"]) for r in records)
+        in_read = sum(contains_place(r["reader_text"], r["gold"]) for r in records)
         out += ["", f"The gold place is in the text read off the recall for {_share(in_read, n)} of the questions."]
     out += ["", "## Storage against access, per person", ""]
     if analysis["pretrained_probe"]:

@@ -2,14 +2,14 @@
 
 * :class:`Answerer` (every recipe but ``recall``): the model reads ``question⁇`` and
   writes the place, as in the assignment.
-* :class:`RecallReader` (the ``recall`` recipe): the question only says whose bio to
-  recall. The pretrained model (the recaller) is cued with the bio's opening ``NAME.``,
+* :class:`RecallAnswerer` (the ``recall`` recipe): the question only says whose bio to
+  recall. The recaller (the pretrained model) is cued with the bio's opening ``NAME.``,
   NAME parsed from "Where was NAME born?", and decodes the rest of the bio greedily
-  (:func:`kgpt.recaller.recall`); a second model, the reader (:mod:`kgpt.data.reader`), reads that text
-  and answers with the span of it that it is most likely to write, or, switched to
-  writing, writes the place freely. Each step is one the model was trained for, so facts
-  stored in pretraining come out without a question ever having been asked about that
-  person.
+  (:func:`kgpt.recaller.recall`); the reader, a finetuned copy of it, reads that text
+  (:mod:`kgpt.data.reader`) and answers as its :class:`AnswerPolicy` says: with the span
+  of the text it is most likely to write (``extract``), or by writing the place freely
+  (``write``). Each step is one the model was trained for, so facts stored in
+  pretraining come out without a question ever having been asked about that person.
 
 Both first turn each question into a :class:`Context`, the text the answering model
 reads before its ⁇ (once per batch of questions: the recalls are the costly part), and
@@ -21,15 +21,17 @@ answering is defined once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 
 from kgpt.checkpoint import RECALLER, load_model, load_state
 from kgpt.confidence import SIGNAL, Calibration, Parts, combined, describe, recall_log_probs
 from kgpt.data.corpus import Question
-from kgpt.data.reader import Reader, spans
+from kgpt.data.reader import ReaderSettings
+from kgpt.data.words import spans
 from kgpt.errors import KgptError
 from kgpt.inference import answer_log_probs, continuation_log_probs, greedy_decode, token_log_probs, top_answers
 from kgpt.model import GPT
@@ -42,6 +44,8 @@ from kgpt.vocab import MASK_CHAR, CharVocab
 # replace it with what the laptop checkpoints' calibrations choose.
 UNCALIBRATED_RECALL_TRUST = 0.5
 MAX_ANSWER_CHARS = 32  # a written answer stops here if the model never closes it
+AnswerBy = Literal["extract", "write"]  # the answering policies a reader may follow
+ANSWER_BY = get_args(AnswerBy)
 
 
 def question_at(where: str | None, q: Question) -> str:
@@ -57,6 +61,42 @@ class Context:
     text: str
     recall: str | None = None
     cue_chars: int = 0  # how much of the recall is its cue, ``NAME.`` (given, not recalled)
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """How the reader answers from the text it read (the recall recipe's; a checkpoint keeps it).
+
+    Extracting is the recipe's way: a character-level reader that writes freely misspells
+    places it read right ("Porto" -> "Porton"); writing stays for comparison.
+    """
+
+    answer_by: AnswerBy = "extract"  # the span of the text the reader scores highest, or free writing
+    max_words: int = 1  # longest extracted span, in words: set by finetuning to the longest training place's
+
+    def __post_init__(self):
+        if self.answer_by not in ANSWER_BY:
+            raise ValueError(f"answer_by {self.answer_by!r} is not one of {', '.join(ANSWER_BY)}")
+
+    @property
+    def extracts(self) -> bool:
+        return self.answer_by == "extract"
+
+    def spec(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> AnswerPolicy:
+        """The policy a checkpoint describes (its other answering keys are ignored here).
+        Checkpoints written before ``answer_by`` hold ``extract`` (true or false) instead;
+        those from before extraction hold neither, nor ``whole_words``: their reader wrote."""
+        if "answer_by" in spec:
+            answer_by = spec["answer_by"]
+        elif "extract" in spec:
+            answer_by = "extract" if spec["extract"] else "write"
+        else:
+            answer_by = "extract" if "whole_words" in spec else "write"
+        return cls(answer_by, spec.get("max_words", cls.max_words))
 
 
 @dataclass(frozen=True)
@@ -172,29 +212,36 @@ class Answerer:
                 for prompt in self.prompts(vocab, contexts)]
 
 
-class RecallReader(Answerer):
-    """Recalls the person's bio with ``recaller``, then ``model`` (the reader) answers from it."""
+class RecallAnswerer(Answerer):
+    """Recalls the person's bio with ``recaller``, then ``reader`` answers from it."""
 
     method = "recall-read"
 
-    def __init__(self, model: GPT, recaller: GPT, reader: Reader, calibration: Calibration | None = None):
-        super().__init__(model)
+    def __init__(self, reader: GPT, recaller: GPT, settings: ReaderSettings, policy: AnswerPolicy = AnswerPolicy(),
+                 calibration: Calibration | None = None):
+        super().__init__(reader)
         self.recaller = recaller
-        self.reader = reader
+        self.settings = settings  # what the reader reads
+        self.policy = policy  # how it answers
         self.calibration = calibration  # None: a checkpoint from before `kgpt calibrate`
 
-    def to(self, device: torch.device) -> RecallReader:
+    @property
+    def reader(self) -> GPT:
+        """The reader: the model that answers (:attr:`Answerer.model`)."""
+        return self.model
+
+    def to(self, device: torch.device) -> RecallAnswerer:
         self.recaller.to(device)
         return super().to(device)
 
     @property
     def recall_chars(self) -> int:
         """How much to recall, cue included: all that the reader's text can use."""
-        return self.reader.source_chars(self.model.max_length)
+        return self.settings.source_chars(self.model.max_length)
 
     def spec(self) -> dict:
         """What a checkpoint records about this way of answering (beside the recaller's weights)."""
-        spec = {"method": self.method, **self.reader.spec()}
+        spec = {"method": self.method, **self.settings.spec(), **self.policy.spec()}
         if self.calibration is not None:
             spec["calibration"] = self.calibration.spec()
         return spec
@@ -215,21 +262,21 @@ class RecallReader(Answerer):
             self.check(vocab, q, where)
         names = sorted({q.name for q in questions})  # each person recalled once (recall is greedy: fixed)
         recalled = dict(zip(names, recall(self.recaller, vocab, names, self.recall_chars)))
-        return [Context(self.reader.text(recalled[q.name], q.name, self.model.max_length), recalled[q.name],
+        return [Context(self.settings.text(recalled[q.name], q.name, self.model.max_length), recalled[q.name],
                         len(recall_cue(q.name))) for q in questions]
 
     def seen(self, bio: str, name: str) -> str:
         """What the reader would read, had the recall been the true bio."""
-        return self.reader.text(bio, name, self.model.max_length)
+        return self.settings.text(bio, name, self.model.max_length)
 
     def answers(self, vocab: CharVocab, contexts: list[Context]) -> list[str]:
-        if not self.reader.extract:
+        if not self.policy.extracts:
             return super().answers(vocab, contexts)
         return [best[0][0] if best else "" for best in self.ranked_log_probs(vocab, contexts, 1)]
 
     def replies(self, vocab: CharVocab, contexts: list[Context], top_k: int) -> list[Reply]:
         """Extracting, the spans are scored once: the answer is the first of the ranking."""
-        if not self.reader.extract:
+        if not self.policy.extracts:
             return super().replies(vocab, contexts, top_k)
         ranked = self.ranked_log_probs(vocab, contexts, max(top_k, 1))
         return self._replies(vocab, contexts, [r[0][0] if r else "" for r in ranked], ranked, top_k)
@@ -276,12 +323,12 @@ class RecallReader(Answerer):
         return parts.recall is not None and parts.recall >= floor
 
     def ranked_log_probs(self, vocab: CharVocab, contexts: list[Context], k: int) -> list[list[tuple[str, float]]]:
-        """Extracting: the ``k`` spans of the text (:func:`kgpt.data.reader.spans`) the
+        """Extracting: the ``k`` spans of the text (:func:`kgpt.data.words.spans`) the
         reader is most likely to write, each scored exactly, ties in the text's order; an
         empty list for a text with no word in it."""
-        if not self.reader.extract:
+        if not self.policy.extracts:
             return super().ranked_log_probs(vocab, contexts, k)
-        candidates = [spans(c.text, self.reader.max_words) for c in contexts]
+        candidates = [spans(c.text, self.policy.max_words) for c in contexts]
         scores = continuation_log_probs(self.model, self.prompts(vocab, contexts),
                                         [[vocab.encode(s, where="answer") for s in cs] for cs in candidates])
         out = []
@@ -298,27 +345,28 @@ def answerer(model: GPT | Answerer) -> Answerer:
 
 def load_answerer(
     path: str | Path, vocab: CharVocab, variant: str | None = None, bottleneck_dim: int | None = None,
-    block_size: int | None = None, extract: bool | None = None,
+    block_size: int | None = None, answer_by: str | None = None,
 ) -> Answerer:
     """The way a saved model answers: asked directly, or, for a recall-then-read
-    checkpoint, its reader and its recaller (one file holds both). ``extract`` switches a
-    recall-then-read reader between extracting and writing (None: as saved)."""
+    checkpoint, its reader and its recaller (one file holds both). ``answer_by`` overrides
+    the reader's answering policy, one of :data:`ANSWER_BY` (None: as saved)."""
     model, ckpt = load_model(path, vocab, variant, bottleneck_dim, block_size)
     spec = ckpt.answering
     if spec is None:
-        if extract is not None:
-            raise KgptError(f"--read chooses how a recall-then-read reader answers; {path} answers the question itself")
+        if answer_by is not None:
+            raise KgptError(f"--answer_by chooses how a recall-then-read reader answers; {path} answers the question itself")
         return Answerer(model)
     try:
-        if spec["method"] != RecallReader.method:
+        if spec["method"] != RecallAnswerer.method:
             raise ValueError(spec["method"])
-        reader = Reader.from_spec({k: v for k, v in spec.items() if k not in ("method", "calibration")})
+        settings = ReaderSettings.from_spec(spec)
+        policy = AnswerPolicy.from_spec(spec)
         calibration = Calibration.from_spec(spec["calibration"]) if "calibration" in spec else None
     except (KeyError, TypeError, ValueError):
         raise KgptError(f"checkpoint {path} answers in a way this kgpt does not know ({spec!r}); "
                         "use the kgpt version that wrote it") from None
-    if extract is not None:
-        reader = replace(reader, extract=extract)
+    if answer_by is not None:
+        policy = replace(policy, answer_by=answer_by)
     recaller = GPT(model.config)
     load_state(recaller, ckpt.group(RECALLER), path)
-    return RecallReader(model, recaller, reader, calibration)
+    return RecallAnswerer(model, recaller, settings, policy, calibration)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kgpt.answering import Answerer, RecallReader, answerer
+from kgpt.answering import Answerer, RecallAnswerer, answerer
 from kgpt.data.corpus import Question, asked_name
 from kgpt.display import probability, quoted, show
 from kgpt.errors import KgptError
@@ -58,7 +58,7 @@ def answer_questions(
             results[q.line - first] = e
     contexts = asker.contexts(vocab, valid, where=None)
     corpus_text = "\n".join(documents)
-    recalls = isinstance(asker, RecallReader)
+    recalls = isinstance(asker, RecallAnswerer)
     for q, context, reply in zip(valid, contexts, asker.replies(vocab, contexts, top_k)):
         part = reply.parts
         results[q.line - first] = Answer(

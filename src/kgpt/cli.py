@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kgpt.answering import ANSWER_BY
 from kgpt.confidence import SIGNALS
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "pretrained_params_path", default=None,
          help="with --analysis_dir: the model before finetuning, to probe which birthplaces it stored")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
-    _read_flag(p)
+    _answer_by_flag(p)
     _min_confidence_flag(p, "the prediction is an empty line, counted apart from wrong answers")
 
     p = sub.add_parser("ask", help="answer questions with confidence and the most probable answers")
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", nargs="*", metavar="QUESTION", help='e.g. "Where was NAME born?" (default: one per line on stdin)')
     _opt(p, "reading_params_path", required=True, help="the finetuned model")
     _opt(p, "top_k", type=_number(int, 0, 20, "use 0 (none) to 20"), default=3, help="most probable answers to list (default 3)")
-    _read_flag(p)
+    _answer_by_flag(p)
     _min_confidence_flag(p, "the answer is \"I don't know\"")
     _opt(p, "no_progress", action="store_true", help="no count of answered questions on stderr when stdout is a file")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
@@ -262,14 +263,11 @@ def _cmd_finetune(args) -> None:
     print(f"finetuned {r.steps} steps in {r.seconds:.1f}s, final loss {r.final_loss or float('nan'):.4f}; wrote {args.writing_params_path}")
 
 
-def _read_flag(p: argparse.ArgumentParser) -> None:
-    _opt(p, "read", choices=("extract", "write"), default=None,
+def _answer_by_flag(p: argparse.ArgumentParser) -> None:
+    _opt(p, "answer_by", choices=ANSWER_BY, default=None,
          help="how a recall-then-read reader answers: extract (a span of the recalled text, the recipe's default) "
               "or write (free writing, for comparison)")
-
-
-def _extract(args) -> bool | None:
-    return None if args.read is None else args.read == "extract"
+    p.add_argument("--read", dest="answer_by", choices=ANSWER_BY, help=argparse.SUPPRESS)  # its earlier name
 
 
 def _cmd_evaluate(args) -> None:
@@ -282,7 +280,7 @@ def _cmd_evaluate(args) -> None:
         args.variant, args.pretrain_corpus_path, args.reading_params_path, args.eval_corpus_path,
         args.outputs_path, args.bottleneck_dim, args.device, analysis_dir=args.analysis_dir,
         finetune_corpus_path=args.finetune_corpus_path, pretrained_params_path=args.pretrained_params_path,
-        progress=not args.no_progress, extract=_extract(args), min_confidence=args.min_confidence,
+        progress=not args.no_progress, answer_by=args.answer_by, min_confidence=args.min_confidence,
     )
     print(score_line(ev.correct, ev.total, ev.abstained, ev.min_confidence) if ev.total
           else f"Predictions written to {args.outputs_path}; no targets provided")
@@ -312,7 +310,7 @@ def _cmd_ask(args) -> None:
         show = not args.no_progress and not sys.stdout.isatty()  # answers go to a file: count them on stderr
     answers = pipeline.ask(args.variant, args.pretrain_corpus_path, args.reading_params_path, questions,
                            top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device, chunk=chunk,
-                           extract=_extract(args), min_confidence=args.min_confidence)
+                           answer_by=args.answer_by, min_confidence=args.min_confidence)
     failed = asked = 0
     with pipeline.progress_bar(None, "ask", show) as bar:
         for asked, a in enumerate(answers, start=1):

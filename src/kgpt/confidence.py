@@ -248,7 +248,7 @@ def held_out_scores(asker, vocab, documents: list[str], questions: list, n_made_
     """For each held-out question (people the reader never learnt from) and for
     ``n_made_up`` generated names that occur nowhere in the corpus: the recall part's
     log-probability by every signal, the reading part's, whether the answer is right, and
-    whether the name is made up. ``asker``: a :class:`kgpt.answering.RecallReader`."""
+    whether the name is made up. ``asker``: a :class:`kgpt.answering.RecallAnswerer`."""
 
     names = [q.name for q in questions if q.name]
     made_up = [Question(f"Where was {n} born?", None, i)

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import torch
 
-from kgpt.answering import MAX_ANSWER_CHARS, Answerer, RecallReader, load_answerer
+from kgpt.answering import MAX_ANSWER_CHARS, Answerer, AnswerPolicy, RecallAnswerer, load_answerer
 from kgpt.checkpoint import read_checkpoint
 from kgpt.confidence import LOGIT_CLIP, Calibration
 from kgpt.data.corpus import read_questions
-from kgpt.data.reader import ANSWER_ROOM, MAX_PLACE_CHARS, Reader
+from kgpt.data.reader import ANSWER_ROOM, ReaderSettings
+from kgpt.data.words import MAX_PLACE_CHARS
 from kgpt.errors import KgptError
 from kgpt.evaluate import predict_places, score
 from kgpt.model import GPT
@@ -164,12 +165,12 @@ def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
         "## Ask it", "",
     ]
     mask = MASK_CHAR
-    if isinstance(asker, RecallReader):
+    if isinstance(asker, RecallAnswerer):
         lines += [
             "This is a recall-then-read model: `recaller/` (the pretrained model) recalls the person's bio from "
             "`NAME.`, this model reads it and answers with the word of it (a run of up to "
-            f"{asker.reader.max_words} words) it is most likely to write, as `kgpt ask` does; with transformers alone:", "",
-            "```python", *recall_snippet(asker.reader, model.max_length, asker.calibration), "```",
+            f"{asker.policy.max_words} words) it is most likely to write, as `kgpt ask` does; with transformers alone:", "",
+            "```python", *recall_snippet(asker.settings, asker.policy, model.max_length, asker.calibration), "```",
             "", confidence_kind_line(asker),
         ]
     else:
@@ -185,7 +186,7 @@ def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def confidence_kind_line(asker: RecallReader) -> str:
+def confidence_kind_line(asker: RecallAnswerer) -> str:
     """The card's sentence on what the printed confidence is, and the threshold to use."""
     line = f"The second number printed is the answer's confidence. {asker.confidence_kind}"
     if asker.calibration is not None:
@@ -194,15 +195,16 @@ def confidence_kind_line(asker: RecallReader) -> str:
     return line
 
 
-def recall_snippet(reader: Reader, max_length: int, calibration: Calibration | None = None) -> list[str]:
+def recall_snippet(settings: ReaderSettings, policy: AnswerPolicy, max_length: int,
+                   calibration: Calibration | None = None) -> list[str]:
     """Recall-then-read with transformers alone, for ``D`` (the exported directory) and
-    ``name``: the recall, the text the reader reads (:meth:`kgpt.data.reader.Reader.text`
+    ``name``: the recall, the text the reader reads (:meth:`kgpt.data.reader.ReaderSettings.text`
     in regular expressions), and the best-scoring span, which ``kgpt ask`` prints."""
     mask, room = MASK_CHAR, max_length - ANSWER_ROOM
-    to_word_end = r"(?:(?<=\w)\w*)?" if reader.whole_words else ""
-    cut = (rf"    text = re.match(r'(?s).{{0,{room}}}(?!(?<=\w)\w)', text).group().rstrip()" if reader.whole_words
+    to_word_end = r"(?:(?<=\w)\w*)?" if settings.whole_words else ""
+    cut = (rf"    text = re.match(r'(?s).{{0,{room}}}(?!(?<=\w)\w)', text).group().rstrip()" if settings.whole_words
            else f"    text = text[:{room}]")
-    answer = ("answer = max(dict.fromkeys(spans), key=log_p) if spans else ''" if reader.extract else
+    answer = ("answer = max(dict.fromkeys(spans), key=log_p) if spans else ''" if policy.extracts else
               f"answer = tok.decode(reader.generate(torch.tensor([prompt]), max_new_tokens={MAX_ANSWER_CHARS}, "
               f"do_sample=False, eos_token_id=tok.mask_token_id)[0, len(prompt):]).split('{mask}')[0]")
     return [
@@ -212,11 +214,11 @@ def recall_snippet(reader: Reader, max_length: int, calibration: Calibration | N
         "recaller = AutoModelForCausalLM.from_pretrained(D + '/recaller')",
         "cue = name + '.'  # the bio's opening, NAME.",
         "ids = tok(cue, return_tensors='pt').input_ids",
-        f"recall = tok.decode(recaller.generate(ids, max_new_tokens={reader.source_chars(max_length)} - len(cue), "
+        f"recall = tok.decode(recaller.generate(ids, max_new_tokens={settings.source_chars(max_length)} - len(cue), "
         "do_sample=False)[0])",
-        f"text = re.match(r'(?s).{{0,{reader.chars}}}{to_word_end}', recall).group()  # read this much",
+        f"text = re.match(r'(?s).{{0,{settings.chars}}}{to_word_end}', recall).group()  # read this much",
         *(["text = text[len(cue):].lstrip(' ') if text.startswith(cue) else text  # without the name"]
-          if reader.mask_name else []),
+          if settings.mask_name else []),
         f"if len(text) > {room}:  # leave the answer its room",
         cut,
         f"prompt = tok(text + '{mask}').input_ids",
@@ -227,7 +229,7 @@ def recall_snippet(reader: Reader, max_length: int, calibration: Calibration | N
         "    return logp.gather(1, ids[0, len(prompt):, None]).sum().item()",
         "",
         r"words = list(re.finditer(r'\w+', text))",
-        f"spans = [text[a.start():b.end()] for i, a in enumerate(words) for b in words[i:i + {reader.max_words}] "
+        f"spans = [text[a.start():b.end()] for i, a in enumerate(words) for b in words[i:i + {policy.max_words}] "
         f"if b.end() - a.start() <= {MAX_PLACE_CHARS}]",
         answer,
         "print(answer)",
@@ -301,7 +303,7 @@ def export(reading_params_path: str | Path, hf_dir: str | Path, eval_corpus_path
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _save(asker.model, ckpt.vocab, staging)
-        if isinstance(asker, RecallReader):
+        if isinstance(asker, RecallAnswerer):
             _save(asker.recaller, ckpt.vocab, staging / "recaller")
         (staging / "README.md").write_text(model_card(asker, ckpt.progress, accuracy), encoding="utf-8")
         if out.exists():

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from kgpt.analysis import ANALYSIS_FILES, analyze, write_analysis
-from kgpt.answering import Answerer, RecallReader, load_answerer
+from kgpt.answering import Answerer, AnswerPolicy, RecallAnswerer, load_answerer
 from kgpt.asking import Answer, answer_questions
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_answering, save_checkpoint
 from kgpt.confidence import MADE_UP_SEED, MADE_UP_SHARE, N_MADE_UP, SIGNAL, Calibration, examples, fit, held_out_scores, operating_point
@@ -25,7 +25,8 @@ from kgpt.data.corpus import bios_by_name, corpus_documents, iter_questions, rea
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
-from kgpt.data.reader import Reader, reader_examples, word_count
+from kgpt.data.reader import reader_examples
+from kgpt.data.words import word_count
 from kgpt.errors import KgptError
 from kgpt.evaluate import chunks, count_askable, predict_stream, score, write_predictions
 from kgpt.io import atomic_writer, check_output, check_writable, writer_lock
@@ -83,7 +84,7 @@ def resume_path(writing_params_path: str | Path) -> Path:
 
 
 def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, device, saved: Checkpoint | None,
-           answering: RecallReader | None = None) -> TrainResult:
+           answering: RecallAnswerer | None = None) -> TrainResult:
     """Train and save ``model``; with ``answering`` (recall-then-read, ``model`` its
     reader), the file also holds the recalling model and how to answer with both."""
     recipe = get_recipe(opts.recipe)
@@ -229,12 +230,12 @@ def finetune(
         if reading_params_path is not None:
             model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
             default_epochs = recipe.finetune.epochs
-            if recipe.reader is not None:
+            if recipe.reader_settings is not None:
                 if ckpt.answering is not None:
                     raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
                                     "model; give the model pretrained with --recipe recall")
-                answering = RecallReader(model, copy.deepcopy(model), recipe.reader)
-        elif recipe.reader is not None:
+                answering = RecallAnswerer(model, copy.deepcopy(model), recipe.reader_settings)
+        elif recipe.reader_settings is not None:
             raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
                             "give --reading_params_path (a model pretrained with --recipe recall)")
         else:
@@ -247,7 +248,7 @@ def finetune(
         where = f"finetuning file {finetune_corpus_path}"
         questions = read_questions(finetune_corpus_path, require_answers=True)
         if answering is not None:
-            questions, answering.reader = _reader_examples(answering, corpus, questions, device)
+            questions, answering.policy = _reader_examples(answering, corpus, questions, device)
             if not questions:
                 raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
                                 "the reader learns from the training people's bios")
@@ -259,27 +260,27 @@ def finetune(
                       opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
 
 
-def _reader_examples(answering: RecallReader, corpus: Corpus, questions: list, device) -> tuple[list, Reader]:
+def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list, device) -> tuple[list, AnswerPolicy]:
     """The reader's training examples (:func:`kgpt.data.reader.reader_examples`), the
-    training people recalled first by the pretrained model where the reader learns from
-    recalls; and the reader, its longest span set to the longest training place's."""
-    reader, recalls = answering.reader, None
-    if reader.learn_from != "bios":
+    training people recalled first by the recaller where the reader learns from recalls;
+    and the answering policy, its longest span set to the longest training place's."""
+    settings, recalls = answering.settings, None
+    if settings.learn_from != "bios":
         bios = bios_by_name(corpus.documents)
         names = sorted({q.name for q in questions if q.name in bios})
         recalls = dict(zip(names, recall(answering.recaller.to(device), corpus.vocab, names, answering.recall_chars)))
-    examples = reader_examples(corpus.documents, questions, reader, answering.model.max_length, recalls)
-    return examples, replace(reader, max_words=max((word_count(e.answer) for e in examples), default=1))
+    examples = reader_examples(corpus.documents, questions, settings, answering.model.max_length, recalls)
+    return examples, replace(answering.policy, max_words=max((word_count(e.answer) for e in examples), default=1))
 
 
 def _trained_model(
     variant: str | None, corpus_path: str | Path, params_path: str | Path, bottleneck_dim: int | None, device: str,
-    extract: bool | None = None,
+    answer_by: str | None = None,
 ) -> tuple[Corpus, Answerer]:
     """The corpus and a saved model checked against it, on ``device``, ready to answer
-    (``extract``: see :func:`kgpt.answering.load_answerer`)."""
+    (``answer_by``: see :func:`kgpt.answering.load_answerer`)."""
     corpus = Corpus.load(corpus_path)
-    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE, extract)
+    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE, answer_by)
     return corpus, asker.to(resolve_device(device))
 
 
@@ -308,11 +309,11 @@ def evaluate(
     finetune_corpus_path: str | Path | None = None,
     pretrained_params_path: str | Path | None = None,
     progress: bool = False,
-    extract: bool | None = None,
+    answer_by: str | None = None,
     min_confidence: float | str | None = None,
 ) -> Evaluation:
-    """The answer to every question (greedy, or extracted by a recall-then-read reader;
-    ``extract`` switches it); scored when the file has places.
+    """The answer to every question (greedy, or as a recall-then-read reader's answering
+    policy says; ``answer_by`` overrides it); scored when the file has places.
 
     The file is read twice, a line at a time (a pipe, or a file the analysis keeps: once,
     and held): once to check that every question can be asked (so a bad line at the end
@@ -339,7 +340,7 @@ def evaluate(
     elif finetune_corpus_path is not None or pretrained_params_path is not None:
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
     check_min_confidence(min_confidence)
-    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, answer_by)
     threshold = resolve_min_confidence(min_confidence, asker, reading_params_path)
     model = asker.model
     where = f"question file {eval_corpus_path}"
@@ -426,7 +427,7 @@ def calibrate(
     ``writing_params_path`` (which may be the checkpoint itself: only the settings change)."""
     check_output(writing_params_path, "--writing_params_path", [corpus_path, calibration_corpus_path])
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device)
-    if not isinstance(asker, RecallReader):
+    if not isinstance(asker, RecallAnswerer):
         raise KgptError(f"kgpt calibrate fits the confidence of a recall-then-read checkpoint (--recipe recall); "
                         f"{reading_params_path} answers the question itself")
     questions = read_questions(calibration_corpus_path, require_answers=True)
@@ -467,7 +468,7 @@ def _analysis_inputs(corpus: Corpus, asker: Answerer, questions, eval_corpus_pat
             raise KgptError(f"--pretrained_params_path {pretrained_params_path} is not a file; give the pretrained checkpoint")
         pretrained, _ = load_model(pretrained_params_path, corpus.vocab, model.config.variant, model.config.bottleneck_dim, BLOCK_SIZE)
         pretrained = pretrained.to(next(model.parameters()).device)
-    elif isinstance(asker, RecallReader):
+    elif isinstance(asker, RecallAnswerer):
         pretrained = asker.recaller
     return {"training_answers": training, "pretrained": pretrained}
 
@@ -478,7 +479,7 @@ ASK_CHUNK = 256  # questions `kgpt ask` answers together: one batch of recalls a
 def ask(
     variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: Iterable[str],
     top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto", chunk: int = ASK_CHUNK,
-    extract: bool | None = None, min_confidence: float | str | None = None,
+    answer_by: str | None = None, min_confidence: float | str | None = None,
 ) -> Iterator[Answer | KgptError]:
     """Answers with their confidence and the top-k answers, in the questions' order;
     a bad question is its own error. Questions are taken ``chunk`` at a time and
@@ -487,7 +488,7 @@ def ask(
     until the first answer is asked for. Below ``min_confidence`` (see :func:`evaluate`) an
     answer is marked abstained: "I don't know"."""
     check_min_confidence(min_confidence)
-    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, extract)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, answer_by)
     threshold = resolve_min_confidence(min_confidence, asker, reading_params_path)
     first = 1
     for batch in chunks(questions, chunk):
@@ -503,10 +504,10 @@ def storage(
     (:mod:`kgpt.probe`): ``cued`` (the bio up to the place) and ``free_recall`` (from ``NAME.``)."""
     corpus, asker = _trained_model(variant, corpus_path, reading_params_path, None, device)
     questions = read_questions(questions_path)
-    if isinstance(asker, RecallReader):
+    if isinstance(asker, RecallAnswerer):
         model, chars = asker.recaller, asker.recall_chars
     else:  # recalled as long as the recall recipe would
-        model, chars = asker.model, RECALL.reader.source_chars(asker.model.max_length)
+        model, chars = asker.model, RECALL.reader_settings.source_chars(asker.model.max_length)
     return {
         "cued": cued_completions(model, corpus.vocab, corpus.documents, questions).tally(),
         "free_recall": free_recalls(model, corpus.vocab, corpus.documents, questions, chars).tally(),

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kgpt.data.corpus import Question, bios_by_name, person_bio
-from kgpt.data.reader import spans, splits_word, word_count
+from kgpt.data.words import spans, splits_word, word_count
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT
 from kgpt.recaller import NEVER_STOP, recall, recall_cue

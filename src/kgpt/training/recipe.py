@@ -29,7 +29,7 @@ from typing import Literal
 from torch import nn
 
 from kgpt.data.knowledge import QuestionMix
-from kgpt.data.reader import WORD_TAIL, Reader
+from kgpt.data.reader import WORD_TAIL, ReaderSettings
 from kgpt.errors import KgptError
 
 WARMUP_TOKENS = 512 * 20
@@ -78,7 +78,7 @@ class Recipe:
     mix: QuestionMix | None = None  # pretrain on bios (plus questions) as in kgpt.data.knowledge, else span corruption
     # Finetune a reader of what the pretrained model recalls and answer by recall-then-read
     # (kgpt.answering, kgpt.data.reader), else finetune on the questions and answer them directly.
-    reader: Reader | None = None
+    reader_settings: ReaderSettings | None = None
     dropout: float | None = None  # every dropout rate of a fresh model, else the model's default (0.1)
     block_size: int | None = None  # a fresh model's block, else the assignment's 128
     # Shuffled batches of examples of about one length (kgpt.training.trainer.grouped_by_length),
@@ -155,7 +155,7 @@ KNOWLEDGE = Recipe(
 # 34/50 right with it against 42/50 without.
 # float32 on the CPU: bf16 autocast ended a 10-epoch proxy 0.035 higher in loss for a step
 # a few percent faster.
-RECALL_READER = Reader(chars=150)
+RECALL_READER_SETTINGS = ReaderSettings(chars=150)
 RECALL = Recipe(
     "recall",
     "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio, then reading it",
@@ -163,8 +163,8 @@ RECALL = Recipe(
     decay="matmul",
     schedule="run",
     bf16_on_cuda=True,
-    mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=RECALL_READER.chars + WORD_TAIL),
-    reader=RECALL_READER,
+    mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=RECALL_READER_SETTINGS.chars + WORD_TAIL),
+    reader_settings=RECALL_READER_SETTINGS,
     dropout=0.0,
     block_size=192,
     pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
