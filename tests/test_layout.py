@@ -87,6 +87,26 @@ def test_no_module_imports_round_a_circle():
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+# The package's layers, lowest first, as CONTRIBUTING.md lists them: data flows down the
+# list (files -> data -> model -> training -> inference -> answers -> reports -> commands).
+LAYERS = ("errors", "io", "vocab", "data", "model", "checkpoint", "training", "inference", "recaller", "confidence",
+          "answering", "evaluate", "probe", "display", "asking", "analysis", "export", "pipeline", "presets", "study",
+          "cluster", "experiments", "attention_lab", "benchmark", "cli", "__main__")
+
+
+def layer(module: str) -> str | None:
+    """The layer a module belongs to: its top-level name under kgpt (None: the package itself)."""
+    return module.split(".")[1] if "." in module else None
+
+
+def test_each_module_imports_only_from_layers_before_its_own():
+    graph = import_graph(SRC, "kgpt")
+    assert {layer(m) for m in graph} - {None} == set(LAYERS), "a module is missing from LAYERS (and CONTRIBUTING.md)"
+    upward = [f"{m} -> {d}" for m, deps in sorted(graph.items()) for d in sorted(deps)
+              if layer(m) and layer(d) and LAYERS.index(layer(d)) > LAYERS.index(layer(m))]
+    assert not upward, "imports from a later layer: " + ", ".join(upward)
+
+
 def test_the_cluster_imports_the_study_never_the_reverse():
     graph = import_graph(SRC, "kgpt")
     assert {"kgpt.study", "kgpt.presets"} <= graph["kgpt.cluster"]
