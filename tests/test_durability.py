@@ -123,13 +123,13 @@ def test_a_signal_the_instant_the_trainer_takes_it_finds_the_previous_handler(mo
 
     def install_then_deliver(signum, handler):
         old = real(signum, handler)
-        if getattr(handler, "__qualname__", "").startswith(trainer._deferred_signals.__name__):
+        if getattr(handler, "__qualname__", "").startswith(trainer.deferred_signals.__name__):
             delivered.append(signum)
             handler(signum, None)
         return old
 
     monkeypatch.setattr(signal, "signal", install_then_deliver)
-    with trainer._deferred_signals() as stop:
+    with trainer.deferred_signals() as stop:
         assert delivered == [signal.SIGINT, signal.SIGTERM]
         assert stop["signal"] == signal.SIGINT  # the first one stops the run
         assert {s: signal.getsignal(s) for s in before} == before  # a second goes to the previous handler

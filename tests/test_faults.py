@@ -368,13 +368,13 @@ def test_evaluate_reads_a_question_file_from_a_pipe(model_file, tiny_data, capsy
 
 
 def test_training_outside_the_main_thread_leaves_signals_alone():
-    from kgpt.training.trainer import _deferred_signals
+    from kgpt.training.trainer import deferred_signals
 
     before, errors = signal.getsignal(signal.SIGTERM), []
 
     def train_here():
         try:
-            with _deferred_signals() as stop:
+            with deferred_signals() as stop:
                 assert stop == {"signal": 0}
         except Exception as e:  # noqa: BLE001 - the assertion below reports it
             errors.append(e)

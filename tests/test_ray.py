@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,9 +53,12 @@ def study_data(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'); the --ray tests need it")
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()
+    for signum, handler in handlers.items():  # Ray's driver handlers would outlive it, into later tests
+        signal.signal(signum, handler)
 
 
 def reproduce(data: Path, out: Path, preset: str, *extra: str) -> int:
@@ -260,6 +264,33 @@ def test_a_worker_stopped_mid_cell_is_run_again_from_its_state(ray_cluster, stud
     name = "predictions/finetune-only-vanilla-s0.txt"
     assert (out / name).read_bytes() == (here / name).read_bytes()
     assert rows_without_time(out) == rows_without_time(here)
+
+
+def test_a_rerun_after_the_driver_was_stopped_continues_the_cell(ray_cluster, study_data, tmp_path, monkeypatch, capsys):
+    """SIGTERM to `kgpt reproduce --ray local` itself mid-cell: it stops, and the same
+    command run again continues the cell from the state its task left."""
+    out = tmp_path / "ray"
+    folder = cluster.scratch_dir(cluster.study_id(out)) / "finetune-only-vanilla-s0" / "checkpoints"
+    driver = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from test_ray import LONG, reproduce; "
+              f"from kgpt.presets import PRESETS; PRESETS['long'] = LONG; "
+              f"sys.exit(reproduce(__import__('pathlib').Path({str(study_data)!r}), __import__('pathlib').Path({str(out)!r}), "
+              f"'long', '--ray', 'local', '--checkpoint_every', '0'))")
+    run = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (folder / "finetune-only-vanilla-s0.params.resume").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    printed, _ = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM, printed
+    assert "kgpt reproduce: stopped by SIGTERM; run the same command again" in printed
+    assert not (out / "cells" / "finetune-only-vanilla-s0.json").exists()
+
+    monkeypatch.setitem(PRESETS, "long", LONG)
+    assert reproduce(study_data, out, "long", "--ray", "local", "--checkpoint_every", "0") == 0
+    printed = capsys.readouterr().out
+    assert "finetune-only-vanilla-s0: continued checkpoints/finetune-only-vanilla-s0.params.resume at step" in printed
+    assert "[2/2 done, 0 in flight, 0 failed]" in printed
+    assert not cluster.scratch_dir(cluster.study_id(out)).exists()
 
 
 def test_a_bad_file_fails_its_cells_only_and_a_rerun_does_only_those(ray_cluster, study_data, tmp_path, monkeypatch,

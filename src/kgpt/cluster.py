@@ -40,7 +40,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import socket
+import threading
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -55,7 +57,7 @@ from kgpt.io import atomic_write_bytes
 from kgpt.pipeline import resume_path
 from kgpt.presets import Preset
 from kgpt.study import Cell, Study, best_cell
-from kgpt.training.trainer import Interrupted
+from kgpt.training.trainer import Interrupted, deferred_signals
 
 INSTALL = "--ray needs Ray, which is not installed: pip install 'kgpt[ray]' (in a checkout: pip install -e '.[ray]')"
 MAX_RETRIES = 3  # runs again of a job stopped by a signal, out of memory, or whose worker died
@@ -244,12 +246,17 @@ def _connect(ray, address: str) -> bool:
     if ray.is_initialized():
         return False
     kwargs = {"include_dashboard": False} if address == "local" else {}  # the dashboard needs ray[default]
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise KgptError(f"--ray {address}: cannot connect to a Ray cluster ({first}); start one with `ray start --head` "
                         "and give auto (on its nodes) or ray://HEAD:10001, or use --ray local") from None
+    # Ray's driver handler exits at once with status 1; kgpt's unwinds (disconnecting, so
+    # a local cluster stops and its tasks keep their state on the node) and exits 143.
+    if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 
@@ -329,10 +336,18 @@ class _Driver:
         self.pending[task.remote(self.spec, job, self.data, self._given(job))] = job
 
     def _collect(self) -> None:
-        while self.pending:
-            [ref], _ = self.ray.wait(list(self.pending), num_returns=1)
-            job = self.pending.pop(ref)
-            self._land(job, self._get(ref, job))
+        """Land jobs as they finish. Ctrl-C or SIGTERM to the driver stops it between two
+        waits (raised inside Ray's wait, it would come out as Ray's SystemError)."""
+        with deferred_signals() as stop:
+            while self.pending:
+                ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=0.5)
+                if stop["signal"]:
+                    raise Interrupted(f"stopped by {signal.Signals(stop['signal']).name}; run the same command again: "
+                                      "finished cells are kept, the others continue from their saved state",
+                                      stop["signal"])
+                for ref in ready:
+                    job = self.pending.pop(ref)
+                    self._land(job, self._get(ref, job))
 
     def _get(self, ref, job: Job) -> Landed:
         try:

@@ -196,7 +196,7 @@ class Trainer:
         bar = _progress_bar(stop_at, p.step, cfg)
         losses = _LossMeter(self.device)
         t0 = last_save = time.perf_counter()
-        with _deferred_signals() as stop, _cuda_kernels(self.device):
+        with deferred_signals() as stop, _cuda_kernels(self.device):
             while p.step < stop_at:
                 if self.order is None:
                     self.order = self._epoch_order()
@@ -320,7 +320,7 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM")  # Ctrl-C, and the signal schedulers preemp
 
 
 @contextmanager
-def _deferred_signals():
+def deferred_signals():
     """Turn the first Ctrl-C or SIGTERM into a flag the loop checks between steps, so it
     can save a resumable state and stop; a second one gets the handler there was before
     (under the CLI: stop at once, abandoning the save), for a user who will not wait."""
