@@ -93,6 +93,16 @@ def test_reader_examples_from_bios_recalls_or_both_and_without_the_place():
         reader_examples(docs, questions, ReaderSettings(learn_from="recalls"), 128, {})
 
 
+def test_a_recall_of_nothing_but_the_name_gives_no_example():
+    """A recaller that has stored nothing may recall only the cue: the reader would read an
+    empty text (which the finetuning encoder cannot place), so there is no example."""
+    docs = ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang in Paris."]
+    questions = parse_questions("Where was Ann Lee born?\tOslo\nWhere was Bo Li born?\tParis\n")
+    recalls = {"Ann Lee": "Ann Lee.", "Bo Li": "Bo Li. Bo Li sang in Paris."}
+    examples = reader_examples(docs, questions, ReaderSettings(learn_from="recalls"), 128, recalls)
+    assert [(e.text, e.answer) for e in examples] == [("Bo Li sang in Paris.", "Paris")]
+
+
 def test_old_checkpoints_read_a_hard_cut_and_write_freely():
     old = {"chars": 100, "mask_name": True}  # before extraction
     assert ReaderSettings.from_spec(old) == ReaderSettings(whole_words=False)

@@ -270,6 +270,10 @@ def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list,
         names = sorted({q.name for q in questions if q.name in bios})
         recalls = dict(zip(names, recall(answering.recaller.to(device), corpus.vocab, names, answering.recall_chars)))
     examples = reader_examples(corpus.documents, questions, settings, answering.model.max_length, recalls)
+    if not examples:
+        raise KgptError(f"the reader has nothing to learn from: no training person has a text to read"
+                        f"{' that names the place' if settings.drop_absent else ''} (learning from {settings.learn_from}); "
+                        "a recaller that recalls nothing needs more pretraining")
     return examples, replace(answering.policy, max_words=max((word_count(e.answer) for e in examples), default=1))
 
 

@@ -83,8 +83,8 @@ def reader_examples(
     :meth:`ReaderSettings.text` makes of the true bio (the one that names the place, where the
     person has several) and/or of the person's recall (``recalls``, by name), with the
     place as answer. People without a bio are left out (there is nothing to read or
-    recall), so are places too long to answer, and, with :attr:`ReaderSettings.drop_absent`,
-    examples whose text does not contain the place."""
+    recall), so are places too long to answer and empty texts, and, with
+    :attr:`ReaderSettings.drop_absent`, examples whose text does not contain the place."""
     bios = bios_by_name(documents)
     examples = []
     for q in questions:
@@ -101,7 +101,7 @@ def reader_examples(
             sources.append(recalls[name])
         for source in sources:
             text = settings.text(source, name, max_length)
-            if settings.drop_absent and not contains_place(text, q.answer):
-                continue
+            if not text or (settings.drop_absent and not contains_place(text, q.answer)):
+                continue  # an empty text (a recall of nothing but the masked name) has nothing to read
             examples.append(Question(text, q.answer, q.line))
     return examples
