@@ -217,7 +217,7 @@ def _pack(folder: Path, received: set[str], states: bool = False) -> dict[str, b
         rel = path.relative_to(folder).as_posix()
         state = path.suffix == ".resume"
         if (not path.is_file() or rel.startswith(f"{DATA}/") or path.name.startswith(".") or path.suffix == ".lock"
-                or path.name.endswith(".sent") or (rel in received and not state) or (state and not states)):
+                or (rel in received and not state) or (state and not states)):
             continue
         files[rel] = path.read_bytes()
     return files

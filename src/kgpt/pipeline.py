@@ -274,7 +274,7 @@ def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list,
         raise KgptError(f"the reader has nothing to learn from: no training person has a text to read"
                         f"{' that names the place' if settings.drop_absent else ''} (learning from {settings.learn_from}); "
                         "a recaller that recalls nothing needs more pretraining")
-    return examples, replace(answering.policy, max_words=max((word_count(e.answer) for e in examples), default=1))
+    return examples, replace(answering.policy, max_words=max(word_count(e.answer) for e in examples))
 
 
 def _trained_model(
