@@ -58,6 +58,8 @@ def test_recall_part_reads_the_answers_characters_where_they_stand_after_the_cue
     assert signals["answer-min"] == pytest.approx(min(lps[a - 1 : a + 3]))
     assert signals["answer-mean"] == pytest.approx(sum(lps[a - 1 : a + 3]) / 4)
     assert signals["prefix-min"] == pytest.approx(min(lps[cue - 1 : a + 3]))
+    cue_chars = [-0.01, -0.02, -0.03, -0.04]  # log p of "i", "c", "e", "." of the cue "Nice."
+    assert signals["name-prefix"] == pytest.approx(sum(cue_chars) / 4 + min(lps[cue - 1 : a + 3]))
     lps[recall.rindex("Nice") - 1] = -9.0  # the later occurrence does not count
     assert cf.recall_log_probs(lps, recall, cue, "Nice")["answer-min"] > -1
     # Not a whole word of the recall ("bor" in "born"), or empty: the recall after the cue vouches for it.
@@ -370,9 +372,9 @@ def test_the_validation_rule_picks_the_signal_that_answers_fewest_made_up_names(
 
     bench = load_benchmark("confidence_validation")
     # answer-mean tells made-up names apart (their mean is low); answer-min does not (every min is -1).
-    real = [({"answer-min": -1.0, "answer-mean": -0.01, "prefix-min": -1.0}, math.log(0.5 + i / 80), i % 5 != 0, False)
+    real = [({"answer-min": -1.0, "answer-mean": -0.01, "prefix-min": -1.0, "name-prefix": -1.0}, math.log(0.5 + i / 80), i % 5 != 0, False)
             for i in range(40)]
-    made = [({"answer-min": -1.0, "answer-mean": -3.0, "prefix-min": -1.0}, math.log(0.5 + i / 40), False, True)
+    made = [({"answer-min": -1.0, "answer-mean": -3.0, "prefix-min": -1.0, "name-prefix": -1.0}, math.log(0.5 + i / 40), False, True)
             for i in range(20)]  # read as surely as the real people: only the recall part can tell them apart
     results = {s: bench.cross_validate(*(lambda ex: ([e for e in ex if not e.made_up], [e for e in ex if e.made_up]))(
         cf.examples(real + made, s)), bench.calibrated(s)) for s in cf.SIGNALS}

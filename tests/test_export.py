@@ -10,6 +10,7 @@ import torch
 
 from conftest import one_line_error
 from kgpt.checkpoint import save_checkpoint
+from kgpt.confidence import SIGNALS, Calibration
 from kgpt.cli import main
 from kgpt.data.corpus import read_questions
 from kgpt.model import GPT, GPTConfig
@@ -165,3 +166,28 @@ def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt
         (answer,) = asker.answers(vocab, contexts)
         (confidence,) = asker.confidences(vocab, contexts, [answer])
         assert printed[0] == answer and printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_the_cards_calibrated_confidence_is_kgpts_for_every_signal(tmp_path, signal):
+    from kgpt.answering import RecallAnswerer, load_answerer
+    from kgpt.checkpoint import RECALLER
+    from kgpt.data.corpus import parse_questions
+    from kgpt.data.reader import ReaderSettings
+
+    vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,-'Where born?")
+    reader, recaller = _model(vocab, "rope", 0), _model(vocab, "rope", 1)
+    calibration = Calibration((0.3, 0.8, 1.7), 0.5, 0.2, signal)
+    ckpt = tmp_path / "r.params"
+    save_checkpoint(ckpt, reader, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller.state_dict().items()},
+                    RecallAnswerer(reader, recaller, ReaderSettings(chars=30), calibration=calibration).spec())
+    out = export.export(ckpt, tmp_path / "hf")
+    snippet = (out / "README.md").read_text(encoding="utf-8").split("```python\n")[1].split("```")[0]
+    asker = load_answerer(ckpt, vocab)
+    for name in ("Ann Lee", "Bo"):
+        printed = []
+        exec(snippet, {"D": str(out), "name": name, "print": printed.append})
+        contexts = asker.contexts(vocab, parse_questions(f"Where was {name} born?\n"))
+        (answer,) = asker.answers(vocab, contexts)
+        (confidence,) = asker.confidences(vocab, contexts, [answer])
+        assert printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)

@@ -38,10 +38,19 @@ LOGIT_CLIP = 20.0
 COVERAGE = 0.9
 # How the recall part reads the recaller's per-character log-probabilities (the one used
 # is chosen on validation; docs/confidence.md): the answer's least probable character,
-# the mean over the answer's characters, or the least probable character of the recall
-# from the cue up to the answer's end.
-SIGNALS = ("answer-min", "answer-mean", "prefix-min")
+# the mean over the answer's characters, the least probable character of the recall
+# from the cue up to the answer's end, or that times the recaller's mean per-character
+# probability of the cue itself (is the name one it read a bio open with? A made-up name
+# joins a known given name to a family name it never followed).
+SIGNALS = ("answer-min", "answer-mean", "prefix-min", "name-prefix")
 SIGNAL = "answer-min"
+RECALL_PARTS = {  # what each signal's recall part is, for the reports
+    "answer-min": "the recaller's probability of the answer's least probable character where it stands in the recalled bio",
+    "answer-mean": "the recaller's mean per-character probability of the answer where it stands in the recalled bio",
+    "prefix-min": "the recaller's probability of the least probable character of its recall, up to the answer's end",
+    "name-prefix": ("the recaller's probability of the least probable character of its recall up to the answer's end, "
+                    "times its mean per-character probability of the name it was cued with"),
+}
 # The weight of all made-up names together in the fit, as a share of the real people's.
 # Made-up names teach the map which recall parts mean an invented bio, but a question
 # file of real people (dev) has none: at their full count (200 beside 400 people) they
@@ -89,14 +98,18 @@ def recall_log_probs(char_log_probs: list[float], recall: str, cue_chars: int, a
     the whole recall after the cue: nothing in the recall vouches for it more than that.
     """
     after_cue = char_log_probs[max(cue_chars - 1, 0) :] or [0.0]
+    cue = char_log_probs[: max(cue_chars - 1, 0)]  # the cue's characters after its first
+    name = sum(cue) / len(cue) if cue else 0.0
     span = answer_at(recall, cue_chars, answer)
     if span is None:
         worst = min(after_cue)
-        return {"answer-min": worst, "answer-mean": sum(after_cue) / len(after_cue), "prefix-min": worst}
+        return {"answer-min": worst, "answer-mean": sum(after_cue) / len(after_cue), "prefix-min": worst,
+                "name-prefix": name + worst}
     a, b = span
     chars = char_log_probs[a - 1 : b - 1]
-    return {"answer-min": min(chars), "answer-mean": sum(chars) / len(chars),
-            "prefix-min": min(char_log_probs[max(cue_chars - 1, 0) : b - 1])}
+    prefix = min(char_log_probs[max(cue_chars - 1, 0) : b - 1])
+    return {"answer-min": min(chars), "answer-mean": sum(chars) / len(chars), "prefix-min": prefix,
+            "name-prefix": name + prefix}
 
 
 def sigmoid(z: float) -> float:
@@ -147,9 +160,9 @@ def describe(calibration: Calibration | None, recalls: bool) -> str:
     if not recalls:
         return ("Confidence is the model's probability of its own answer: the product of p(character | everything "
                 "before it) over the answer and the closing ⁇.")
-    parts = ("the recall part (the recaller's probability of the answer's least probable character where it "
-             "stands in the recalled bio: is the bio stored, or made up?) and the reading part (the reader's "
-             "probability of writing the answer and closing it: did it read the text right?)")
+    signal = SIGNAL if calibration is None else calibration.signal
+    parts = (f"the recall part ({RECALL_PARTS[signal]}: is the bio stored, or made up?) and the reading part "
+             "(the reader's probability of writing the answer and closing it: did it read the text right?)")
     if calibration is None:
         return (f"Confidence is the product of two parts, {parts}. This checkpoint has no calibration "
                 "(it predates `kgpt calibrate`), so the product is not a calibrated probability.")

@@ -253,9 +253,9 @@ def confidence_snippet(calibration: Calibration | None) -> list[str]:
             "confidence = 1 / (1 + math.exp(-z))  # calibrated on held-out people: the probability of being right",
         ]
     signal = {"answer-min": "lps.min()", "answer-mean": "lps.mean()"}
-    if calibration is not None and calibration.signal == "prefix-min":
+    if calibration is not None and calibration.signal in ("prefix-min", "name-prefix"):
         pick = "lps = char_lp[len(cue) - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
-        reduce = "lps.min()"
+        reduce = "lps.min()" if calibration.signal == "prefix-min" else "(char_lp[: len(cue) - 1].mean() + lps.min())"
     else:
         pick = "lps = char_lp[m.start() - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
         reduce = signal[calibration.signal if calibration is not None else "answer-min"]

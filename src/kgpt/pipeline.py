@@ -88,12 +88,14 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     """Train and save ``model``; with ``answering`` (recall-then-read, ``model`` its
     reader), the file also holds the recalling model and how to answer with both."""
     recipe = get_recipe(opts.recipe)
+    defaults = recipe.pretrain if stage == "pretrain" else recipe.finetune
     block = model.config.block_size
     warmup, final = recipe.schedule_tokens(max_epochs, len(batcher), batcher.width, len(corpus.documents), block)
     cfg = TrainerConfig(
         max_epochs=max_epochs,
         batch_size=batch,
         learning_rate=lr,
+        weight_decay=defaults.weight_decay,
         recipe=recipe,
         warmup_tokens=warmup,
         final_tokens=final,

@@ -54,7 +54,7 @@ PRESETS = {
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
-    # About an hour on a 2-core CPU: London and the recall recipe (RoPE). Eager, not
+    # About half an hour on a 2-core CPU: London and the recall recipe (RoPE). Eager, not
     # compiled: length buckets skip the padding of short bios, which a compiled step's
     # static shape cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs)
     # answered 0.0% for 5 minutes, and was dropped (docs/RESULTS.md).

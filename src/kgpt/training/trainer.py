@@ -24,7 +24,7 @@ import torch
 from kgpt.checkpoint import Checkpoint
 from kgpt.errors import KgptError
 from kgpt.model import GPT
-from kgpt.training.recipe import ASSIGNMENT, WARMUP_TOKENS, Recipe, decay_groups, scheduled_lr
+from kgpt.training.recipe import ASSIGNMENT, WARMUP_TOKENS, WEIGHT_DECAY, Recipe, decay_groups, scheduled_lr
 from kgpt.training.state import Progress, restore_resumable, save_resumable
 from kgpt.training.steps import StepRunner, default_buckets
 from kgpt.vocab import CharVocab
@@ -63,7 +63,7 @@ class TrainerConfig:
     recipe: Recipe = ASSIGNMENT
     warmup_tokens: int = WARMUP_TOKENS
     betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.1
+    weight_decay: float = WEIGHT_DECAY
     grad_norm_clip: float = 1.0
     seed: int = 0  # seeds the data generator (corruption and the recipe's shuffle)
     compile: bool = False
