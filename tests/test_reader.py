@@ -12,7 +12,7 @@ from kgpt import recaller
 from kgpt.answering import AnswerPolicy, RecallAnswerer
 from kgpt.data.corpus import parse_questions
 from kgpt.data.reader import ANSWER_ROOM, WORD_TAIL, ReaderSettings, reader_examples
-from kgpt.data.words import contains_place, spans
+from kgpt.data.words import contains_place, places_in, spans
 from kgpt.inference import answer_log_probs
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
@@ -70,6 +70,7 @@ def test_spans_are_runs_of_whole_words_in_order_of_first_occurrence():
     assert spans("... ,", 1) == []
     assert contains_place("born in Paris.", "Paris") and not contains_place("born in Parish.", "Paris")
     assert contains_place("of a New York family", "New York") and not contains_place("a Newark family", "New")
+    assert places_in("of a New York family, Parish of York", {"New York", "York", "Paris", "Ark"}) == {"New York", "York"}
 
 
 def test_reader_examples_from_bios_recalls_or_both_and_without_the_place():

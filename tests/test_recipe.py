@@ -208,3 +208,24 @@ def test_assignment_recipe_matches_the_reference_trainer_step_for_step(buckets):
     assert history[-1]["loss"] < 0.6 * history[0]["loss"]  # it learned: the agreement is not trivial
     for (name, p), q in zip(model.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_pretraining_takes_its_recipes_weight_decay(tiny_data, tmp_path, monkeypatch):
+    """The recall recipe stores bios and pretrains without decay; the assignment keeps the course's 0.1."""
+    from kgpt import pipeline
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def capture(model, batcher, cfg, vocab, device):
+        seen[cfg.recipe.name] = cfg.weight_decay
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "Trainer", capture)
+    for recipe in ("assignment", "recall"):
+        with pytest.raises(Stop):
+            pipeline.pretrain("rope", tiny_data.wiki, tmp_path / f"{recipe}.params",
+                              opts=pipeline.RunOptions(recipe=recipe, device="cpu", progress=False))
+    assert seen == {"assignment": 0.1, "recall": 0.0}

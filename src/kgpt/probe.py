@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kgpt.data.corpus import Question, bios_by_name, person_bio
-from kgpt.data.words import spans, splits_word, word_count
+from kgpt.data.words import places_in, splits_word
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT
 from kgpt.recaller import NEVER_STOP, recall, recall_cue
@@ -130,9 +130,4 @@ def free_recalls(model: GPT, vocab: CharVocab, documents: list[str], questions: 
     texts = recall(model, vocab, names, chars)
     # A newline where the name stood: no place has one, so no span found runs across it.
     recalled = {i: text[len(recall_cue(name)):].replace(name, "\n") for i, name, text in zip(probed, names, texts)}
-    return _probe(questions, recalled, whole_words_in)
-
-
-def whole_words_in(text: str, places: set[str]) -> set[str]:
-    """The places that occur in ``text`` as whole words (so "Paris" not in "Parish")."""
-    return places & set(spans(text, max((word_count(p) for p in places), default=1)))
+    return _probe(questions, recalled, places_in)

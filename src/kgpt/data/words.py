@@ -44,6 +44,11 @@ def contains_place(text: str, place: str, max_words: int | None = None) -> bool:
     return place in spans(text, max_words or word_count(place))
 
 
+def places_in(text: str, places: set[str]) -> set[str]:
+    """The ``places`` that occur in ``text`` as whole words."""
+    return places & set(spans(text, max((word_count(p) for p in places), default=1)))
+
+
 def splits_word(text: str, i: int) -> bool:
     """Whether a cut at position ``i`` would split a word."""
     return 0 < i < len(text) and bool(_WORD.match(text[i - 1])) and bool(_WORD.match(text[i]))
