@@ -211,7 +211,7 @@ def test_assignment_recipe_matches_the_reference_trainer_step_for_step(buckets):
 
 
 def test_pretraining_takes_its_recipes_weight_decay(tiny_data, tmp_path, monkeypatch):
-    """The recall recipe stores bios and pretrains without decay; the assignment keeps the course's 0.1."""
+    """The half-hour recall recipe pretrains without decay; the others keep the course's 0.1."""
     from kgpt import pipeline
 
     class Stop(Exception):
@@ -224,8 +224,8 @@ def test_pretraining_takes_its_recipes_weight_decay(tiny_data, tmp_path, monkeyp
         raise Stop
 
     monkeypatch.setattr(pipeline, "Trainer", capture)
-    for recipe in ("assignment", "recall"):
+    for recipe in ("assignment", "recall", "recall-half-hour"):
         with pytest.raises(Stop):
             pipeline.pretrain("rope", tiny_data.wiki, tmp_path / f"{recipe}.params",
                               opts=pipeline.RunOptions(recipe=recipe, device="cpu", progress=False))
-    assert seen == {"assignment": 0.1, "recall": 0.0}
+    assert seen == {"assignment": 0.1, "recall": 0.1, "recall-half-hour": 0.0}

@@ -165,7 +165,8 @@ def describe(calibration: Calibration | None, recalls: bool) -> str:
              "(the reader's probability of writing the answer and closing it: did it read the text right?)")
     if calibration is None:
         return (f"Confidence is the product of two parts, {parts}. This checkpoint has no calibration "
-                "(it predates `kgpt calibrate`), so the product is not a calibrated probability.")
+                "(`kgpt calibrate` fits one on people held out of the reader's finetuning), so the product is "
+                "not a calibrated probability.")
     fit = calibration.fitted_on
     return (f"Confidence is the probability that the answer is right, from two parts, {parts}, mapped by a "
             f"logistic regression fit on {fit.get('people', '?')} training people held out of the reader's "
