@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "made_up_share", type=_number(float, 0.0, 10.0, "use 0 to 10"), default=None,
          help="the made-up names' weight in the fit, as a share of the held-out people's (default 0.1)")
     _opt(p, "signal", choices=SIGNALS, default=None,
-         help="how the recall part reads the recaller's probabilities (default answer-min; chosen on validation, docs/confidence.md)")
+         help="how the recall part reads the recaller's probabilities (default name-prefix; chosen on validation, docs/confidence.md)")
     _opt(p, "bottleneck_dim", type=_positive_int, default=None)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
 

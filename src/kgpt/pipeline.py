@@ -20,7 +20,7 @@ from kgpt.analysis import ANALYSIS_FILES, analyze, write_analysis
 from kgpt.answering import Answerer, AnswerPolicy, RecallAnswerer, load_answerer
 from kgpt.asking import Answer, answer_questions
 from kgpt.checkpoint import RECALLER, Checkpoint, load_model, read_checkpoint, save_answering, save_checkpoint
-from kgpt.confidence import MADE_UP_SEED, MADE_UP_SHARE, N_MADE_UP, SIGNAL, Calibration, examples, fit, held_out_scores, operating_point
+from kgpt.confidence import MADE_UP_SEED, MADE_UP_SHARE, N_MADE_UP, CALIBRATION_SIGNAL, Calibration, examples, fit, held_out_scores, operating_point
 from kgpt.data.corpus import bios_by_name, corpus_documents, iter_questions, read_corpus, read_questions
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
@@ -424,7 +424,7 @@ def calibrate(
     seed: int = MADE_UP_SEED,
     bottleneck_dim: int | None = None,
     device: str = "auto",
-    signal: str = SIGNAL,
+    signal: str = CALIBRATION_SIGNAL,
     made_up_share: float = MADE_UP_SHARE,
 ) -> CalibrationResult:
     """Fit the confidence of a recall-then-read checkpoint (:mod:`kgpt.confidence`) on the
