@@ -173,3 +173,19 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert ta.keys() == tb.keys()
     different = [k for k in ta if not torch.equal(ta[k], tb[k])]
     assert not different, f"tensors differ: {different[:5]}"
+
+
+def assert_card_answers_as_kgpt(hf_dir: Path, ckpt: Path, vocab, names: tuple[str, ...]) -> None:
+    """The exported model card's snippet, run as a user runs it, prints kgpt's answer and confidence."""
+    from kgpt.answering import load_answerer
+    from kgpt.data.corpus import parse_questions
+
+    snippet = (hf_dir / "README.md").read_text(encoding="utf-8").split("```python\n")[1].split("```")[0]
+    asker = load_answerer(ckpt, vocab)
+    for name in names:
+        printed = []
+        exec(snippet, {"D": str(hf_dir), "name": name, "print": printed.append})
+        contexts = asker.contexts(vocab, parse_questions(f"Where was {name} born?\n"))
+        (answer,) = asker.answers(vocab, contexts)
+        (confidence,) = asker.confidences(vocab, contexts, [answer])
+        assert printed[0] == answer and printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)

@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from conftest import one_line_error
+from conftest import assert_card_answers_as_kgpt, one_line_error
 from kgpt import confidence as cf
 from kgpt.analysis import render_markdown, threshold_row
 from kgpt.answering import Context, RecallAnswerer, load_answerer
@@ -356,15 +356,7 @@ def test_the_exported_card_computes_the_same_confidence(calibrated_model, tiny_d
     out = export(cal, tmp_path / "hf")
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "calibrated on held-out people" in card and "I don't know" in card
-    snippet = card.split("```python\n")[1].split("```")[0]
-    asker = load_answerer(cal, vocab)
-    for name in ("Amélie Durand", "Karl Meyer"):
-        printed = []
-        exec(snippet, {"D": str(out), "name": name, "print": printed.append})
-        contexts = asker.contexts(vocab, parse_questions(f"Where was {name} born?\n"))
-        (answer,) = asker.answers(vocab, contexts)
-        (confidence,) = asker.confidences(vocab, contexts, [answer])
-        assert printed[0] == answer and printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)
+    assert_card_answers_as_kgpt(out, cal, vocab, ("Amélie Durand", "Karl Meyer"))
 
 
 def test_the_validation_rule_picks_the_signal_that_answers_fewest_made_up_names():

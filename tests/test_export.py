@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from conftest import one_line_error
+from conftest import assert_card_answers_as_kgpt, one_line_error
 from kgpt.checkpoint import save_checkpoint
 from kgpt.confidence import SIGNALS, Calibration
 from kgpt.cli import main
@@ -136,19 +136,25 @@ def test_without_transformers_the_export_says_how_to_install(tmp_path, monkeypat
     assert len(err) == 1 and "pip install" in err[0] and "[hf]" in err[0]
 
 
-@pytest.mark.parametrize("settings, policy", [({}, {"max_words": 1}), ({}, {"max_words": 2, "answer_by": "write"}),
-                                              ({"whole_words": False}, {})])
-def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt_does(tmp_path, settings, policy):
-    from kgpt.answering import AnswerPolicy, RecallAnswerer, load_answerer
+def _recall_checkpoint(tmp_path, settings: dict, policy: dict, calibration: Calibration | None = None):
+    """A recall-then-read checkpoint of two small random RoPE models: (path, vocab, reader, recaller)."""
+    from kgpt.answering import AnswerPolicy, RecallAnswerer
     from kgpt.checkpoint import RECALLER
-    from kgpt.data.corpus import parse_questions
     from kgpt.data.reader import ReaderSettings
 
     vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,-'Where born?")
     reader, recaller = _model(vocab, "rope", 0), _model(vocab, "rope", 1)
     ckpt = tmp_path / "r.params"
+    answering = RecallAnswerer(reader, recaller, ReaderSettings(chars=30, **settings), AnswerPolicy(**policy), calibration)
     save_checkpoint(ckpt, reader, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller.state_dict().items()},
-                    RecallAnswerer(reader, recaller, ReaderSettings(chars=30, **settings), AnswerPolicy(**policy)).spec())
+                    answering.spec())
+    return ckpt, vocab, reader, recaller
+
+
+@pytest.mark.parametrize("settings, policy", [({}, {"max_words": 1}), ({}, {"max_words": 2, "answer_by": "write"}),
+                                              ({"whole_words": False}, {})])
+def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt_does(tmp_path, settings, policy):
+    ckpt, vocab, reader, recaller = _recall_checkpoint(tmp_path, settings, policy)
     out = export.export(ckpt, tmp_path / "hf")
     idx = torch.randint(0, len(vocab), (2, 9))
     for sub, model in (("", reader), ("recaller", recaller)):
@@ -157,37 +163,11 @@ def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt
             torch.testing.assert_close(hf(idx).logits, model(idx)[0], atol=1e-5, rtol=0)
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "recall-then-read" in card
-    snippet = card.split("```python\n")[1].split("```")[0]
-    asker = load_answerer(ckpt, vocab)
-    for name in ("Ann Lee", "J. R. Hale", "Bo"):
-        printed = []
-        exec(snippet, {"D": str(out), "name": name, "print": printed.append})  # the card's code, as a user runs it
-        contexts = asker.contexts(vocab, parse_questions(f"Where was {name} born?\n"))
-        (answer,) = asker.answers(vocab, contexts)
-        (confidence,) = asker.confidences(vocab, contexts, [answer])
-        assert printed[0] == answer and printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)
+    assert_card_answers_as_kgpt(out, ckpt, vocab, ("Ann Lee", "J. R. Hale", "Bo"))
 
 
 @pytest.mark.parametrize("signal", SIGNALS)
 def test_the_cards_calibrated_confidence_is_kgpts_for_every_signal(tmp_path, signal):
-    from kgpt.answering import RecallAnswerer, load_answerer
-    from kgpt.checkpoint import RECALLER
-    from kgpt.data.corpus import parse_questions
-    from kgpt.data.reader import ReaderSettings
-
-    vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,-'Where born?")
-    reader, recaller = _model(vocab, "rope", 0), _model(vocab, "rope", 1)
-    calibration = Calibration((0.3, 0.8, 1.7), 0.5, 0.2, signal)
-    ckpt = tmp_path / "r.params"
-    save_checkpoint(ckpt, reader, vocab, {}, {f"{RECALLER}.{k}": v for k, v in recaller.state_dict().items()},
-                    RecallAnswerer(reader, recaller, ReaderSettings(chars=30), calibration=calibration).spec())
+    ckpt, vocab, _, _ = _recall_checkpoint(tmp_path, {}, {}, Calibration((0.3, 0.8, 1.7), 0.5, 0.2, signal))
     out = export.export(ckpt, tmp_path / "hf")
-    snippet = (out / "README.md").read_text(encoding="utf-8").split("```python\n")[1].split("```")[0]
-    asker = load_answerer(ckpt, vocab)
-    for name in ("Ann Lee", "Bo"):
-        printed = []
-        exec(snippet, {"D": str(out), "name": name, "print": printed.append})
-        contexts = asker.contexts(vocab, parse_questions(f"Where was {name} born?\n"))
-        (answer,) = asker.answers(vocab, contexts)
-        (confidence,) = asker.confidences(vocab, contexts, [answer])
-        assert printed[1] == pytest.approx(confidence, rel=1e-4, abs=1e-9)
+    assert_card_answers_as_kgpt(out, ckpt, vocab, ("Ann Lee", "Bo"))
