@@ -108,8 +108,10 @@ def run_task(study_data: Path, tmp_path: Path, monkeypatch, fails_with: BaseExce
 
 
 def test_a_task_stopped_by_a_signal_sends_its_state_back_and_keeps_it_on_the_node(study_data, tmp_path, monkeypatch):
-    landed, folder = run_task(study_data, tmp_path, monkeypatch, Interrupted("interrupted by SIGTERM at step 7"))
-    assert landed.retry and landed.error == "interrupted by SIGTERM at step 7"
+    stopped = Interrupted("interrupted by SIGTERM at step 7", 15, "saved m.params.resume: run the same command with --resume")
+    assert str(stopped).endswith("with --resume") and stopped.exit_code == 143
+    landed, folder = run_task(study_data, tmp_path, monkeypatch, stopped)
+    assert landed.retry and landed.error == "interrupted by SIGTERM at step 7"  # the node goes on by itself: no hint
     assert landed.saved == ["checkpoints/m.params.resume at step 7"]
     assert set(landed.files) == {"checkpoints/m.params.resume", "checkpoints/pretrained.params"}
     assert (folder / "checkpoints" / "m.params.resume").exists()  # for a retry on this node

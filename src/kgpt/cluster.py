@@ -141,7 +141,7 @@ def _work(spec: Spec, job: Job, data: dict[str, bytes], *inputs: Landed) -> Land
                       seconds=round(time.perf_counter() - t0, 1))
     except _passing_errors() as e:
         keep = True
-        why = "out of memory" if not isinstance(e, Interrupted) else _shown(str(e).split(";")[0], folder, spec)
+        why = "out of memory" if not isinstance(e, Interrupted) else _shown(e.what, folder, spec)
         return Landed(job.name, files=_pack(folder, received, states=True), error=why, retry=True, resumed=resumed,
                       saved=_resumable(folder), node=node)
     except KgptError as e:  # a user's error: the rerun's inputs come from --out, where the user can fix them
@@ -342,9 +342,9 @@ class _Driver:
             while self.pending:
                 ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=0.5)
                 if stop["signal"]:
-                    raise Interrupted(f"stopped by {signal.Signals(stop['signal']).name}; run the same command again: "
-                                      "finished cells are kept, the others continue from their saved state",
-                                      stop["signal"])
+                    raise Interrupted(f"stopped by {signal.Signals(stop['signal']).name}", stop["signal"],
+                                      "run the same command again: finished cells are kept, the others "
+                                      "continue from their saved state")
                 for ref in ready:
                     job = self.pending.pop(ref)
                     self._land(job, self._get(ref, job))

@@ -41,8 +41,9 @@ class Interrupted(KgptError):
     """Ctrl-C or SIGTERM during training: the state was saved; exit with the shell's code
     for the signal (128 + its number: 130 for Ctrl-C, 143 for SIGTERM)."""
 
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
+    def __init__(self, what: str, signum: int = signal.SIGINT, hint: str = ""):
+        super().__init__(f"{what}; {hint}" if hint else what)
+        self.what = what  # what stopped, without how to go on (a cluster run goes on by itself)
         self.exit_code = 128 + signum
 
 
@@ -225,9 +226,9 @@ class Trainer:
                 if stopping:
                     if bar is not None:
                         bar.close()
-                    where = f"; saved {cfg.checkpoint_path}: run the same command with --resume to continue" if cfg.checkpoint_path else ""
+                    hint = f"saved {cfg.checkpoint_path}: run the same command with --resume to continue" if cfg.checkpoint_path else ""
                     name = signal.Signals(stopping).name
-                    raise Interrupted(f"interrupted by {name} at step {p.step} (epoch {p.epoch + 1}){where}", stopping)
+                    raise Interrupted(f"interrupted by {name} at step {p.step} (epoch {p.epoch + 1})", stopping, hint)
         p.finished = p.step == total
         if bar is not None:
             bar.close()
