@@ -21,6 +21,7 @@ from kgpt.answering import ANSWER_BY
 from kgpt.confidence import SIGNALS
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
+from kgpt.presets import PRESETS
 from kgpt.training.recipe import ASSIGNMENT, RECIPES
 
 MAX_EPOCHS_LIMIT = 100_000
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "out", default="runs/reproduce")
     _opt(p, "variants", nargs="+", choices=VARIANTS, default=["vanilla"])
     _opt(p, "seeds", nargs="+", type=_seed, default=[0])
-    _opt(p, "preset", default="assignment", help="assignment (full) or quick")
+    _opt(p, "preset", default="assignment", help=f"one of {', '.join(PRESETS)} (docs/commands.md says what each runs)")
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(p, "compile", action="store_true")
     _opt(p, "ray", default=None, metavar="ADDRESS",
