@@ -28,7 +28,7 @@ import torch
 
 from kgpt.answering import MAX_ANSWER_CHARS, Answerer, AnswerPolicy, RecallAnswerer, load_answerer
 from kgpt.checkpoint import read_checkpoint
-from kgpt.confidence import LOGIT_CLIP, Calibration
+from kgpt.confidence import LOGIT_CLIP, SIGNAL, Calibration
 from kgpt.data.corpus import read_questions
 from kgpt.data.reader import ANSWER_ROOM, ReaderSettings
 from kgpt.data.words import MAX_PLACE_CHARS
@@ -237,6 +237,20 @@ def recall_snippet(settings: ReaderSettings, policy: AnswerPolicy, max_length: i
     ]
 
 
+# Each recall signal of kgpt.confidence in the snippet's terms: which of the recall's
+# per-character log-probabilities it reads (the answer where it stands, or the recall from
+# the cue to the answer's end; the recall after the cue where the answer is not in it),
+# and how it reduces them.
+_ANSWER = "lps = char_lp[m.start() - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
+_PREFIX = "lps = char_lp[len(cue) - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
+_SNIPPET_SIGNALS = {
+    "answer-min": (_ANSWER, "lps.min()"),
+    "answer-mean": (_ANSWER, "lps.mean()"),
+    "prefix-min": (_PREFIX, "lps.min()"),
+    "name-prefix": (_PREFIX, "(char_lp[: len(cue) - 1].mean() + lps.min())"),
+}
+
+
 def confidence_snippet(calibration: Calibration | None) -> list[str]:
     """The confidence ``kgpt ask`` gives the answer (:mod:`kgpt.confidence`), with
     transformers alone: the recaller's least probable character of the answer where it
@@ -252,13 +266,7 @@ def confidence_snippet(calibration: Calibration | None) -> list[str]:
             f"z = {bias!r} + {w_reading!r} * logit(reading_lp) + {w_recall!r} * logit(recall_lp)",
             "confidence = 1 / (1 + math.exp(-z))  # calibrated on held-out people: the probability of being right",
         ]
-    signal = {"answer-min": "lps.min()", "answer-mean": "lps.mean()"}
-    if calibration is not None and calibration.signal in ("prefix-min", "name-prefix"):
-        pick = "lps = char_lp[len(cue) - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
-        reduce = "lps.min()" if calibration.signal == "prefix-min" else "(char_lp[: len(cue) - 1].mean() + lps.min())"
-    else:
-        pick = "lps = char_lp[m.start() - 1 : m.end() - 1] if m else char_lp[len(cue) - 1 :]"
-        reduce = signal[calibration.signal if calibration is not None else "answer-min"]
+    pick, reduce = _SNIPPET_SIGNALS[SIGNAL if calibration is None else calibration.signal]
     return [
         "",
         "# How sure: is the recall stored (the recaller's probability of the answer where it stands in it)",
