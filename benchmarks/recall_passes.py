@@ -22,14 +22,14 @@ from dataclasses import replace
 import torch
 from knowledge_proxy import DATA
 from recall_proxy import cpu_name
+from recall_step import fresh_recaller
 
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.corpus import bio_name
-from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import Corpus
 from kgpt.recaller import recall
 from kgpt.training import Trainer, TrainerConfig
-from kgpt.training.recipe import RECALL, run_schedule
+from kgpt.training.recipe import RECALL, WEIGHT_DECAY, run_schedule
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch", type=int, default=RECALL.pretrain.batch)
     ap.add_argument("--lr", type=float, default=RECALL.pretrain.lr)
-    ap.add_argument("--weight_decay", type=float, default=TrainerConfig.weight_decay)
+    ap.add_argument("--weight_decay", type=float, default=WEIGHT_DECAY)
     ap.add_argument("--n_layer", type=int, default=4)
     ap.add_argument("--n_embd", type=int, default=128)
     ap.add_argument("--chars", type=int, default=RECALL.reader_settings.chars, help="characters a recall must give back")
@@ -52,8 +52,7 @@ def main() -> None:
     block = RECALL.block_size
     batcher = KnowledgeBatcher(bios, [], corpus.vocab, block, RECALL.mix)
     torch.manual_seed(a.seed)
-    model = GPT(GPTConfig(vocab_size=len(corpus.vocab), block_size=block, variant="rope", n_layer=a.n_layer,
-                          n_head=4, n_embd=a.n_embd, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0))
+    model = fresh_recaller(len(corpus.vocab), block, a.n_layer, a.n_embd)
     warmup, final = run_schedule(a.epochs * len(batcher) * batcher.width)
     cfg = TrainerConfig(max_epochs=a.epochs, batch_size=a.batch, learning_rate=a.lr, warmup_tokens=warmup,
                         final_tokens=final, weight_decay=a.weight_decay,
@@ -66,10 +65,7 @@ def main() -> None:
     last = [h["loss"] for h in result.history if h.get("epoch") == a.epochs] or [result.final_loss]
     model.eval()
     t0 = time.perf_counter()
-    names = [bio_name(b) for b in bios]
-    recalled = []
-    for i in range(0, len(names), 128):
-        recalled += recall(model, corpus.vocab, names[i:i + 128], a.chars)
+    recalled = recall(model, corpus.vocab, [bio_name(b) for b in bios], a.chars)
     whole = sum(r == b[:a.chars] for r, b in zip(recalled, bios))
     print(json.dumps({
         "bios": len(bios), "every": a.every, "epochs": a.epochs, "batch": a.batch, "lr": a.lr,

@@ -29,6 +29,12 @@ from kgpt.training import Trainer, TrainerConfig
 from kgpt.training.recipe import RECALL
 
 
+def fresh_recaller(vocab_size: int, block: int, n_layer: int, n_embd: int) -> GPT:
+    """The recall recipe's model (RoPE, 4 heads, no dropout) at the given depth and width."""
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=block, variant="rope", n_layer=n_layer, n_head=4,
+                         n_embd=n_embd, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data_dir", default=str(DATA))
@@ -45,8 +51,7 @@ def main() -> None:
     corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
     batcher = KnowledgeBatcher(corpus.documents, [], corpus.vocab, a.block, replace(RECALL.mix, bio_chars=a.chars))
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=len(corpus.vocab), block_size=a.block, variant="rope", n_layer=a.n_layer,
-                          n_head=4, n_embd=a.n_embd, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0))
+    model = fresh_recaller(len(corpus.vocab), a.block, a.n_layer, a.n_embd)
     cfg = TrainerConfig(max_epochs=10**6, batch_size=a.batch, learning_rate=RECALL.pretrain.lr, final_tokens=10**9,
                         recipe=replace(RECALL, group_lengths=a.group), progress=False, stage="bench")
     trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))

@@ -131,6 +131,21 @@ def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys)
     assert row["s_per_step"] > 0 and 0 < row["columns_per_row"] <= row["block"]
 
 
+def test_recall_passes_counts_the_bios_a_short_training_gives_back_whole(data, monkeypatch, capsys):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "recall_passes", "--data_dir", data, "--every", 20, "--epochs", 1,
+                                 "--batch", 4, "--n_layer", 1, "--n_embd", 16, "--chars", 30, "--weight_decay", 0))
+    assert (row["epochs"], row["batch"], row["weight_decay"], row["n_embd"], row["chars"]) == (1, 4, 0.0, 16, 30)
+    assert row["bios"] > 0 and 0 <= row["recalled_whole"] <= row["bios"] and row["steps"] == -(-row["bios"] // 4)
+
+
+def test_recall_tradeoff_tabulates_and_plots_the_committed_runs(tmp_path, monkeypatch, capsys):
+    table, plot = tmp_path / "t.csv", tmp_path / "t.png"
+    (done,) = json_lines(run_main(monkeypatch, capsys, "recall_tradeoff", "--csv", table, "--png", plot))
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert done["points"] == len(rows) == len(load_benchmark("recall_tradeoff").POINTS) and plot.stat().st_size > 0
+    assert all(0 <= int(r["validation_right"]) <= int(r["people"]) and float(r["pretrain_min"]) > 0 for r in rows)
+
+
 def test_recall_precision_proxy_compares_float32_with_bf16(data, monkeypatch, capsys):
     *runs, verdict = json_lines(run_main(monkeypatch, capsys, "recall_precision", "--data_dir", data, "--epochs", 1,
                                          "--shape", "1x2x16", "--no-compile"))
