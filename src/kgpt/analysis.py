@@ -104,7 +104,8 @@ def analyze(
         records.append(record)
     names = [r["name"] for r in records if r["name"]]
     unseen = unseen_names(names, "\n".join(documents), n_unseen, seed)
-    unseen_questions = [Question(f"Where was {name} born?", None, i) for i, name in enumerate(unseen, start=1)]
+    task = questions[0].task if questions else asker.task
+    unseen_questions = [Question(task.question(name), None, i, task) for i, name in enumerate(unseen, start=1)]
     unseen_contexts = asker.contexts(vocab, unseen_questions, where="generated question")
     unseen_predictions = asker.answers(vocab, unseen_contexts)
     unseen_parts = asker.confidence_parts(vocab, unseen_contexts, unseen_predictions)

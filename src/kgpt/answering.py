@@ -31,6 +31,7 @@ from kgpt.checkpoint import RECALLER, load_model, load_state
 from kgpt.confidence import SIGNAL, Calibration, Parts, combined, describe, recall_log_probs
 from kgpt.data.corpus import Question
 from kgpt.data.reader import ReaderSettings
+from kgpt.data.task import BIRTHPLACE, NAME_FIELD, Task
 from kgpt.data.words import spans
 from kgpt.errors import KgptError
 from kgpt.inference import answer_log_probs, continuation_log_probs, greedy_decode, token_log_probs, top_answers
@@ -113,6 +114,7 @@ class Answerer:
     """Asks ``model`` the question itself; the answer is written greedily."""
 
     method = "question"
+    task = BIRTHPLACE  # what questions typed in are parsed as (a model asked directly needs no name)
 
     def __init__(self, model: GPT):
         self.model = model  # the model that writes the answer
@@ -218,12 +220,13 @@ class RecallAnswerer(Answerer):
     method = "recall-read"
 
     def __init__(self, reader: GPT, recaller: GPT, settings: ReaderSettings, policy: AnswerPolicy = AnswerPolicy(),
-                 calibration: Calibration | None = None):
+                 calibration: Calibration | None = None, task: Task = BIRTHPLACE):
         super().__init__(reader)
         self.recaller = recaller
         self.settings = settings  # what the reader reads
         self.policy = policy  # how it answers
         self.calibration = calibration  # None: a checkpoint from before `kgpt calibrate`
+        self.task = task  # the question forms the reader was finetuned on
 
     @property
     def reader(self) -> GPT:
@@ -244,12 +247,15 @@ class RecallAnswerer(Answerer):
         spec = {"method": self.method, **self.settings.spec(), **self.policy.spec()}
         if self.calibration is not None:
             spec["calibration"] = self.calibration.spec()
+        if not self.task.is_default:  # the assignment's checkpoints stay as they were
+            spec["task"] = self.task.spec()
         return spec
 
     def check(self, vocab: CharVocab, question: Question, where: str | None = "questions") -> None:
         if question.name is None:
-            raise KgptError(f'{question_at(where, question)}: recall-then-read answers questions of the form '
-                            f'"Where was NAME born?" (it recalls NAME\'s bio); got {question.text!r}')
+            forms = " or ".join(f'"{t.replace(NAME_FIELD, "NAME")}"' for t in question.task.questions)
+            raise KgptError(f"{question_at(where, question)}: recall-then-read answers questions of the form "
+                            f"{forms} (it recalls NAME's bio); got {question.text!r}")
         vocab.encode(question.name, where=question_at(where, question))  # an unknown character is the user's error
         cue = recall_cue(question.name)
         if len(cue) >= self.recaller.max_length:
@@ -328,7 +334,7 @@ class RecallAnswerer(Answerer):
         empty list for a text with no word in it."""
         if not self.policy.extracts:
             return super().ranked_log_probs(vocab, contexts, k)
-        candidates = [spans(c.text, self.policy.max_words) for c in contexts]
+        candidates = [spans(c.text, self.policy.max_words, self.settings.answer_chars) for c in contexts]
         scores = continuation_log_probs(self.model, self.prompts(vocab, contexts),
                                         [[vocab.encode(s, where="answer") for s in cs] for cs in candidates])
         out = []
@@ -362,11 +368,12 @@ def load_answerer(
         settings = ReaderSettings.from_spec(spec)
         policy = AnswerPolicy.from_spec(spec)
         calibration = Calibration.from_spec(spec["calibration"]) if "calibration" in spec else None
-    except (KeyError, TypeError, ValueError):
+        task = Task.from_spec(spec["task"]) if "task" in spec else BIRTHPLACE
+    except (KeyError, TypeError, ValueError, KgptError):
         raise KgptError(f"checkpoint {path} answers in a way this kgpt does not know ({spec!r}); "
                         "use the kgpt version that wrote it") from None
     if answer_by is not None:
         policy = replace(policy, answer_by=answer_by)
     recaller = GPT(model.config)
     load_state(recaller, ckpt.group(RECALLER), path)
-    return RecallAnswerer(model, recaller, settings, policy, calibration)
+    return RecallAnswerer(model, recaller, settings, policy, calibration, task)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kgpt.answering import Answerer, RecallAnswerer, answerer
-from kgpt.data.corpus import Question, asked_name
+from kgpt.data.corpus import Question
 from kgpt.display import probability, quoted, show
 from kgpt.errors import KgptError
 from kgpt.model import GPT
@@ -21,13 +21,14 @@ class Answer:
     answer: str
     confidence: float
     alternatives: list[tuple[str, float]]  # (answer, probability), most probable first
-    name_in_corpus: bool | None  # None: not a "Where was NAME born?" question
+    name_in_corpus: bool | None  # None: a question in none of the task's forms
     recall: str | None = None  # the text recalled and read to answer (recall-then-read)
     recall_confidence: float | None = None  # the recall part of the confidence (recall-then-read)
     reading_confidence: float | None = None  # the reading part: the reader's probability of the answer
     trusted_recall: bool | None = None  # whether the recall looks stored rather than made up (None: no recall)
     min_confidence: float | None = None  # the threshold asked for (None: always answer)
     calibrated: bool = True  # False: the confidence is an uncalibrated product of the parts
+    name: str | None = None  # the person asked about (None: a question in none of the task's forms)
 
     @property
     def abstained(self) -> bool:
@@ -48,10 +49,10 @@ def answer_questions(
     asker = answerer(model)
     results: list[Answer | KgptError | None] = [None] * len(texts)
     valid: list[Question] = []
-    for q in (Question(text, None, i) for i, text in enumerate(texts, start=first)):
+    for q in (Question(text, None, i, asker.task) for i, text in enumerate(texts, start=first)):
         try:
             if not q.text.strip():
-                raise KgptError(f"question {q.line} is empty; ask \"Where was NAME born?\"")
+                raise KgptError(f'question {q.line} is empty; ask "{asker.task.form}"')
             asker.check(vocab, q, where=None)
             valid.append(q)
         except KgptError as e:
@@ -64,7 +65,7 @@ def answer_questions(
         results[q.line - first] = Answer(
             q.text, reply.answer, part.combined, reply.top, None if q.name is None else q.name in corpus_text, context.recall,
             part.recall, part.reading, asker.trusts_recall(part) if recalls else None, min_confidence,
-            calibrated=not recalls or asker.calibration is not None)
+            calibrated=not recalls or asker.calibration is not None, name=q.name)
     return results  # type: ignore[return-value]  # every slot is filled above
 
 
@@ -94,5 +95,5 @@ def format_answer(a: Answer) -> str:
         lines.append("  note    recall not trusted: the recaller was unsure of the answer where it recalled it "
                      "(recall part below what held-out people's recalls reach); the bio may be made up")
     if a.name_in_corpus is False:
-        lines.append(f"  note    \"{asked_name(a.question)}\" occurs nowhere in the corpus: the answer is made up")
+        lines.append(f"  note    \"{a.name}\" occurs nowhere in the corpus: the answer is made up")
     return "\n".join(lines)

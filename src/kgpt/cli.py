@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "seed", type=_seed, default=0)
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="cpu")
     _opt(p, "preset", default="cpu", help="demo size: cpu (default) or tiny (seconds, for tests)")
+    _opt(p, "task", default=None, metavar="ATTRIBUTE",
+         help="on embedded data of several attributes per person, ask this one (birthplace, birthyear, university) "
+              "or all, with a table of them all; default: the birthplace data alone, as the assignment")
 
     p = sub.add_parser("reproduce", help="the full study matrix on the real files, resumable")
     _opt(p, "data_dir", required=True, help="folder with wiki.txt, birth_places_train.tsv, birth_dev.tsv")
@@ -192,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
          help="CPUs (torch threads) per cell: Ray's request per task (default 1), or the threads of an in-process run")
     _opt(p, "checkpoint_every", type=_seconds, default=60.0,
          help="seconds between a training's resumable checkpoints (0: every epoch); a killed cell resumes from the last")
+    _opt(p, "task", default="birthplace", help="the question asked: a task of the folder's tasks.toml "
+         "(default birthplace, the assignment's files)")
 
     p = sub.add_parser("attention-lab", help="the self-attention questions as numerical experiments")
     _opt(p, "out", default="attention-lab")
@@ -367,7 +372,7 @@ def _out_dir(out: str) -> Path:
 def _cmd_demo(args) -> None:
     from kgpt.experiments import run_demo
 
-    run_demo(_out_dir(args.out), seed=args.seed, device=args.device, preset=args.preset)
+    run_demo(_out_dir(args.out), seed=args.seed, device=args.device, preset=args.preset, task=args.task)
 
 
 def _cmd_reproduce(args) -> None:
@@ -375,7 +380,7 @@ def _cmd_reproduce(args) -> None:
 
     run_reproduce(Path(args.data_dir), _out_dir(args.out), variants=args.variants, seeds=args.seeds,
                   preset=args.preset, device=args.device, compile=args.compile, ray=args.ray,
-                  cpus_per_cell=args.cpus_per_cell, checkpoint_every=args.checkpoint_every)
+                  cpus_per_cell=args.cpus_per_cell, checkpoint_every=args.checkpoint_every, task=args.task)
 
 
 def _cmd_attention_lab(args) -> None:

@@ -52,6 +52,7 @@ import torch
 
 from kgpt.analysis import analysis_json
 from kgpt.checkpoint import read_checkpoint
+from kgpt.data.task import BIRTHPLACE, Task, tasks_file
 from kgpt.errors import KgptError
 from kgpt.io import atomic_write_bytes
 from kgpt.pipeline import resume_path
@@ -100,6 +101,7 @@ class Spec:
     study_id: str
     out: str  # the driver's --out and --data_dir, to name them in a task's errors and outputs
     data_dir: str
+    task: Task = BIRTHPLACE  # the question asked (its files travel with the corpus)
 
 
 def study_id(out: Path) -> str:
@@ -133,7 +135,7 @@ def _work(spec: Spec, job: Job, data: dict[str, bytes], *inputs: Landed) -> Land
         _unpack(folder / DATA, data)
         received = set().union(*(_unpack(folder, i.files) for i in inputs))
         study = Study(folder / DATA, folder, spec.preset, spec.device, spec.compile, progress=False,
-                      checkpoint_every=spec.checkpoint_every)
+                      checkpoint_every=spec.checkpoint_every, task=spec.task)
         resumed = _resumable(folder)
         result = {"pretrain": Study.pretrain, "cell": Study.run_cell, "analysis": Study.analyze}[job.kind](study, job.cell)
         files = _shown_outputs(_pack(folder, received), folder, spec)
@@ -281,10 +283,12 @@ class _Driver:
     def __init__(self, ray, study: Study, device: str, resources: dict, cpus: int):
         self.ray, self.study = ray, study
         self.spec = Spec(study.preset, device, study.compile, study.checkpoint_every, cpus, study_id(study.out),
-                         str(study.out), str(study.data_dir))
+                         str(study.out), str(study.data_dir), study.task)
         self.resources = resources
         self.task = ray.remote(_work)
-        self.data = ray.put({p.name: p.read_bytes() for p in (study.wiki, study.train, study.dev)})
+        # The tasks file too, where there is one: a node reads the questions in their task's forms.
+        data = (study.wiki, study.train, study.dev, *filter(None, [tasks_file(study.data_dir)]))
+        self.data = ray.put({p.name: p.read_bytes() for p in data})
         self.pending: dict = {}  # ObjectRef -> Job
         self.waiting: dict[str, list[Cell]] = {}  # a pretraining job -> the cells that build on it
         self.attempts: dict[str, int] = {}  # job name -> runs again so far

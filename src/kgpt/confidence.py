@@ -268,7 +268,8 @@ def held_out_scores(asker, vocab, documents: list[str], questions: list, n_made_
     whether the name is made up. ``asker``: a :class:`kgpt.answering.RecallAnswerer`."""
 
     names = [q.name for q in questions if q.name]
-    made_up = [Question(f"Where was {n} born?", None, i)
+    task = questions[0].task if questions else asker.task
+    made_up = [Question(task.question(n), None, i, task)
                for i, n in enumerate(unseen_names(names, "\n".join(documents), n_made_up, seed), start=1)]
     out = []
     for group, is_made_up in ((questions, False), (made_up, True)):

@@ -35,9 +35,11 @@ import torch
 
 from kgpt.cluster import run_study
 from kgpt.data.synthetic import generate
+from kgpt.data.synthetic_facts import ATTRIBUTES, FactsConfig, generate_facts
+from kgpt.data.task import BIRTHPLACE, Task, find_task, read_tasks
 from kgpt.errors import KgptError
 from kgpt.io import atomic_write_bytes
-from kgpt.presets import DEMO_PRESETS, KNOWLEDGE_SETTING, PRESETS, RECALL_SETTING
+from kgpt.presets import DEMO_PRESETS, KNOWLEDGE_SETTING, PRESETS, RECALL_SETTING, Preset, for_facts
 from kgpt.study import Study, study_cells
 
 SETTING_COLORS = {"baseline": "0.6", "finetune-only": "C0", "pretrain+finetune": "C1", KNOWLEDGE_SETTING: "C2",
@@ -81,7 +83,7 @@ def results_table(summary: list[dict], with_published: bool) -> str:
     return "\n".join(lines)
 
 
-def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, title: str) -> None:
+def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, title: str, task: str = "birthplace") -> None:
     """Accuracy per cell (bars) beside the training loss curves."""
     from matplotlib.figure import Figure
 
@@ -106,7 +108,7 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left")
     ax.set_ylabel("dev accuracy (%)")
-    ax.set_title(f"{title}: birthplace accuracy on dev")
+    ax.set_title(f"{title}: {task} accuracy on dev")
     for name, history in curves.items():
         ax2.plot([h["step"] for h in history], [h["loss"] for h in history], label=name)
     ax2.set_xlabel("optimiser step")
@@ -118,13 +120,14 @@ def plot_results(rows: list[dict], curves: dict[str, list[dict]], path: Path, ti
     fig.savefig(path, dpi=110)
 
 
-def storage_lines(rows: list[dict]) -> list[str]:
+def storage_lines(rows: list[dict], task: Task = BIRTHPLACE) -> list[str]:
     """Storage beside access: per pretrained cell, facts the probes find vs questions
     answered, and what each probe is expected to find by chance (scored against a random
     other person's place, :func:`kgpt.probe.chance_shares`)."""
+    facts, fact = ("birthplaces", "place") if task.is_default else (f"{task.name} answers", "answer")
     return [
         f"- {r['setting']}, {r['variant']} seed {r['seed']}: cued completion finds {r['cued_stored']} of "
-        f"{r['cued_probed']} dev people's birthplaces (bio up to the place; expected by chance "
+        f"{r['cued_probed']} dev people's {facts} (bio up to the {fact}; expected by chance "
         f"{_expected(r.get('cued_chance'))}), free recall {r['free_recall_stored']} of {r['free_recall_probed']} "
         f"(from NAME. alone; expected by chance {_expected(r.get('free_recall_chance'))}); {r['correct']} of "
         f"{r['total']} came out as answers"
@@ -139,22 +142,30 @@ def _expected(count: float | None) -> str:
 
 def _write_outputs(study: Study, rows: list[dict], title: str, with_published: bool, extra: dict | None = None,
                    analysis: Path | None = None, failed: dict[str, str] | None = None) -> str:
+    """results.json, results.md and results.png of one study; returns its table."""
     summary = summarize(rows)
     link = [f"- confidence, calibration and errors of the best cell: {analysis.relative_to(study.out)}"] if analysis else []
     failures = [f"- FAILED {name}: {why}" for name, why in (failed or {}).items()]
-    table = "\n".join([results_table(summary, with_published), "", *storage_lines(rows), *link, *failures]).rstrip()
+    table = "\n".join([results_table(summary, with_published), "", *storage_lines(rows, study.task), *link, *failures]).rstrip()
     payload = {"rows": rows, "summary": summary, **(extra or {}), **({"failed": failed} if failed else {})}
     atomic_write_bytes(study.out / "results.json", json.dumps(payload, indent=1).encode())
     atomic_write_bytes(study.out / "results.md", f"# {title}\n\n{table}\n\n![results](results.png)\n".encode())
-    plot_results(rows, study.loss_curves(), study.out / "results.png", title)
+    plot_results(rows, study.loss_curves(), study.out / "results.png", title, study.task.name)
     return table
 
 
-def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu", variant: str = "rope") -> list[dict]:
-    """Generate the embedded data and run the four settings; print and save the results."""
+def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu", variant: str = "rope",
+             task: str | None = None) -> list[dict]:
+    """Generate the embedded data and run the preset's settings; print and save the results.
+    With ``task``, on the embedded data of several attributes per person: that attribute's
+    questions, or with ``all`` each attribute in turn and a table of them all."""
     if preset not in DEMO_PRESETS:
         raise KgptError(f"unknown demo preset {preset!r}; choose one of {', '.join(DEMO_PRESETS)}")
     p = DEMO_PRESETS[preset]
+    if task is not None:
+        if task not in (*ATTRIBUTES, "all"):
+            raise KgptError(f"unknown --task {task!r}; the embedded data asks {', '.join(ATTRIBUTES)}, or all of them")
+        return _run_task_demo(out, seed, device, for_facts(p), variant, task)
     data = generate(replace(p.data, seed=seed))
     data_dir = out / "data"
     data.write(data_dir)
@@ -169,10 +180,56 @@ def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu",
     return rows
 
 
+def _run_task_demo(out: Path, seed: int, device: str, p: Preset, variant: str, task: str) -> list[dict]:
+    """The demo on :mod:`kgpt.data.synthetic_facts`: one study per attribute asked, each in
+    ``out/TASK``, sharing the pretrained models that read no question (pretrained once)."""
+    sizes = p.data
+    config = FactsConfig(n_train=sizes.n_train, n_dev=sizes.n_dev, n_test=sizes.n_test, n_extra=sizes.n_extra,
+                         n_places=sizes.n_places, bios_per_person=sizes.bios_per_person, seed=seed)
+    data_dir = out / "data"
+    generate_facts(config).write(data_dir)
+    tasks = read_tasks(data_dir)
+    names = list(tasks) if task == "all" else [task]
+    print(f"kgpt demo: synthetic data of {len(tasks)} attributes in {data_dir} ({config.n_train} finetuning people, "
+          f"{config.n_dev} dev people); preset {p.name}; asking {', '.join(names)}")
+    t0 = time.perf_counter()
+    rows = []
+    for name in names:
+        study = Study(data_dir, out / name, p, device, progress=False, task=tasks[name], shared_pretraining=out / "pretrained")
+        t_task = time.perf_counter()
+        task_rows = study.run(study_cells([variant], [seed], p))
+        table = _write_outputs(study, task_rows, f"kgpt demo ({name})", with_published=False,
+                               extra={"preset": p.name, "task": name, "seconds": round(time.perf_counter() - t_task, 1)},
+                               analysis=study.analyze_best(task_rows))
+        print(f"\n{name}: {tasks[name].form}\n{table}\n")
+        rows += [{**r, "task": name} for r in task_rows]
+    table = tasks_table(rows)
+    payload = {"rows": rows, "preset": p.name, "seconds": round(time.perf_counter() - t0, 1)}
+    atomic_write_bytes(out / "results.json", json.dumps(payload, indent=1).encode())
+    atomic_write_bytes(out / "results.md", f"# kgpt demo: every attribute (synthetic data)\n\n{table}\n".encode())
+    print(f"{table}\n\nwrote {out / 'results.json'}, {out / 'results.md'} and each attribute's results under {out}/TASK "
+          f"in {time.perf_counter() - t0:.0f}s")
+    return rows
+
+
+def tasks_table(rows: list[dict]) -> str:
+    """Dev accuracy per attribute (rows) and setting (columns), mean over seeds."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    lines = ["| attribute | " + " | ".join(settings) + " |", "|---|" + "---|" * len(settings)]
+    for t in tasks:
+        cells = []
+        for s in settings:
+            acc = [r["accuracy"] for r in rows if r["task"] == t and r["setting"] == s]
+            cells.append(f"{statistics.fmean(acc):.1f}%" if acc else "")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run_reproduce(
     data_dir: Path, out: Path, variants: list[str], seeds: list[int], preset: str = "assignment",
     device: str = "auto", compile: bool = False, ray: str | None = None, cpus_per_cell: int | None = None,
-    checkpoint_every: float = 60.0,
+    checkpoint_every: float = 60.0, task: str = BIRTHPLACE.name,
 ) -> list[dict]:
     """The study matrix on the real files; finished cells are skipped on a rerun.
 
@@ -180,12 +237,14 @@ def run_reproduce(
     run at once as Ray tasks (:mod:`kgpt.cluster`), each with ``cpus_per_cell`` CPUs
     (default 1) or one GPU; otherwise one after another here, with ``cpus_per_cell``
     torch threads when given (the same count gives the same predictions as on Ray).
+    ``task``: the question asked, from the folder's tasks file (default: the assignment's).
     """
     if preset not in PRESETS:
         raise KgptError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cells = study_cells(variants, seeds, PRESETS[preset])
     # On Ray the driver prints one line per cell; workers' progress bars would interleave.
-    study = Study(data_dir, out, PRESETS[preset], device, compile, progress=ray is None, checkpoint_every=checkpoint_every)
+    study = Study(data_dir, out, PRESETS[preset], device, compile, progress=ray is None, checkpoint_every=checkpoint_every,
+                  task=find_task(data_dir, task))
     failed: dict[str, str] = {}
     if ray is None:
         if cpus_per_cell is not None:

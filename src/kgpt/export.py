@@ -30,8 +30,7 @@ from kgpt.answering import MAX_ANSWER_CHARS, Answerer, AnswerPolicy, RecallAnswe
 from kgpt.checkpoint import read_checkpoint
 from kgpt.confidence import LOGIT_CLIP, SIGNAL, Calibration
 from kgpt.data.corpus import read_questions
-from kgpt.data.reader import ANSWER_ROOM, ReaderSettings
-from kgpt.data.words import MAX_PLACE_CHARS
+from kgpt.data.reader import ReaderSettings
 from kgpt.errors import KgptError
 from kgpt.evaluate import predict_places, score
 from kgpt.model import GPT
@@ -160,8 +159,8 @@ def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
         f"{c.n_head} heads, {c.n_embd} wide, context {c.block_size}, {model.num_parameters():,} parameters, "
         f"{c.vocab_size} characters (□ pads, ⁇ separates question and answer).", "",
         "Trained as in the CS224N knowledge-access experiment: pretrained on one-line Wikipedia bios (`wiki.txt`), "
-        f"then taught to answer `Where was NAME born?`. Training: {trained}.", "",
-        f"Dev accuracy (`birth_dev.tsv`, as kgpt answers): {accuracy or 'not measured at export'}.", "",
+        f"then taught to answer `{asker.task.form}`. Training: {trained}.", "",
+        f"Dev accuracy (`{asker.task.dev}`, as kgpt answers): {accuracy or 'not measured at export'}.", "",
         "## Ask it", "",
     ]
     mask = MASK_CHAR
@@ -178,7 +177,7 @@ def model_card(asker: Answerer, progress: dict, accuracy: str | None) -> str:
             "```python",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "tok, model = AutoTokenizer.from_pretrained(D), AutoModelForCausalLM.from_pretrained(D)",
-            f"ids = tok('Where was Bryan Dubreuiel born?{mask}', return_tensors='pt').input_ids",
+            f"ids = tok({asker.task.question('Bryan Dubreuiel') + mask!r}, return_tensors='pt').input_ids",
             f"print(tok.decode(model.generate(ids, max_new_tokens={MAX_ANSWER_CHARS}, do_sample=False, "
             f"eos_token_id=tok.mask_token_id)[0, ids.shape[1]:]).split('{mask}')[0])",
             "```",
@@ -200,7 +199,7 @@ def recall_snippet(settings: ReaderSettings, policy: AnswerPolicy, max_length: i
     """Recall-then-read with transformers alone, for ``D`` (the exported directory) and
     ``name``: the recall, the text the reader reads (:meth:`kgpt.data.reader.ReaderSettings.text`
     in regular expressions), and the best-scoring span, which ``kgpt ask`` prints."""
-    mask, room = MASK_CHAR, max_length - ANSWER_ROOM
+    mask, room = MASK_CHAR, max_length - settings.answer_room
     to_word_end = r"(?:(?<=\w)\w*)?" if settings.whole_words else ""
     cut = (rf"    text = re.match(r'(?s).{{0,{room}}}(?!(?<=\w)\w)', text).group().rstrip()" if settings.whole_words
            else f"    text = text[:{room}]")
@@ -230,7 +229,7 @@ def recall_snippet(settings: ReaderSettings, policy: AnswerPolicy, max_length: i
         "",
         r"words = list(re.finditer(r'\w+', text))",
         f"spans = [text[a.start():b.end()] for i, a in enumerate(words) for b in words[i:i + {policy.max_words}] "
-        f"if b.end() - a.start() <= {MAX_PLACE_CHARS}]",
+        f"if b.end() - a.start() <= {settings.answer_chars}]",
         answer,
         "print(answer)",
         *confidence_snippet(calibration),

@@ -25,7 +25,7 @@ from kgpt.data.corpus import bios_by_name, corpus_documents, iter_questions, rea
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.questions import QuestionBatcher, encode_questions
-from kgpt.data.reader import reader_examples
+from kgpt.data.reader import MIN_READ_CHARS, reader_examples
 from kgpt.data.words import word_count
 from kgpt.errors import KgptError
 from kgpt.evaluate import chunks, count_askable, predict_stream, score, write_predictions
@@ -250,7 +250,8 @@ def finetune(
         where = f"finetuning file {finetune_corpus_path}"
         questions = read_questions(finetune_corpus_path, require_answers=True)
         if answering is not None:
-            questions, answering.policy = _reader_examples(answering, corpus, questions, device)
+            answering.task = questions[0].task  # ask and the card then parse questions in its forms
+            questions, answering.policy = _reader_examples(answering, corpus, questions, device, where)
             if not questions:
                 raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
                                 "the reader learns from the training people's bios")
@@ -262,10 +263,19 @@ def finetune(
                       opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
 
 
-def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list, device) -> tuple[list, AnswerPolicy]:
+def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list, device, where: str) -> tuple[list, AnswerPolicy]:
     """The reader's training examples (:func:`kgpt.data.reader.reader_examples`), the
     training people recalled first by the recaller where the reader learns from recalls;
-    and the answering policy, its longest span set to the longest training place's."""
+    and the answering policy, its longest span set to the longest training answer's words.
+    The reader's block keeps room for the longest training answer (``answering.settings``
+    updated): an answer it cannot hold is the user's error."""
+    longest = max((q for q in questions), key=lambda q: len(q.answer))
+    if len(longest.answer) > answering.settings.answer_chars:
+        answering.settings = replace(answering.settings, answer_chars=len(longest.answer))
+    if answering.settings.answer_room + MIN_READ_CHARS > answering.model.max_length:
+        raise KgptError(f"{where}, line {longest.line}: the answer {longest.answer[:30]!r} is {len(longest.answer)} "
+                        f"characters, too long for the reader's block of {answering.model.config.block_size} "
+                        f"(it must hold the answer and at least {MIN_READ_CHARS} characters read); shorten the answer")
     settings, recalls = answering.settings, None
     if settings.learn_from != "bios":
         bios = bios_by_name(corpus.documents)

@@ -18,13 +18,13 @@ from pathlib import Path
 from kgpt import pipeline
 from kgpt.checkpoint import read_checkpoint
 from kgpt.data.corpus import read_questions
+from kgpt.data.task import BIRTHPLACE, Task
 from kgpt.errors import KgptError
 from kgpt.evaluate import most_frequent_place, score, write_predictions
 from kgpt.io import atomic_write_bytes
 from kgpt.presets import Preset, Setting
 from kgpt.training import get_recipe
 
-REAL_FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv")
 
 
 @dataclass
@@ -42,18 +42,40 @@ class Study:
     """One study directory: data paths, the cells' results, and what is already done."""
 
     def __init__(self, data_dir: Path, out: Path, preset: Preset, device: str, compile: bool = False, progress: bool = True,
-                 checkpoint_every: float = 60.0):
-        self.data_dir, self.out, self.preset = data_dir, out, preset
+                 checkpoint_every: float = 60.0, task: Task = BIRTHPLACE, shared_pretraining: Path | None = None):
+        """``task``: the question asked (its train and dev files in ``data_dir``).
+        ``shared_pretraining``: a folder for pretrained models that read no question, so
+        that the studies of several tasks on one corpus pretrain once (default: this
+        study's checkpoints)."""
+        self.data_dir, self.out, self.preset, self.task = data_dir, out, preset, task
         self.device, self.compile, self.progress = device, compile, progress
         self.checkpoint_every = checkpoint_every  # seconds between a training's resumable checkpoints
+        self._claim(out, task)
         self.wiki = data_dir / "wiki.txt"
-        self.train = data_dir / "birth_places_train.tsv"
-        self.dev = data_dir / "birth_dev.tsv"
+        self.train = data_dir / task.train
+        self.dev = data_dir / task.dev
         for p in (self.wiki, self.train, self.dev):
             if not p.is_file():
-                raise KgptError(f"{p} is missing; the data folder needs {', '.join(REAL_FILES)}")
+                raise KgptError(f"{p} is missing; the data folder needs wiki.txt, {task.train} and {task.dev}")
         for sub in ("cells", "checkpoints", "predictions"):
             (out / sub).mkdir(parents=True, exist_ok=True)
+        self.shared_pretraining = shared_pretraining or out / "checkpoints"
+        self.shared_pretraining.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _claim(out: Path, task: Task) -> None:
+        """Keep a study folder to one task: its finished cells answer that task's questions
+        (finished cells without the mark are the assignment's)."""
+        mark = out / "task.json"
+        if mark.is_file():
+            held = Task.from_spec(json.loads(mark.read_text()), str(mark))
+        else:
+            held = BIRTHPLACE if any((out / "cells").glob("*.json")) else task
+        if held != task:
+            raise KgptError(f"{out} holds a study of task {held.name!r}, not {task.name!r}; give another --out")
+        if not task.is_default and not mark.is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(mark, json.dumps(task.spec(), indent=1).encode())
 
     def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
@@ -156,7 +178,8 @@ class Study:
         if not s.pretrains:
             return None
         recipe = "" if s.recipe == "assignment" else f"{s.recipe}-"
-        return self.out / "checkpoints" / f"pretrain-{recipe}{cell.variant}-s{cell.seed}.params"
+        folder = self.out / "checkpoints" if get_recipe(s.recipe).mixes_questions else self.shared_pretraining
+        return folder / f"pretrain-{recipe}{cell.variant}-s{cell.seed}.params"
 
     def analyze_best(self, rows: list[dict]) -> Path | None:
         """The confidence and error analysis (:mod:`kgpt.analysis`) of the most accurate
@@ -185,7 +208,7 @@ class Study:
         """Training histories kept in the checkpoints, by checkpoint name (a damaged one is
         left out: the cell that needed it has already failed, naming it)."""
         curves = {}
-        for path in sorted((self.out / "checkpoints").glob("*.params")):
+        for path in sorted({*(self.out / "checkpoints").glob("*.params"), *self.shared_pretraining.glob("*.params")}):
             try:
                 history = read_checkpoint(path).progress.get("history", [])
             except KgptError:

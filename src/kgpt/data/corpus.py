@@ -5,8 +5,9 @@
   ``QUESTION`` for files without targets (``birth_test_inputs.tsv``).
 
 Besides reading them, the one parser of their layout: the name a bio opens with
-(:func:`bio_name`) and the name a question asks about (:func:`asked_name`), which every
-probe, the knowledge streams and recall-then-read share.
+(:func:`bio_name`), which every probe, the knowledge streams and recall-then-read share.
+The name a question asks about is its task's to parse (:mod:`kgpt.data.task`): a question
+file is read in the task its folder's ``tasks.toml`` lists it under.
 
 Every problem a user can cause is a :class:`KgptError` naming the file and line. Blank
 lines and CRLF line endings are accepted: they are how such files usually get edited.
@@ -17,10 +18,11 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from kgpt.data.task import BIRTHPLACE, Task, task_of
 from kgpt.errors import KgptError
 from kgpt.io import check_input, read_input_bytes
 from kgpt.vocab import MASK_CHAR, PAD_CHAR
@@ -33,11 +35,13 @@ class Question:
     text: str
     answer: str | None
     line: int
+    task: Task = field(default=BIRTHPLACE, repr=False, compare=False)  # the forms it may be asked in
 
     @cached_property
     def name(self) -> str | None:
-        """NAME in "Where was NAME born?" (parsed once); None for a question of another form."""
-        return asked_name(self.text)
+        """The person asked about, by the task's question forms (parsed once); None for a
+        question in none of them."""
+        return self.task.asked_name(self.text)
 
 
 def read_text(path: str | Path, what: str) -> str:
@@ -73,14 +77,14 @@ def corpus_documents(text: str) -> list[str]:
     return [line for line in text.split("\n") if line.strip()]
 
 
-def parse_questions(text: str, where: str = "questions") -> list[Question]:
+def parse_questions(text: str, where: str = "questions", task: Task = BIRTHPLACE) -> list[Question]:
     """Parse ``QUESTION[<TAB>ANSWER]`` lines; blank lines are skipped."""
-    parsed = (parse_question(line, n, where) for n, line in enumerate(text.split("\n"), start=1))
+    parsed = (parse_question(line, n, where, task) for n, line in enumerate(text.split("\n"), start=1))
     return [q for q in parsed if q is not None]
 
 
-def parse_question(line: str, n: int, where: str = "questions") -> Question | None:
-    """Line ``n`` as a question, or None for a blank line."""
+def parse_question(line: str, n: int, where: str = "questions", task: Task = BIRTHPLACE) -> Question | None:
+    """Line ``n`` as a question of ``task``, or None for a blank line."""
     if not line.strip():
         return None
     fields = line.split("\t")
@@ -93,11 +97,12 @@ def parse_question(line: str, n: int, where: str = "questions") -> Question | No
         answer = fields[1]
         if not answer.strip():
             raise KgptError(f"{where}, line {n}: empty answer after the tab; give the place or drop the tab")
-    return Question(fields[0], answer, n)
+    return Question(fields[0], answer, n, task)
 
 
 def read_questions(path: str | Path, require_answers: bool = False) -> list[Question]:
-    """A question file; with ``require_answers`` every line must carry its place.
+    """A question file, asked in the task its folder's tasks file lists it under
+    (:func:`kgpt.data.task.task_of`); with ``require_answers`` every line must carry its place.
 
     Without it, a file is either all ``QUESTION<TAB>PLACE`` (scored) or all
     ``QUESTION`` (predictions only): a mix is almost always a lost tab, and scoring it
@@ -111,12 +116,14 @@ def iter_questions(path: str | Path, require_answers: bool = False) -> Iterator[
     file of any length is read in constant memory."""
     p = Path(path)
     what, where = "question file", f"question file {path}"
-    first = None
+    task = task_of(p) if p.is_file() else BIRTHPLACE  # a missing file is _text_lines' error
+    first, asked = None, False
     for n, line in _text_lines(p, what):
-        q = parse_question(line, n, where)
+        q = parse_question(line, n, where, task)
         if q is None:
             continue
         first = first or q
+        asked = asked or q.name is not None
         if require_answers and q.answer is None:
             raise KgptError(f"{where}, line {q.line}: no tab and place; a finetuning line must be QUESTION<TAB>PLACE")
         if (q.answer is None) != (first.answer is None):
@@ -128,6 +135,9 @@ def iter_questions(path: str | Path, require_answers: bool = False) -> Iterator[
         yield q
     if first is None:
         raise KgptError(f"{what} {p} is empty (only blank lines); check the path")
+    if not asked and not task.is_default:
+        raise KgptError(f"{where}: no line is asked in a form of task {task.name!r} ({' or '.join(map(repr, task.questions))}); "
+                        "fix the task's questions in the tasks file")
 
 
 def _text_lines(p: Path, what: str) -> Iterator[tuple[int, str]]:
@@ -155,7 +165,6 @@ def text_lines(stream: Iterable[bytes], where: str) -> Iterator[tuple[int, str]]
 
 
 MAX_NAME_CHARS = 60  # a bio's opening name is at most this long; longer means no name
-_QUESTION = re.compile(r"^Where was (.+) born\?$")
 
 
 def bio_name(document: str) -> str | None:
@@ -224,10 +233,10 @@ def bios_by_name(documents: list[str]) -> dict[str, list[str]]:
     return bios
 
 
-def asked_name(question: str) -> str | None:
-    """NAME in "Where was NAME born?"; None for a question of another form."""
-    match = _QUESTION.match(question)
-    return match.group(1) if match else None
+def asked_name(question: str, task: Task = BIRTHPLACE) -> str | None:
+    """The person ``question`` asks about in ``task`` (NAME in "Where was NAME born?");
+    None for a question in none of its forms."""
+    return task.asked_name(question)
 
 
 def person_bio(bios: dict[str, list[str]], name: str | None, place: str | None = None) -> str | None:

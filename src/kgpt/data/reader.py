@@ -24,9 +24,12 @@ from typing import Literal
 from kgpt.data.corpus import Question, bios_by_name, person_bio
 from kgpt.data.words import MAX_PLACE_CHARS, contains_place, cut_whole, word_end_from
 
-# The reader's block keeps this many characters free after its text: ⁇, a place of up to
-# MAX_PLACE_CHARS characters and the closing ⁇.
+# The room the reader's block keeps free after its text by default: ⁇, a place of up to
+# MAX_PLACE_CHARS characters and the closing ⁇ (ReaderSettings.answer_room).
 ANSWER_ROOM = MAX_PLACE_CHARS + 2
+# The fewest characters a reader's block must read besides its answer's room: a block too
+# small for both cannot be finetuned as a reader.
+MIN_READ_CHARS = 32
 # A text read up to the end of its word may run this far past ReaderSettings.chars: a
 # place cut there ("was born in Frank") is read whole ("Frankfurt"), not lost or misspelt.
 WORD_TAIL = 24
@@ -41,6 +44,14 @@ class ReaderSettings:
     mask_name: bool = True  # drop the opening "NAME." so the reader sees what is said, not whom
     learn_from: Literal["bios", "recalls", "both"] = "bios"  # the training people's true bios, or their recalls
     drop_absent: bool = False  # leave out examples whose place is not in the text (else learn to answer anyway)
+    # The longest answer: the reader's block keeps room after its text for ⁇, an answer this
+    # long and the closing ⁇. Finetuning raises it to the longest training answer.
+    answer_chars: int = MAX_PLACE_CHARS
+
+    @property
+    def answer_room(self) -> int:
+        """Positions the reader's block keeps free after its text."""
+        return ANSWER_ROOM + self.answer_chars - MAX_PLACE_CHARS
 
     def source_chars(self, max_length: int) -> int:
         """How many characters of a source text (a bio, or a recall counted from its cue)
@@ -57,13 +68,16 @@ class ReaderSettings:
             text = text[: word_end_from(text, self.chars)]
         if self.mask_name and text.startswith(f"{name}."):
             text = text[len(name) + 1 :].lstrip(" ")
-        room = max_length - ANSWER_ROOM
+        room = max_length - self.answer_room
         if len(text) > room:
             text = cut_whole(text, room) if self.whole_words else text[:room]
         return text
 
     def spec(self) -> dict:
-        return asdict(self)
+        spec = asdict(self)
+        if self.answer_chars == MAX_PLACE_CHARS:  # as checkpoints from before the field wrote it
+            del spec["answer_chars"]
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict) -> ReaderSettings:
@@ -83,14 +97,14 @@ def reader_examples(
     :meth:`ReaderSettings.text` makes of the true bio (the one that names the place, where the
     person has several) and/or of the person's recall (``recalls``, by name), with the
     place as answer. People without a bio are left out (there is nothing to read or
-    recall), so are places too long to answer and empty texts, and, with
+    recall), so are answers longer than :attr:`ReaderSettings.answer_chars` and empty texts, and, with
     :attr:`ReaderSettings.drop_absent`, examples whose text does not contain the place."""
     bios = bios_by_name(documents)
     examples = []
     for q in questions:
         name = q.name
         bio = person_bio(bios, name, q.answer) or person_bio(bios, name)
-        if bio is None or q.answer is None or len(q.answer) > MAX_PLACE_CHARS:
+        if bio is None or q.answer is None or len(q.answer) > settings.answer_chars:
             continue
         sources = []
         if settings.learn_from in ("bios", "both"):

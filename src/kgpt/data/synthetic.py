@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kgpt.data.task import BIRTHPLACE
 from kgpt.errors import KgptError
 
 FILE_NAMES: dict[str, str] = {
@@ -251,7 +252,7 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
 
 
 def _question(name: str) -> str:
-    return f"Where was {name} born?"
+    return BIRTHPLACE.question(name)
 
 
 def _lines(lines: Iterable[str]) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 
-# The longest answer a span may be: the reader's block keeps room for it
-# (kgpt.data.reader.ANSWER_ROOM). The longest place in the real files has 15 characters.
+# The longest answer a span may be unless the training answers are longer: the reader's
+# block keeps room for it (kgpt.data.reader.ReaderSettings.answer_chars). The longest place
+# in the real files has 15 characters.
 MAX_PLACE_CHARS = 26
 
 _WORD = re.compile(r"\w+")
@@ -24,16 +25,16 @@ def word_count(place: str) -> int:
     return len(words(place))
 
 
-def spans(text: str, max_words: int) -> list[str]:
+def spans(text: str, max_words: int, max_chars: int = MAX_PLACE_CHARS) -> list[str]:
     """Every answer the reader may extract from ``text``: a run of 1 to ``max_words``
     consecutive words, exactly as written between them ("New York", "Saint-Étienne"), of
-    at most :data:`MAX_PLACE_CHARS` characters; each once, in order of first occurrence."""
+    at most ``max_chars`` characters; each once, in order of first occurrence."""
     found = words(text)
     out: dict[str, None] = {}
     for i, first in enumerate(found):
         for last in found[i : i + max_words]:
             span = text[first.start() : last.end()]
-            if len(span) > MAX_PLACE_CHARS:
+            if len(span) > max_chars:
                 break
             out.setdefault(span)
     return list(out)
@@ -41,12 +42,13 @@ def spans(text: str, max_words: int) -> list[str]:
 
 def contains_place(text: str, place: str, max_words: int | None = None) -> bool:
     """Whether ``place`` occurs in ``text`` as whole words (so "Paris" not in "Parish")."""
-    return place in spans(text, max_words or word_count(place))
+    return place in spans(text, max_words or word_count(place), max(len(place), MAX_PLACE_CHARS))
 
 
 def places_in(text: str, places: set[str]) -> set[str]:
     """The ``places`` that occur in ``text`` as whole words."""
-    return places & set(spans(text, max((word_count(p) for p in places), default=1)))
+    return places & set(spans(text, max((word_count(p) for p in places), default=1),
+                              max((len(p) for p in places), default=MAX_PLACE_CHARS)))
 
 
 def splits_word(text: str, i: int) -> bool:
