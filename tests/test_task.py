@@ -192,3 +192,28 @@ def test_reproduce_asks_a_task_of_the_folder_and_keeps_a_study_folder_to_one_tas
     assert len(err) == 1 and "holds a study of task 'job', not 'birthplace'" in err[0]
     assert main(["reproduce", "--data_dir", str(job_data.dir), "--out", str(tmp_path / "o"), "--task", "year"]) == 1
     assert "no task 'year'" in capsys.readouterr().err
+
+
+def test_demo_asks_every_attribute_of_the_same_people_pretraining_once(tmp_path, capsys):
+    from kgpt.cli import main
+    from kgpt.data.synthetic_facts import ATTRIBUTES
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--preset", "tiny", "--task", "all", "--out", str(out)]) == 0
+    table = (out / "results.md").read_text().splitlines()
+    assert [line.split(" | ")[0].lstrip("| ") for line in table if line.startswith("| ") and "attribute" not in line] \
+        == list(ATTRIBUTES)
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["task"] for r in rows} == set(ATTRIBUTES) and all((out / t / "results.md").is_file() for t in ATTRIBUTES)
+    # Pretraining that reads no question is shared by the three tasks; the knowledge
+    # recipe's reads each task's training questions, so each task has its own.
+    shared = sorted(p.name for p in (out / "pretrained").glob("*.params"))
+    assert shared == ["pretrain-recall-rope-s0.params", "pretrain-rope-s0.params"]
+    for t in ATTRIBUTES:
+        own = sorted(p.name for p in (out / t / "checkpoints").glob("pretrain-*.params"))
+        assert own == ["pretrain-knowledge-rope-s0.params"]
+    printed = capsys.readouterr().out
+    assert "birthyear: When was NAME born?" in printed
+    assert main(["demo", "--preset", "tiny", "--task", "employer", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown --task 'employer'" in err[0] and not (tmp_path / "x" / "data").exists()

@@ -139,10 +139,7 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for field, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0), ("bios_per_person", 1)):
-            value = getattr(self, field)
-            if value < least:
-                raise KgptError(f"synthetic data: {field} must be at least {least}, got {value}")
+        check_counts(self, "synthetic data")
         if not 0 <= self.distractors <= MAX_DISTRACTORS:
             raise KgptError(
                 f"synthetic data: distractors must be 0 to {MAX_DISTRACTORS}, got {self.distractors}"
@@ -163,6 +160,14 @@ class SyntheticConfig:
     def n_bios(self) -> int:
         """The corpus's line count."""
         return self.n_people * self.bios_per_person
+
+
+def check_counts(config, what: str) -> None:
+    """One error for a count of people or bios a generator (``what``) cannot use."""
+    for name, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0), ("bios_per_person", 1)):
+        value = getattr(config, name)
+        if value < least:
+            raise KgptError(f"{what}: {name} must be at least {least}, got {value}")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from kgpt.data.synthetic import (
     _article,
     _lines,
     _unique_names,
+    check_counts,
 )
 from kgpt.errors import KgptError
 
@@ -93,10 +94,7 @@ class FactsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for field, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0), ("bios_per_person", 1)):
-            value = getattr(self, field)
-            if value < least:
-                raise KgptError(f"synthetic facts: {field} must be at least {least}, got {value}")
+        check_counts(self, "synthetic facts")
         # One place cannot be skewed, and a most-frequent baseline over it would be perfect.
         if not 2 <= self.n_places <= len(PLACES):
             raise KgptError(f"synthetic facts: n_places must be 2 to {len(PLACES)}, got {self.n_places}")
