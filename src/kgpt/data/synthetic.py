@@ -185,18 +185,21 @@ class SyntheticData:
     most_frequent_place: str
 
     def write(self, directory: str | Path) -> dict[str, Path]:
-        """Write the files under their real names; returns attribute name → path.
+        """Write the files under their real names (:func:`write_texts`); returns attribute name → path."""
+        paths = write_texts(directory, {file_name: getattr(self, attr) for attr, file_name in FILE_NAMES.items()})
+        return {attr: paths[file_name] for attr, file_name in FILE_NAMES.items()}
 
-        Bytes, not text mode, so the files are identical on every platform.
-        """
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for attr, file_name in FILE_NAMES.items():
-            path = root / file_name
-            path.write_bytes(getattr(self, attr).encode("utf-8"))
-            paths[attr] = path
-        return paths
+
+def write_texts(directory: str | Path, texts: dict[str, str]) -> dict[str, Path]:
+    """Each text (file name → contents) written under ``directory`` as UTF-8 bytes, not in
+    text mode, so the files are identical on every platform; returns file name → path."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = root / name
+        paths[name].write_bytes(text.encode("utf-8"))
+    return paths
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from kgpt.data.synthetic import (
     _lines,
     _unique_names,
     check_counts,
+    write_texts,
 )
 from kgpt.errors import KgptError
 
@@ -124,18 +125,9 @@ class FactsData:
     most_frequent: dict[str, str]
 
     def write(self, directory: str | Path) -> dict[str, Path]:
-        """Write ``wiki.txt``, every question file and ``tasks.toml``; returns file name → path.
-
-        Bytes, not text mode, so the files are identical on every platform.
-        """
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, text in {WIKI_FILE: self.wiki, **self.files, TASKS_FILE: self.tasks}.items():
-            path = root / name
-            path.write_bytes(text.encode("utf-8"))
-            paths[name] = path
-        return paths
+        """Write ``wiki.txt``, every question file and ``tasks.toml`` (:func:`~kgpt.data.synthetic.write_texts`);
+        returns file name → path."""
+        return write_texts(directory, {WIKI_FILE: self.wiki, **self.files, TASKS_FILE: self.tasks})
 
 
 @dataclass(frozen=True)
