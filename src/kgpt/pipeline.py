@@ -269,7 +269,7 @@ def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list,
     and the answering policy, its longest span set to the longest training answer's words.
     The reader's block keeps room for the longest training answer (``answering.settings``
     updated): an answer it cannot hold is the user's error."""
-    longest = max((q for q in questions), key=lambda q: len(q.answer))
+    longest = max(questions, key=lambda q: len(q.answer))
     if len(longest.answer) > answering.settings.answer_chars:
         answering.settings = replace(answering.settings, answer_chars=len(longest.answer))
     if answering.settings.answer_room + MIN_READ_CHARS > answering.model.max_length:

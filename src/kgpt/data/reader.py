@@ -50,8 +50,9 @@ class ReaderSettings:
 
     @property
     def answer_room(self) -> int:
-        """Positions the reader's block keeps free after its text."""
-        return ANSWER_ROOM + self.answer_chars - MAX_PLACE_CHARS
+        """Positions the reader's block keeps free after its text: ⁇, the answer, ⁇
+        (:data:`ANSWER_ROOM` at the default)."""
+        return self.answer_chars + 2
 
     def source_chars(self, max_length: int) -> int:
         """How many characters of a source text (a bio, or a recall counted from its cue)
