@@ -183,9 +183,7 @@ def run_demo(out: Path, seed: int = 0, device: str = "cpu", preset: str = "cpu",
 def _run_task_demo(out: Path, seed: int, device: str, p: Preset, variant: str, task: str) -> list[dict]:
     """The demo on :mod:`kgpt.data.synthetic_facts`: one study per attribute asked, each in
     ``out/TASK``, sharing the pretrained models that read no question (pretrained once)."""
-    sizes = p.data
-    config = FactsConfig(n_train=sizes.n_train, n_dev=sizes.n_dev, n_test=sizes.n_test, n_extra=sizes.n_extra,
-                         n_places=sizes.n_places, bios_per_person=sizes.bios_per_person, seed=seed)
+    config = FactsConfig(**{**p.data.sizes(), "seed": seed})
     data_dir = out / "data"
     generate_facts(config).write(data_dir)
     tasks = read_tasks(data_dir)

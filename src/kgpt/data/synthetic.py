@@ -26,8 +26,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 from kgpt.data.task import BIRTHPLACE
 from kgpt.errors import KgptError
@@ -114,12 +115,11 @@ MAX_DISTRACTORS = 3
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
-    """Size and difficulty of a synthetic dataset; the defaults suit a CPU demo.
-
-    ``n_train`` people get finetuning questions, ``n_dev`` and ``n_test`` people get dev
-    questions and test inputs (never finetuning ones), ``n_extra`` appear only in the
-    corpus. ``distractors`` is the number of facts about other cities in every bio.
+class People:
+    """Who a generator writes up: ``n_train`` people get finetuning questions, ``n_dev``
+    and ``n_test`` people get dev questions and test inputs (never finetuning ones),
+    ``n_extra`` appear only in the corpus; birthplaces are drawn from the first
+    ``n_places`` of :data:`PLACES`. Both generators' configs are sized by these fields.
 
     ``bios_per_person`` > 1 writes each person up several times, the same facts in
     freshly drawn phrasings and positions ("knowledge augmentation"). Finetuning can
@@ -134,23 +134,19 @@ class SyntheticConfig:
     n_test: int = 100
     n_extra: int = 100
     n_places: int = 40
-    distractors: int = 2
     bios_per_person: int = 1
     seed: int = 0
+    what: ClassVar[str] = "synthetic data"  # the generator, as its errors name it
 
     def __post_init__(self) -> None:
-        check_counts(self, "synthetic data")
-        if not 0 <= self.distractors <= MAX_DISTRACTORS:
-            raise KgptError(
-                f"synthetic data: distractors must be 0 to {MAX_DISTRACTORS}, got {self.distractors}"
-            )
-        # Each bio names distinct cities: its birthplace and one per distractor.
-        fewest = max(2, self.distractors + 1)
-        if not fewest <= self.n_places <= len(PLACES):
-            raise KgptError(
-                f"synthetic data: n_places must be {fewest} to {len(PLACES)} "
-                f"with {self.distractors} distractors, got {self.n_places}"
-            )
+        for name, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0), ("bios_per_person", 1)):
+            value = getattr(self, name)
+            if value < least:
+                raise KgptError(f"{self.what}: {name} must be at least {least}, got {value}")
+
+    def sizes(self) -> dict:
+        """These fields by name: another generator's config sized alike."""
+        return {f.name: getattr(self, f.name) for f in fields(People)}
 
     @property
     def n_people(self) -> int:
@@ -162,12 +158,26 @@ class SyntheticConfig:
         return self.n_people * self.bios_per_person
 
 
-def check_counts(config, what: str) -> None:
-    """One error for a count of people or bios a generator (``what``) cannot use."""
-    for name, least in (("n_train", 1), ("n_dev", 1), ("n_test", 1), ("n_extra", 0), ("bios_per_person", 1)):
-        value = getattr(config, name)
-        if value < least:
-            raise KgptError(f"{what}: {name} must be at least {least}, got {value}")
+@dataclass(frozen=True)
+class SyntheticConfig(People):
+    """Size and difficulty of a synthetic dataset; the defaults suit a CPU demo.
+    ``distractors`` is the number of facts about other cities in every bio."""
+
+    distractors: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.distractors <= MAX_DISTRACTORS:
+            raise KgptError(
+                f"synthetic data: distractors must be 0 to {MAX_DISTRACTORS}, got {self.distractors}"
+            )
+        # Each bio names distinct cities: its birthplace and one per distractor.
+        fewest = max(2, self.distractors + 1)
+        if not fewest <= self.n_places <= len(PLACES):
+            raise KgptError(
+                f"synthetic data: n_places must be {fewest} to {len(PLACES)} "
+                f"with {self.distractors} distractors, got {self.n_places}"
+            )
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from kgpt.data.synthetic import (
     OCCUPATIONS,
     PLACES,
+    People,
     _allocate_places,
     _article,
     _lines,
     _unique_names,
-    check_counts,
     write_texts,
 )
 from kgpt.errors import KgptError
@@ -76,15 +77,9 @@ def question_file(attribute: str, split: str) -> str:
 
 
 @dataclass(frozen=True)
-class FactsConfig:
-    """Size of a multi-attribute dataset; the defaults suit a quick CPU run.
-
-    ``n_train`` people get training questions (for every attribute), ``n_dev`` dev
-    questions, ``n_test`` test inputs, ``n_extra`` appear only in the corpus.
-    ``bios_per_person`` bios per person state the same facts in freshly drawn words and
-    orders: as in :class:`~kgpt.data.synthetic.SyntheticConfig`, varied bios are what let
-    finetuning teach extraction of facts for people it never asked about.
-    """
+class FactsConfig(People):
+    """Size of a multi-attribute dataset (:class:`~kgpt.data.synthetic.People`: every
+    attribute is asked of the same splits); the defaults suit a quick CPU run."""
 
     n_train: int = 200
     n_dev: int = 50
@@ -92,22 +87,13 @@ class FactsConfig:
     n_extra: int = 0
     n_places: int = 20
     bios_per_person: int = 4
-    seed: int = 0
+    what: ClassVar[str] = "synthetic facts"
 
     def __post_init__(self) -> None:
-        check_counts(self, "synthetic facts")
+        super().__post_init__()
         # One place cannot be skewed, and a most-frequent baseline over it would be perfect.
         if not 2 <= self.n_places <= len(PLACES):
             raise KgptError(f"synthetic facts: n_places must be 2 to {len(PLACES)}, got {self.n_places}")
-
-    @property
-    def n_people(self) -> int:
-        return self.n_train + self.n_dev + self.n_test + self.n_extra
-
-    @property
-    def n_bios(self) -> int:
-        """The corpus's line count."""
-        return self.n_people * self.bios_per_person
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,12 @@ def spans(text: str, max_words: int, max_chars: int = MAX_PLACE_CHARS) -> list[s
 
 def contains_place(text: str, place: str, max_words: int | None = None) -> bool:
     """Whether ``place`` occurs in ``text`` as whole words (so "Paris" not in "Parish")."""
-    return place in spans(text, max_words or word_count(place), max(len(place), MAX_PLACE_CHARS))
+    return place in spans(text, max_words or word_count(place), len(place))  # no longer span can be it
 
 
 def places_in(text: str, places: set[str]) -> set[str]:
     """The ``places`` that occur in ``text`` as whole words."""
-    return places & set(spans(text, max((word_count(p) for p in places), default=1),
-                              max((len(p) for p in places), default=MAX_PLACE_CHARS)))
+    return places & set(spans(text, max((word_count(p) for p in places), default=1), max(map(len, places), default=0)))
 
 
 def splits_word(text: str, i: int) -> bool:
