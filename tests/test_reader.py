@@ -94,6 +94,25 @@ def test_reader_examples_from_bios_recalls_or_both_and_without_the_place():
         reader_examples(docs, questions, ReaderSettings(learn_from="recalls"), 128, {})
 
 
+def test_swapped_places_are_copied_from_the_text_every_occurrence_whole_words_only():
+    docs = ["Ann Lee. Ann Lee was born in Oslo, lived in Oslo and Osloby.", "Bo Li. Bo Li sang.",
+            "Cy Po. Cy Po was born in Lima, Peru."]
+    questions = parse_questions("Where was Ann Lee born?\tOslo\nWhere was Bo Li born?\tParis\n"
+                                "Where was Cy Po born?\tLima\n")
+    plain = reader_examples(docs, questions, ReaderSettings(), 128)
+    examples = reader_examples(docs, questions, ReaderSettings(swap_places=4), 128, seed=1)
+    assert [e for e in examples if e in plain] == plain  # each true example kept, in order
+    copies = [e for e in examples if e not in plain]
+    expected = {1: "Ann Lee was born in {}, lived in {} and Osloby.", 3: "Cy Po was born in {}, Peru."}
+    assert copies and {e.line for e in copies} <= set(expected)  # Bo Li's text names no place: nothing to copy
+    for e in copies:  # the other answers and capitalised words, never one the text already holds
+        assert e.answer in {"Paris", "Lima", "Ann", "Lee", "Peru", "Osloby", "Oslo"}
+        assert e.answer not in expected[e.line].format("", "").split()
+        assert e.text == expected[e.line].format(e.answer, e.answer)
+    assert examples == reader_examples(docs, questions, ReaderSettings(swap_places=4), 128, seed=1)  # seeded
+    assert ReaderSettings(swap_places=2).spec()["swap_places"] == 2 and "swap_places" not in ReaderSettings().spec()
+
+
 def test_a_recall_of_nothing_but_the_name_gives_no_example():
     """A recaller that has stored nothing may recall only the cue: the reader would read an
     empty text (which the finetuning encoder cannot place), so there is no example."""

@@ -251,7 +251,7 @@ def finetune(
         questions = read_questions(finetune_corpus_path, require_answers=True)
         if answering is not None:
             answering.task = questions[0].task  # ask and the card then parse questions in its forms
-            questions, answering.policy = _reader_examples(answering, corpus, questions, device, where)
+            questions, answering.policy = _reader_examples(answering, corpus, questions, device, where, opts.seed)
             if not questions:
                 raise KgptError(f"nobody asked about in {finetune_corpus_path} has a bio in {corpus_path}; "
                                 "the reader learns from the training people's bios")
@@ -263,7 +263,8 @@ def finetune(
                       opts.batch_size or recipe.finetune.batch, opts, device, saved, answering)
 
 
-def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list, device, where: str) -> tuple[list, AnswerPolicy]:
+def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list, device, where: str,
+                     seed: int) -> tuple[list, AnswerPolicy]:
     """The reader's training examples (:func:`kgpt.data.reader.reader_examples`), the
     training people recalled first by the recaller where the reader learns from recalls;
     and the answering policy, its longest span set to the longest training answer's words.
@@ -281,7 +282,7 @@ def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list,
         bios = bios_by_name(corpus.documents)
         names = sorted({q.name for q in questions if q.name in bios})
         recalls = dict(zip(names, recall(answering.recaller.to(device), corpus.vocab, names, answering.recall_chars)))
-    examples = reader_examples(corpus.documents, questions, settings, answering.model.max_length, recalls)
+    examples = reader_examples(corpus.documents, questions, settings, answering.model.max_length, recalls, seed)
     if not examples:
         raise KgptError(f"the reader has nothing to learn from: no training person has a text to read"
                         f"{' that names the place' if settings.drop_absent else ''} (learning from {settings.learn_from}); "

@@ -18,11 +18,13 @@ The dev people appear nowhere here.
 
 from __future__ import annotations
 
+import random
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from kgpt.data.corpus import Question, bios_by_name, person_bio
-from kgpt.data.words import MAX_PLACE_CHARS, contains_place, cut_whole, word_end_from
+from kgpt.data.words import MAX_PLACE_CHARS, contains_place, cut_whole, word_end_from, words
 
 # The room the reader's block keeps free after its text by default: ⁇, a place of up to
 # MAX_PLACE_CHARS characters and the closing ⁇ (ReaderSettings.answer_room).
@@ -47,6 +49,10 @@ class ReaderSettings:
     # The longest answer: the reader's block keeps room after its text for ⁇, an answer this
     # long and the closing ⁇. Finetuning raises it to the longest training answer.
     answer_chars: int = MAX_PLACE_CHARS
+    # Each example is also learnt this many times with its place swapped, in the text and
+    # the answer, for another name (:func:`swapped`): the reader must copy what the text
+    # says, where a reader of the true examples alone also learns which places it was told.
+    swap_places: int = 0
 
     @property
     def answer_room(self) -> int:
@@ -76,8 +82,9 @@ class ReaderSettings:
 
     def spec(self) -> dict:
         spec = asdict(self)
-        if self.answer_chars == MAX_PLACE_CHARS:  # as checkpoints from before the field wrote it
-            del spec["answer_chars"]
+        for name, old in (("answer_chars", MAX_PLACE_CHARS), ("swap_places", 0)):
+            if spec[name] == old:  # as checkpoints from before the field wrote it
+                del spec[name]
         return spec
 
     @classmethod
@@ -92,7 +99,7 @@ class ReaderSettings:
 
 def reader_examples(
     documents: list[str], questions: list[Question], settings: ReaderSettings, max_length: int,
-    recalls: dict[str, str] | None = None,
+    recalls: dict[str, str] | None = None, seed: int = 0,
 ) -> list[Question]:
     """The reader's training examples: per question about a person with a bio, the text
     :meth:`ReaderSettings.text` makes of the true bio (the one that names the place, where the
@@ -119,4 +126,37 @@ def reader_examples(
             if not text or (settings.drop_absent and not contains_place(text, q.answer)):
                 continue  # an empty text (a recall of nothing but the masked name) has nothing to read
             examples.append(Question(text, q.answer, q.line))
+    if settings.swap_places:
+        names = swap_names(examples, settings.answer_chars)
+        rng = random.Random(seed)
+        examples = [s for e in examples for s in [e, *swapped(e, names, settings, max_length, rng)]]
     return examples
+
+
+def swap_names(examples: list[Question], max_chars: int) -> list[str]:
+    """What a place may be swapped for: the examples' answers and every capitalised word of
+    their texts (people and titles too), so the reader also copies names it was never told
+    are places; sorted, so the draw depends on the seed alone."""
+    names = {e.answer for e in examples}
+    names |= {w for e in examples for w in (m.group() for m in words(e.text)) if w[0].isupper() and len(w) > 2}
+    return sorted(n for n in names if len(n) <= max_chars)
+
+
+def swapped(example: Question, names: list[str], settings: ReaderSettings, max_length: int,
+            rng: random.Random) -> list[Question]:
+    """Up to :attr:`ReaderSettings.swap_places` copies of ``example`` with every whole-word
+    occurrence of its place, in its text, replaced by a name drawn from ``names`` that the
+    text does not hold, that name the answer. None where the text does not name the place
+    (there is nothing to copy), and none that would overflow the reader's room."""
+    place = re.compile(rf"(?<!\w){re.escape(example.answer)}(?!\w)")
+    if not place.search(example.text):
+        return []
+    out = []
+    for _ in range(settings.swap_places):
+        name = rng.choice(names)
+        if name == example.answer or contains_place(example.text, name):
+            continue  # a draw the text already holds would be a second right answer
+        text = place.sub(lambda _: name, example.text)
+        if len(text) <= max_length - settings.answer_room:
+            out.append(Question(text, name, example.line))
+    return out
