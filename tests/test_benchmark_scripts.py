@@ -111,11 +111,26 @@ def test_recall_proxy_scores_a_reader_on_the_validation_people(data, recaller, t
     """From bios only (the recipe's default): a one-epoch recaller's recalls are empty, and
     kgpt cannot yet finetune a reader on empty recalls (encode_questions fails on them)."""
     (row,) = json_lines(run_main(monkeypatch, capsys, "recall_proxy", "--data_dir", data, "--pretrained", recaller,
-                                 "--epochs", 1, "--out", tmp_path))
-    assert (row["learn_from"], row["fit"], row["validation"]) == ("bios", N_FIT, N_VALIDATION)
+                                 "--epochs", 1, "--swap_places", 1, "--out", tmp_path))
+    assert (row["learn_from"], row["swap_places"], row["fit"], row["validation"]) == ("bios", 1, N_FIT, N_VALIDATION)
     assert row["place_in_true_bio_text"] == N_VALIDATION and row["steps"] >= 1
     assert 0 <= row["extract_correct"] <= row["validation"] and 0 <= row["write_correct"] <= row["validation"]
-    assert [p.name for p in tmp_path.glob("*.params")] == ["reader-recaller-bios-drop0-e1-s0.params"]
+    (params,) = tmp_path.glob("*.params")
+    assert params.name == "reader-recaller-bios-drop0-swap1-e1-s0.params"
+    assert read_checkpoint(params).answering["swap_places"] == 1
+
+
+def test_reading_errors_splits_an_analysis_by_kind_and_by_told_places(data, reader, tmp_path, monkeypatch, capsys):
+    analysis = tmp_path / "analysis"
+    assert kgpt(["evaluate", "rope", wiki(data), "--reading_params_path", str(reader), "--eval_corpus_path",
+                 str(data / FILE_NAMES["dev"]), "--outputs_path", str(tmp_path / "dev.txt"), "--analysis_dir",
+                 str(analysis), "--finetune_corpus_path", str(data / FILE_NAMES["train"]), "--device", "cpu"]) == 0
+    out = json.loads("\n".join(run_main(monkeypatch, capsys, "reading_errors", analysis)))
+    row = out[str(analysis)]
+    assert row["questions"] == N_DEV == row["right"] + row["reading"] + row["recall"] + row["not in bio"]
+    (told, told_n), (new, new_n) = (map(int, row[k].split("/")) for k in ("read_right_told", "read_right_new"))
+    assert told + new == row["right"] and told_n + new_n == row["right"] + row["reading"]
+    assert new_n == 0  # the synthetic dev people's places are all among the training answers
 
 
 def test_storage_prints_both_probes_with_chance(data, recaller, monkeypatch, capsys):

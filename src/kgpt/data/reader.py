@@ -12,7 +12,8 @@ reader answers from that text (extracting a span, or writing) is the answering p
 A reader's example is that text, then ``⁇PLACE⁇``, the loss on the place only: the layout
 of a finetuning pair (:func:`kgpt.data.questions.encode_questions`) with the text where
 the question was. It is built from a training person's true bio, or from what the
-recaller recalls of that person, noise included (:attr:`ReaderSettings.learn_from`).
+recaller recalls of that person, noise included (:attr:`ReaderSettings.learn_from`), and
+may be repeated with its place swapped for another name (:attr:`ReaderSettings.swap_places`).
 The dev people appear nowhere here.
 """
 

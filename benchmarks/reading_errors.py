@@ -1,0 +1,46 @@
+"""Where recall-then-read answers go wrong, and whether the reader misreads the places it
+was never told: per analysis (``kgpt evaluate --analysis_dir``), the wrong answers by
+kind (:func:`kgpt.analysis.recall_error`), and the answers whose place the text read
+holds split by whether that place is among the training answers.
+
+    python benchmarks/reading_errors.py runs/conf/lap-s0.val.analysis runs/conf/lap-s1.val.analysis
+
+Prints one JSON object, keyed by the folders given. Reads only the analyses' own records
+(the "in_training_answers" field is the analysis's, from the reader's finetuning file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from kgpt.analysis import recall_error
+
+
+def summary(records: list[dict]) -> dict:
+    """Counts of one analysis's records: right, and wrong by kind; and, of the answers whose
+    gold place is in the text read (right, or a reading error), how many the reader got
+    right among places it was told in training and among places it was not."""
+    kinds = Counter(recall_error(r) or "right" for r in records)
+    readable = [r for r in records if recall_error(r) in (None, "reading") and r["in_bio"]]
+    told = [r for r in readable if r["in_training_answers"]]
+    new = [r for r in readable if not r["in_training_answers"]]
+    return {
+        "questions": len(records), **{k: kinds[k] for k in ("right", "reading", "recall", "not in bio")},
+        "read_right_told": f"{sum(r['correct'] for r in told)}/{len(told)}",
+        "read_right_new": f"{sum(r['correct'] for r in new)}/{len(new)}",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("analyses", nargs="+", type=Path, help="folders written by kgpt evaluate --analysis_dir")
+    a = ap.parse_args()
+    out = {str(d): summary(json.loads((d / "analysis.json").read_text())["questions"]) for d in a.analyses}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
