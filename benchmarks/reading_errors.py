@@ -1,6 +1,6 @@
 """Where recall-then-read answers go wrong, and whether the reader misreads the places it
 was never told: per analysis (``kgpt evaluate --analysis_dir``), the wrong answers by
-kind (:func:`kgpt.analysis.recall_error`), and the answers whose place the text read
+kind (each record's ``error``, :func:`kgpt.analysis.recall_error`), and the answers whose place the text read
 holds split by whether that place is among the training answers.
 
     python benchmarks/reading_errors.py runs/conf/lap-s0.val.analysis runs/conf/lap-s1.val.analysis
@@ -16,15 +16,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from kgpt.analysis import recall_error
-
 
 def summary(records: list[dict]) -> dict:
     """Counts of one analysis's records: right, and wrong by kind; and, of the answers whose
     gold place is in the text read (right, or a reading error), how many the reader got
     right among places it was told in training and among places it was not."""
-    kinds = Counter(recall_error(r) or "right" for r in records)
-    readable = [r for r in records if recall_error(r) in (None, "reading") and r["in_bio"]]
+    kinds = Counter(r["error"] or "right" for r in records)
+    readable = [r for r in records if r["error"] in (None, "reading") and r["in_bio"]]
     told = [r for r in readable if r["in_training_answers"]]
     new = [r for r in readable if not r["in_training_answers"]]
     return {

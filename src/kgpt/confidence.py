@@ -25,10 +25,10 @@ recall; a misread text), so a confidence needs both:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 
 from kgpt.data.corpus import Question, unseen_names
+from kgpt.data.words import whole_word_pattern
 
 # Logits are clipped here: a probability of 1.0 in float arithmetic would give +inf, and
 # beyond ±20 (p within 2e-9 of 0 or 1) there is nothing left to tell apart.
@@ -89,7 +89,7 @@ def answer_at(recall: str, cue_chars: int, answer: str) -> tuple[int, int] | Non
     cue's ``cue_chars`` characters (the reader reads nothing of the cue), or None."""
     if not answer:
         return None
-    found = re.compile(rf"(?<!\w){re.escape(answer)}(?!\w)").search(recall, cue_chars)
+    found = whole_word_pattern(answer).search(recall, cue_chars)
     return None if found is None else found.span()
 
 

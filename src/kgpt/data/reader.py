@@ -20,12 +20,11 @@ The dev people appear nowhere here.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from kgpt.data.corpus import Question, bios_by_name, person_bio
-from kgpt.data.words import MAX_PLACE_CHARS, contains_place, cut_whole, word_end_from, words
+from kgpt.data.words import MAX_PLACE_CHARS, contains_place, cut_whole, whole_word_pattern, word_end_from, words
 
 # The room the reader's block keeps free after its text by default: ⁇, a place of up to
 # MAX_PLACE_CHARS characters and the closing ⁇ (ReaderSettings.answer_room).
@@ -149,7 +148,7 @@ def swapped(example: Question, names: list[str], settings: ReaderSettings, max_l
     occurrence of its place, in its text, replaced by a name drawn from ``names`` that the
     text does not hold, that name the answer. None where the text does not name the place
     (there is nothing to copy), and none that would overflow the reader's room."""
-    place = re.compile(rf"(?<!\w){re.escape(example.answer)}(?!\w)")
+    place = whole_word_pattern(example.answer)
     if not place.search(example.text):
         return []
     out = []

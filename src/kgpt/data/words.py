@@ -45,6 +45,11 @@ def contains_place(text: str, place: str, max_words: int | None = None) -> bool:
     return place in spans(text, max_words or word_count(place), len(place))  # no longer span can be it
 
 
+def whole_word_pattern(place: str) -> re.Pattern:
+    """A pattern that finds ``place`` only as whole words: not inside a longer word."""
+    return re.compile(rf"(?<!\w){re.escape(place)}(?!\w)")
+
+
 def places_in(text: str, places: set[str]) -> set[str]:
     """The ``places`` that occur in ``text`` as whole words."""
     return places & set(spans(text, max((word_count(p) for p in places), default=1), max(map(len, places), default=0)))
