@@ -8,12 +8,14 @@ the tiny question data so that they emit ⁇ (and stop early) on some prompts.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from kgpt.data.corpus import parse_questions
 from kgpt.data.questions import encode_questions
-from kgpt.inference import greedy_decode
+from kgpt.inference import beam_decode, greedy_decode
 from kgpt.model import GPT, VARIANTS, GPTConfig
 from kgpt.training import decay_groups
 from kgpt.vocab import MASK_CHAR, MASK_ID, CharVocab
@@ -109,3 +111,72 @@ def test_budget_is_capped_by_model_length(setup):
         for _ in range(len(out)):
             x = torch.cat([x, model(x)[0][:, -1].argmax(-1, keepdim=True)], dim=1)
     assert out == x[0, len(prompt) :].tolist()
+
+
+def _text_log_prob(model: GPT, prompt: list[int], continuation: tuple[int, ...]) -> float:
+    """log p(continuation | prompt) by full forward passes, one character at a time."""
+    total, x = 0.0, torch.tensor([prompt])
+    with torch.no_grad():
+        for c in continuation:
+            total += torch.log_softmax(model(x)[0][0, -1].double(), dim=-1)[c].item()
+            x = torch.cat([x, torch.tensor([[c]])], dim=1)
+    return total
+
+
+def test_a_beam_as_wide_as_the_vocabulary_finds_the_most_probable_two_characters():
+    """With as many beams as characters, a two-step beam search keeps every first
+    character and so finds the exact argmax over all pairs, checked here by enumeration."""
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=9, block_size=16, n_layer=2, n_head=2, n_embd=16, variant="rope")).eval()
+    prompts = [[3, 4], [5], [2, 2, 6, 7]]  # of three lengths, in one batch
+    got = beam_decode(model, prompts, max_new_tokens=2, beams=9, stop_id=-1)
+    pairs = list(itertools.product(range(9), repeat=2))
+    for prompt, out in zip(prompts, got):
+        best = max(pairs, key=lambda c: _text_log_prob(model, prompt, c))
+        assert tuple(out) == best
+    # and the greedy pair is never more probable than what the beam found
+    for prompt, out, greedy in zip(prompts, got, greedy_decode(model, prompts, 2, stop_id=-1)):
+        assert _text_log_prob(model, prompt, tuple(out)) >= _text_log_prob(model, prompt, tuple(greedy)) - 1e-9
+
+
+@pytest.mark.parametrize("stop", [0, 4, 8])
+def test_a_finished_beam_keeps_the_probability_of_its_text_and_stop(stop):
+    """Two steps, as many beams as characters, stopping at ``stop``: the answer is the most
+    probable of every text that stops (its characters and the stop) and every two
+    characters without it, found by enumeration."""
+    torch.manual_seed(5)
+    model = GPT(GPTConfig(vocab_size=9, block_size=16, n_layer=2, n_head=2, n_embd=16, variant="rope")).eval()
+    # A bias toward the stop, so that stopping wins for some prompts and not for others.
+    with torch.no_grad():
+        model.head.weight[stop] += 0.8 * model.head.weight[stop].sign()
+    prompts = [[3, 4], [5], [2, 2, 6, 7], [1], [6, 6]]
+    texts = [((stop,), ())] + [((a, stop), (a,)) for a in range(9) if a != stop]
+    texts += [((a, b), (a, b)) for a, b in itertools.product(range(9), repeat=2) if stop not in (a, b)]
+    got = beam_decode(model, prompts, max_new_tokens=2, beams=9, stop_id=stop)
+    kinds = set()
+    for prompt, out in zip(prompts, got):
+        written, shown = max(texts, key=lambda t: _text_log_prob(model, prompt, t[0]))
+        assert tuple(out) == shown
+        kinds.add(len(out))
+    assert len(kinds) > 1, "every prompt ended the same way: the test checks nothing of the stop"
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "perceiver"])
+def test_one_beam_is_greedy_and_batching_does_not_change_the_beam(trained, setup, variant):
+    _, _, _, prompts = setup
+    model = trained[variant]
+    assert beam_decode(model, prompts, STEPS, beams=1) == greedy_decode(model, prompts, STEPS)  # both stop at ⁇
+    whole = beam_decode(model, prompts, STEPS, beams=3)
+    assert beam_decode(model, prompts, STEPS, beams=3, batch_size=3) == whole  # one prompt a batch
+    model.train()
+    assert beam_decode(model, prompts[:2], STEPS, beams=3) == whole[:2]
+    assert model.training  # decoded in eval mode, the mode restored after
+    model.eval()
+    assert any(len(out) < STEPS for out in whole) and all(MASK_ID not in out for out in whole)
+
+
+def test_the_perceiver_and_a_beam_of_none_are_refused(trained):
+    with pytest.raises(ValueError, match="KV cache"):
+        beam_decode(trained["perceiver"], [[1, 2]], 4, beams=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        beam_decode(trained["vanilla"], [[1, 2]], 4, beams=0)

@@ -10,10 +10,10 @@ from conftest import one_line_error
 
 from kgpt.cli import main
 from kgpt.data.corpus import Question, name_prefix_length
-from kgpt.data.knowledge import KnowledgeBatcher, QuestionMix
+from kgpt.data.knowledge import END_OF_BIO, KnowledgeBatcher, QuestionMix
 from kgpt.data.questions import encode_questions
 from kgpt.training.recipe import KNOWLEDGE
-from kgpt.vocab import MASK_CHAR, PAD_CHAR, CharVocab
+from kgpt.vocab import MASK_CHAR, MASK_ID, PAD_CHAR, CharVocab
 
 BLOCK = 32
 LONG = "Ann Lee. " + "".join(f"w{i:02d} " for i in range(40)) + "."  # 170 characters, past the block
@@ -220,3 +220,20 @@ def test_a_question_with_an_unknown_character_fails_before_training(tiny_data, t
     message = one_line_error(pipeline.pretrain, "rope", tiny_data.wiki, tmp_path / "k.params", max_epochs=1,
                              question_mix_path=bad, opts=pipeline.RunOptions(device="cpu", recipe="knowledge"))
     assert "line 1" in message and str(bad) in message
+
+
+def test_with_end_mark_a_bio_that_fits_is_followed_by_the_end_and_a_cut_one_is_not():
+    vocab = _vocab()
+    mix = QuestionMix(qa_repeats=0, windows=False, bio_chars=len(SHORT) + 1, end_mark=True)
+    b = KnowledgeBatcher([LONG, SHORT], [], vocab, 64, mix)
+    x, y = b.sample(torch.tensor([0, 1]))
+    short = y[1].tolist()
+    assert short[len(SHORT) - 1] == END_OF_BIO == MASK_ID  # the target after the bio's last character
+    assert set(short[len(SHORT):]) <= {vocab.stoi[PAD_CHAR]}
+    assert END_OF_BIO not in y[0].tolist()  # LONG is cut at bio_chars: it does not end there
+    assert b.lengths.tolist() == [len(SHORT) + 1, len(SHORT) + 1]  # grouping counts the mark
+    # one character shorter a cut, and SHORT no longer fits with its mark
+    tight = KnowledgeBatcher([SHORT], [], vocab, 64, QuestionMix(qa_repeats=0, windows=False, bio_chars=len(SHORT), end_mark=True))
+    assert END_OF_BIO not in tight.sample(torch.tensor([0]))[1][0].tolist()
+    without = KnowledgeBatcher([LONG, SHORT], [], vocab, 64, QuestionMix(qa_repeats=0, windows=False, bio_chars=len(SHORT) + 1))
+    assert END_OF_BIO not in without.sample(torch.tensor([0, 1]))[1].flatten().tolist()

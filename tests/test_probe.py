@@ -9,6 +9,7 @@ import torch
 
 from kgpt import probe, recaller
 from kgpt.data.corpus import asked_name, bio_name, bios_by_name, parse_questions, person_bio
+from kgpt.data.knowledge import END_OF_BIO
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
 
@@ -65,7 +66,7 @@ def test_free_recall_looks_for_the_place_after_the_cue_as_whole_words(monkeypatc
                 "J. R. Hale.": " Hale sang."}
 
     def oracle(model, prompts, max_new_tokens, stop_id):
-        assert stop_id == recaller.NEVER_STOP  # a bio has no end mark: the whole budget is decoded
+        assert stop_id == END_OF_BIO  # a recall ends where the recaller marks the bio's end
         seen.append(vocab.decode(prompts[0]))
         return [vocab.encode(recalled[vocab.decode(p)]) for p in prompts]
 

@@ -73,10 +73,13 @@ class AnswerPolicy:
 
     answer_by: AnswerBy = "extract"  # the span of the text the reader scores highest, or free writing
     max_words: int = 1  # longest extracted span, in words: set by finetuning to the longest training place's
+    recall_beams: int = 1  # the recall's beam search width (1: greedy)
 
     def __post_init__(self):
         if self.answer_by not in ANSWER_BY:
             raise ValueError(f"answer_by {self.answer_by!r} is not one of {', '.join(ANSWER_BY)}")
+        if not isinstance(self.recall_beams, int) or self.recall_beams < 1:
+            raise ValueError(f"recall_beams must be a whole number of at least 1, got {self.recall_beams!r}")
 
     @property
     def extracts(self) -> bool:
@@ -96,7 +99,7 @@ class AnswerPolicy:
             answer_by = "extract" if spec["extract"] else "write"
         else:
             answer_by = "extract" if "whole_words" in spec else "write"
-        return cls(answer_by, spec.get("max_words", cls.max_words))
+        return cls(answer_by, spec.get("max_words", cls.max_words), spec.get("recall_beams", cls.recall_beams))
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,7 @@ class RecallAnswerer(Answerer):
         for q in questions:
             self.check(vocab, q, where)
         names = sorted({q.name for q in questions})  # each person recalled once (recall is greedy: fixed)
-        recalled = dict(zip(names, recall(self.recaller, vocab, names, self.recall_chars)))
+        recalled = dict(zip(names, recall(self.recaller, vocab, names, self.recall_chars, self.policy.recall_beams)))
         return [Context(self.settings.text(recalled[q.name], q.name, self.model.max_length), recalled[q.name],
                         len(recall_cue(q.name))) for q in questions]
 
@@ -350,16 +353,17 @@ def answerer(model: GPT | Answerer) -> Answerer:
 
 def load_answerer(
     path: str | Path, vocab: CharVocab, variant: str | None = None, bottleneck_dim: int | None = None,
-    block_size: int | None = None, answer_by: str | None = None,
+    block_size: int | None = None, answer_by: str | None = None, recall_beams: int | None = None,
 ) -> Answerer:
     """The way a saved model answers: asked directly, or, for a recall-then-read
-    checkpoint, its reader and its recaller (one file holds both). ``answer_by`` overrides
-    the reader's answering policy, one of :data:`ANSWER_BY` (None: as saved)."""
+    checkpoint, its reader and its recaller (one file holds both). ``answer_by`` (one of
+    :data:`ANSWER_BY`) and ``recall_beams`` override the saved answering policy (None: as saved)."""
     model, ckpt = load_model(path, vocab, variant, bottleneck_dim, block_size)
     spec = ckpt.answering
     if spec is None:
-        if answer_by is not None:
-            raise KgptError(f"--answer_by chooses how a recall-then-read reader answers; {path} answers the question itself")
+        for flag, value in (("answer_by", answer_by), ("recall_beams", recall_beams)):
+            if value is not None:
+                raise KgptError(f"--{flag} chooses how a recall-then-read model answers; {path} answers the question itself")
         return Answerer(model)
     try:
         if spec["method"] != RecallAnswerer.method:
@@ -373,6 +377,8 @@ def load_answerer(
                         "use the kgpt version that wrote it") from None
     if answer_by is not None:
         policy = replace(policy, answer_by=answer_by)
+    if recall_beams is not None:
+        policy = replace(policy, recall_beams=recall_beams)
     recaller = GPT(model.config)
     load_state(recaller, ckpt.group(RECALLER), path)
     return RecallAnswerer(model, recaller, settings, policy, calibration, task)

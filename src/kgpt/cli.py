@@ -274,6 +274,8 @@ def _answer_by_flag(p: argparse.ArgumentParser) -> None:
          help="how a recall-then-read reader answers: extract (a span of the recalled text, the recipe's default) "
               "or write (free writing, for comparison)")
     p.add_argument("--read", dest="answer_by", choices=ANSWER_BY, help=argparse.SUPPRESS)  # its earlier name
+    _opt(p, "recall_beams", type=_positive_int, default=None, metavar="N",
+         help="recall each bio by a beam search this wide instead of the checkpoint's way (1: greedy)")
 
 
 def _cmd_evaluate(args) -> None:
@@ -287,6 +289,7 @@ def _cmd_evaluate(args) -> None:
         args.outputs_path, args.bottleneck_dim, args.device, analysis_dir=args.analysis_dir,
         finetune_corpus_path=args.finetune_corpus_path, pretrained_params_path=args.pretrained_params_path,
         progress=not args.no_progress, answer_by=args.answer_by, min_confidence=args.min_confidence,
+        recall_beams=args.recall_beams,
     )
     print(score_line(ev.correct, ev.total, ev.abstained, ev.min_confidence) if ev.total
           else f"Predictions written to {args.outputs_path}; no targets provided")
@@ -316,7 +319,8 @@ def _cmd_ask(args) -> None:
         show = not args.no_progress and not sys.stdout.isatty()  # answers go to a file: count them on stderr
     answers = pipeline.ask(args.variant, args.pretrain_corpus_path, args.reading_params_path, questions,
                            top_k=args.top_k, bottleneck_dim=args.bottleneck_dim, device=args.device, chunk=chunk,
-                           answer_by=args.answer_by, min_confidence=args.min_confidence)
+                           answer_by=args.answer_by, min_confidence=args.min_confidence,
+                           recall_beams=args.recall_beams)
     failed = asked = 0
     with pipeline.progress_bar(None, "ask", show) as bar:
         for asked, a in enumerate(answers, start=1):

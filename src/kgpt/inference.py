@@ -90,6 +90,87 @@ def _decode_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, sto
 
 
 @torch.no_grad()
+def beam_decode(
+    model: GPT, prompts: list[list[int]], max_new_tokens: int, beams: int, stop_id: int = MASK_ID,
+    batch_size: int | None = None,
+) -> list[list[int]]:
+    """For each prompt, the continuation of highest total log-probability that a beam
+    search of ``beams`` rows finds: up to (not including) ``stop_id``, or ``max_new_tokens``
+    ids (fewer where the block ends first).
+
+    Greedy decoding commits to each character: one wrong character early in a long recall
+    and the model goes on from a text it never saw. The beam keeps the ``beams`` most
+    probable continuations at every step, so a slip that the following characters make
+    improbable can be overtaken. A continuation that wrote ``stop_id`` is finished: it
+    keeps its place and its log-probability (that of its text and the stop) and competes
+    with the others to the end. One beam decodes greedily.
+    """
+    if beams < 1:
+        raise ValueError(f"beams must be at least 1, got {beams}")
+    if batch_size is None:
+        device = next(model.parameters()).device.type
+        batch_size = DECODE_BATCH.get(device, DECODE_BATCH_ELSEWHERE)
+    if not model.supports_kv_cache:
+        raise ValueError("beam decoding needs a KV cache; the perceiver decodes greedily")
+    per = max(1, batch_size // beams)
+    out: list[list[int]] = []
+    for i in range(0, len(prompts), per):
+        out.extend(_beam_batch(model, prompts[i : i + per], max_new_tokens, beams, stop_id))
+    return out
+
+
+def _beam_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, beams: int, stop_id: int) -> list[list[int]]:
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    B, W = len(prompts), beams
+    plen = torch.tensor([len(p) for p in prompts], device=device)
+    if plen.min().item() < 1:
+        raise ValueError("every prompt needs at least one character")
+    budget = torch.clamp(model.max_length - plen, max=max_new_tokens)
+    total = int((plen + budget).max().item())
+    tokens = torch.full((B * W, total), PAD_ID, dtype=torch.long, device=device)  # prompt b's beams: rows bW..bW+W-1
+    for b, p in enumerate(prompts):
+        tokens[b * W : (b + 1) * W, : len(p)] = torch.tensor(p, dtype=torch.long)
+    # The W rows of a prompt are one text until it is expanded: only the first may be.
+    score = torch.full((B, W), -math.inf, device=device)
+    score[:, 0] = 0.0
+    own = torch.arange(W, device=device).expand(B, W)
+    finished = torch.zeros(B, W, dtype=torch.bool, device=device)  # wrote stop_id
+    first_row = (torch.arange(B, device=device) * W).unsqueeze(1)
+    start = int(plen.min().item())
+    cache = model.new_cache(total)
+    logits = model(tokens[:, :start], cache=cache)[0][:, -1]
+    for t in range(start, total):
+        expanding = (t >= plen) & (t < plen + budget)
+        if bool(expanding.any()):
+            logp = torch.log_softmax(logits.float(), dim=-1).view(B, W, -1)
+            vocab = logp.shape[-1]
+            if bool(finished.any()):  # a finished row goes on only with PAD, at no cost
+                only_pad = torch.full_like(logp[0, 0], -math.inf)
+                only_pad[PAD_ID] = 0.0
+                logp = torch.where(finished.unsqueeze(-1), only_pad, logp)
+            best, at = (score.unsqueeze(-1) + logp).view(B, -1).topk(W, dim=-1)
+            score = torch.where(expanding.unsqueeze(1), best, score)
+            source = torch.where(expanding.unsqueeze(1), at // vocab, own)
+            rows = (first_row + source).view(-1)
+            tokens = tokens.index_select(0, rows)
+            chosen = torch.where(expanding.unsqueeze(1), at % vocab, tokens[:, t].view(B, W))
+            tokens[:, t] = chosen.view(-1)
+            finished = finished.gather(1, source) | (expanding.unsqueeze(1) & (chosen == stop_id))
+            cache = [c.take(rows) for c in cache]
+        if t + 1 < total:
+            logits = model(tokens[:, t : t + 1], cache=cache)[0][:, -1]
+    model.train(was_training)
+    winner = score.argmax(dim=1)
+    out = []
+    for b, p in enumerate(prompts):
+        gen = tokens[b * W + int(winner[b]), len(p) : len(p) + int(budget[b])].tolist()
+        out.append(gen[: gen.index(stop_id)] if stop_id in gen else gen)
+    return out
+
+
+@torch.no_grad()
 def _last_log_probs(model: GPT, rows: list[list[int]]) -> torch.Tensor:
     """log p(next id | row) for each row, in one right-padded forward pass.
 

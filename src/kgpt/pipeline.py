@@ -292,12 +292,12 @@ def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list,
 
 def _trained_model(
     variant: str | None, corpus_path: str | Path, params_path: str | Path, bottleneck_dim: int | None, device: str,
-    answer_by: str | None = None,
+    answer_by: str | None = None, recall_beams: int | None = None,
 ) -> tuple[Corpus, Answerer]:
     """The corpus and a saved model checked against it, on ``device``, ready to answer
-    (``answer_by``: see :func:`kgpt.answering.load_answerer`)."""
+    (``answer_by``, ``recall_beams``: see :func:`kgpt.answering.load_answerer`)."""
     corpus = Corpus.load(corpus_path)
-    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE, answer_by)
+    asker = load_answerer(params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE, answer_by, recall_beams)
     return corpus, asker.to(resolve_device(device))
 
 
@@ -328,9 +328,10 @@ def evaluate(
     progress: bool = False,
     answer_by: str | None = None,
     min_confidence: float | str | None = None,
+    recall_beams: int | None = None,
 ) -> Evaluation:
     """The answer to every question (greedy, or as a recall-then-read reader's answering
-    policy says; ``answer_by`` overrides it); scored when the file has places.
+    policy says; ``answer_by`` and ``recall_beams`` override it); scored when the file has places.
 
     The file is read twice, a line at a time (a pipe, or a file the analysis keeps: once,
     and held): once to check that every question can be asked (so a bad line at the end
@@ -357,7 +358,7 @@ def evaluate(
     elif finetune_corpus_path is not None or pretrained_params_path is not None:
         raise KgptError("--finetune_corpus_path and --pretrained_params_path only feed the analysis; add --analysis_dir DIR")
     check_min_confidence(min_confidence)
-    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, answer_by)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, answer_by, recall_beams)
     threshold = resolve_min_confidence(min_confidence, asker, reading_params_path)
     model = asker.model
     where = f"question file {eval_corpus_path}"
@@ -496,7 +497,7 @@ ASK_CHUNK = 256  # questions `kgpt ask` answers together: one batch of recalls a
 def ask(
     variant: str | None, corpus_path: str | Path, reading_params_path: str | Path, questions: Iterable[str],
     top_k: int = 3, bottleneck_dim: int | None = None, device: str = "auto", chunk: int = ASK_CHUNK,
-    answer_by: str | None = None, min_confidence: float | str | None = None,
+    answer_by: str | None = None, min_confidence: float | str | None = None, recall_beams: int | None = None,
 ) -> Iterator[Answer | KgptError]:
     """Answers with their confidence and the top-k answers, in the questions' order;
     a bad question is its own error. Questions are taken ``chunk`` at a time and
@@ -505,7 +506,7 @@ def ask(
     until the first answer is asked for. Below ``min_confidence`` (see :func:`evaluate`) an
     answer is marked abstained: "I don't know"."""
     check_min_confidence(min_confidence)
-    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, answer_by)
+    corpus, asker = _trained_model(variant, corpus_path, reading_params_path, bottleneck_dim, device, answer_by, recall_beams)
     threshold = resolve_min_confidence(min_confidence, asker, reading_params_path)
     first = 1
     for batch in chunks(questions, chunk):

@@ -30,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kgpt.data.corpus import Question, bios_by_name, person_bio
+from kgpt.data.knowledge import END_OF_BIO
 from kgpt.data.words import places_in, splits_word
 from kgpt.inference import greedy_decode
 from kgpt.model import GPT
-from kgpt.recaller import NEVER_STOP, recall, recall_cue
+from kgpt.recaller import recall, recall_cue
 from kgpt.vocab import CharVocab
 
 
@@ -105,7 +106,7 @@ def cued_completions(model: GPT, vocab: CharVocab, documents: list[str], questio
         return Probe([None] * len(questions), [None] * len(questions))
     # Enough characters for any place (the chance test reads another's) and the one after it.
     budget = 1 + max(len(q.answer) for q in questions if q.answer is not None)
-    outputs = greedy_decode(model, [ids for ids, _ in probes.values()], budget, stop_id=NEVER_STOP)
+    outputs = greedy_decode(model, [ids for ids, _ in probes.values()], budget, stop_id=END_OF_BIO)
     return _probe(questions, {i: vocab.decode(ids) for i, ids in zip(probes, outputs)}, places_opening)
 
 

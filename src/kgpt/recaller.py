@@ -9,11 +9,10 @@ Answering (:mod:`kgpt.answering`) reads the recall; the storage probes
 
 from __future__ import annotations
 
-from kgpt.inference import greedy_decode
+from kgpt.data.knowledge import END_OF_BIO
+from kgpt.inference import beam_decode, greedy_decode
 from kgpt.model import GPT
 from kgpt.vocab import CharVocab
-
-NEVER_STOP = -1  # a stop id no character has: decode the whole budget
 
 
 def recall_cue(name: str) -> str:
@@ -21,11 +20,16 @@ def recall_cue(name: str) -> str:
     return f"{name}."
 
 
-def recall(model: GPT, vocab: CharVocab, names: list[str], chars: int) -> list[str]:
-    """For each name, ``chars`` characters of text (cue included) decoded greedily from its
-    :func:`recall_cue`, in one batch. Decoding never stops early: a bio has no end mark in
-    pretraining."""
+def recall(model: GPT, vocab: CharVocab, names: list[str], chars: int, beams: int = 1) -> list[str]:
+    """For each name, the text decoded from its :func:`recall_cue` (cue included), greedily
+    or, with ``beams`` above 1, by beam search (:func:`kgpt.inference.beam_decode`), up to
+    :data:`~kgpt.data.knowledge.END_OF_BIO` or ``chars`` characters. A recaller pretrained
+    without end marks never writes one and always decodes the whole budget."""
     cues = [recall_cue(name) for name in names]
     budget = max(1, chars - min((len(c) for c in cues), default=0))
-    outputs = greedy_decode(model, [vocab.encode(c, where="recall cue") for c in cues], budget, stop_id=NEVER_STOP)
+    prompts = [vocab.encode(c, where="recall cue") for c in cues]
+    if beams == 1:
+        outputs = greedy_decode(model, prompts, budget, stop_id=END_OF_BIO)
+    else:
+        outputs = beam_decode(model, prompts, budget, beams, stop_id=END_OF_BIO)
     return [(cue + vocab.decode(ids))[:chars] for cue, ids in zip(cues, outputs)]

@@ -29,7 +29,11 @@ import torch
 from kgpt.data.corpus import Question, name_prefix_length
 from kgpt.data.corruption import CorruptionBatcher
 from kgpt.data.questions import encode_questions
-from kgpt.vocab import PAD_ID, CharVocab
+from kgpt.vocab import MASK_ID, PAD_ID, CharVocab
+
+# Where a bio ends (QuestionMix.end_mark): ⁇, which no bio contains and a bios-only
+# stream never otherwise shows.
+END_OF_BIO = MASK_ID
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class QuestionMix:
     # The bio's opening "NAME. " rewritten with the name, e.g. "Where was {name} born? ":
     # the model then reads each bio from the very position a question asks from.
     bio_prompt: str | None = None
+    # A bio that fits in ``bio_chars`` is followed by END_OF_BIO, so the model learns where
+    # each bio ends and a recall can stop there instead of writing on past the bio.
+    end_mark: bool = False
 
 
 def opening(document: str, prompt: str | None) -> tuple[str, int]:
@@ -86,12 +93,15 @@ class KnowledgeBatcher:
         self.name_loss = mix.name_loss
         documents, openings = zip(*(opening(d, mix.bio_prompt) for d in documents))
         longest = max(len(d) for d in documents)
-        rows = torch.full((self.n_bios, longest + 1), PAD_ID, dtype=torch.long)  # last column: PAD
+        rows = torch.full((self.n_bios, longest + 2), PAD_ID, dtype=torch.long)  # room for an end mark, then PAD
         lengths = torch.empty(self.n_bios, dtype=torch.long)
         prefixes = torch.empty(self.n_bios, dtype=torch.long)
         for i, doc in enumerate(documents):
-            rows[i, : len(doc)] = torch.tensor(vocab.encode(doc, where=f"pretraining document {i + 1}"))
-            lengths[i] = len(doc)
+            ids = vocab.encode(doc, where=f"pretraining document {i + 1}")
+            if mix.end_mark and len(ids) < self.bio_chars:
+                ids.append(END_OF_BIO)
+            rows[i, : len(ids)] = torch.tensor(ids)
+            lengths[i] = len(ids)
             prefixes[i] = openings[i]
         self.rows, self.doc_lengths, self.prefixes = rows.to(device), lengths.to(device), prefixes.to(device)
         self.positions = torch.arange(block_size, device=device)
