@@ -14,7 +14,7 @@ from kgpt.confidence import SIGNALS, Calibration
 from kgpt.cli import main
 from kgpt.data.corpus import read_questions
 from kgpt.model import GPT, GPTConfig
-from kgpt.vocab import MASK_ID, CharVocab
+from kgpt.vocab import MASK_ID, PAD_ID, CharVocab
 
 transformers = pytest.importorskip("transformers")
 export = pytest.importorskip("kgpt.export")
@@ -171,3 +171,31 @@ def test_the_cards_calibrated_confidence_is_kgpts_for_every_signal(tmp_path, sig
     ckpt, vocab, _, _ = _recall_checkpoint(tmp_path, {}, {}, Calibration((0.3, 0.8, 1.7), 0.5, 0.2, signal))
     out = export.export(ckpt, tmp_path / "hf")
     assert_card_answers_as_kgpt(out, ckpt, vocab, ("Ann Lee", "Bo"))
+
+
+@pytest.mark.parametrize("beams", [2, 3, 5])
+def test_beam_recall_finds_what_transformers_beam_search_finds(tmp_path, beams):
+    """kgpt's beam search is written to decode as ``generate(num_beams=…,
+    length_penalty=0.0, eos_token_id=STOP)`` does, so that the exported recaller recalls
+    the same text: checked against transformers itself. A random recaller seldom writes
+    ⁇, so the stops here are also the characters it writes most (PAD aside)."""
+    from collections import Counter
+
+    from kgpt.inference import beam_decode, greedy_decode
+
+    ckpt, vocab, _, recaller = _recall_checkpoint(tmp_path, {}, {"recall_beams": beams})
+    hf = transformers.AutoModelForCausalLM.from_pretrained(export.export(ckpt, tmp_path / "hf") / "recaller").eval()
+    prompts = [vocab.encode(s) for s in ("Ann Lee.", "Bo.", "J. R. Hale.", "Where", "a", "Ed Ray.", "Zoe Q.")]
+    budgets = [20, 25, 15, 30, 40, 35, 12]
+    written = Counter(i for out in greedy_decode(recaller, prompts, 40, stop_id=-1) for i in out if i != PAD_ID)
+    lengths = []
+    for stop in [MASK_ID] + [i for i, _ in written.most_common(4)]:
+        ours = beam_decode(recaller, prompts, budgets, beams, stop_id=stop, batch_size=2 * beams)  # two prompts a batch
+        for prompt, budget, got in zip(prompts, budgets, ours):
+            with torch.no_grad():
+                ids = hf.generate(torch.tensor([prompt]), max_new_tokens=budget, num_beams=beams, length_penalty=0.0,
+                                  early_stopping=False, eos_token_id=stop, pad_token_id=stop, do_sample=False)
+            theirs = ids[0, len(prompt):].tolist()
+            assert got == (theirs[: theirs.index(stop)] if stop in theirs else theirs), (vocab.decode(prompt), stop)
+            lengths.append(len(got) < budget)
+    assert any(lengths) and not all(lengths), "every recall stopped, or none did: the stop went untested"

@@ -91,35 +91,38 @@ def _decode_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, sto
 
 @torch.no_grad()
 def beam_decode(
-    model: GPT, prompts: list[list[int]], max_new_tokens: int, beams: int, stop_id: int = MASK_ID,
+    model: GPT, prompts: list[list[int]], max_new_tokens: int | list[int], beams: int, stop_id: int = MASK_ID,
     batch_size: int | None = None,
 ) -> list[list[int]]:
     """For each prompt, the continuation of highest total log-probability that a beam
     search of ``beams`` rows finds: up to (not including) ``stop_id``, or ``max_new_tokens``
-    ids (fewer where the block ends first).
+    ids (one budget for all, or one per prompt; fewer where the block ends first).
 
     Greedy decoding commits to each character: one wrong character early in a long recall
     and the model goes on from a text it never saw. The beam keeps the ``beams`` most
     probable continuations at every step, so a slip that the following characters make
-    improbable can be overtaken. A continuation that wrote ``stop_id`` is finished: it
-    keeps its place and its log-probability (that of its text and the stop) and competes
-    with the others to the end. One beam decodes greedily.
+    improbable can be overtaken. It is the search of Hugging Face's ``generate(num_beams=
+    beams, length_penalty=0.0, eos_token_id=stop_id)``, so an exported model decodes the
+    same text: of the ``2 * beams`` best candidates of a step, those that write
+    ``stop_id`` within the first ``beams`` are finished texts (their score: the text's and
+    the stop's log-probability), and the best ``beams`` others go on. One beam is greedy.
     """
     if beams < 1:
         raise ValueError(f"beams must be at least 1, got {beams}")
+    if not model.supports_kv_cache:
+        raise ValueError("beam decoding needs a KV cache; the perceiver decodes greedily")
     if batch_size is None:
         device = next(model.parameters()).device.type
         batch_size = DECODE_BATCH.get(device, DECODE_BATCH_ELSEWHERE)
-    if not model.supports_kv_cache:
-        raise ValueError("beam decoding needs a KV cache; the perceiver decodes greedily")
+    budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     per = max(1, batch_size // beams)
     out: list[list[int]] = []
     for i in range(0, len(prompts), per):
-        out.extend(_beam_batch(model, prompts[i : i + per], max_new_tokens, beams, stop_id))
+        out.extend(_beam_batch(model, prompts[i : i + per], budgets[i : i + per], beams, stop_id))
     return out
 
 
-def _beam_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, beams: int, stop_id: int) -> list[list[int]]:
+def _beam_batch(model: GPT, prompts: list[list[int]], budgets: list[int], beams: int, stop_id: int) -> list[list[int]]:
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -127,7 +130,7 @@ def _beam_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, beams
     plen = torch.tensor([len(p) for p in prompts], device=device)
     if plen.min().item() < 1:
         raise ValueError("every prompt needs at least one character")
-    budget = torch.clamp(model.max_length - plen, max=max_new_tokens)
+    budget = torch.clamp(model.max_length - plen, max=torch.tensor(budgets, device=device))
     total = int((plen + budget).max().item())
     tokens = torch.full((B * W, total), PAD_ID, dtype=torch.long, device=device)  # prompt b's beams: rows bW..bW+W-1
     for b, p in enumerate(prompts):
@@ -135,37 +138,48 @@ def _beam_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, beams
     # The W rows of a prompt are one text until it is expanded: only the first may be.
     score = torch.full((B, W), -math.inf, device=device)
     score[:, 0] = 0.0
+    done_score = torch.full((B,), -math.inf, device=device)  # the best finished text so far
+    done_tokens = torch.full((B, total), PAD_ID, dtype=torch.long, device=device)
     own = torch.arange(W, device=device).expand(B, W)
-    finished = torch.zeros(B, W, dtype=torch.bool, device=device)  # wrote stop_id
+    rank = torch.arange(2 * W, device=device).expand(B, 2 * W)
     first_row = (torch.arange(B, device=device) * W).unsqueeze(1)
     start = int(plen.min().item())
     cache = model.new_cache(total)
     logits = model(tokens[:, :start], cache=cache)[0][:, -1]
     for t in range(start, total):
-        expanding = (t >= plen) & (t < plen + budget)
+        expanding = ((t >= plen) & (t < plen + budget)).unsqueeze(1)
         if bool(expanding.any()):
             logp = torch.log_softmax(logits.float(), dim=-1).view(B, W, -1)
             vocab = logp.shape[-1]
-            if bool(finished.any()):  # a finished row goes on only with PAD, at no cost
-                only_pad = torch.full_like(logp[0, 0], -math.inf)
-                only_pad[PAD_ID] = 0.0
-                logp = torch.where(finished.unsqueeze(-1), only_pad, logp)
-            best, at = (score.unsqueeze(-1) + logp).view(B, -1).topk(W, dim=-1)
-            score = torch.where(expanding.unsqueeze(1), best, score)
-            source = torch.where(expanding.unsqueeze(1), at // vocab, own)
+            top, at = (score.unsqueeze(-1) + logp).view(B, -1).topk(min(2 * W, W * vocab), dim=-1)
+            stops = at % vocab == stop_id
+            # A stop among the first W candidates finishes a text: keep the best one.
+            finishing = stops & (rank[:, : top.shape[1]] < W) & expanding
+            first = finishing.int().argmax(dim=1, keepdim=True)  # candidates are sorted: the first is the best
+            candidate = torch.where(finishing.any(dim=1, keepdim=True), top.gather(1, first), -math.inf).squeeze(1)
+            better = candidate > done_score
+            if bool(better.any()):
+                done_score = torch.where(better, candidate, done_score)
+                from_row = first_row.squeeze(1) + (at.gather(1, first).squeeze(1) // vocab)
+                done_tokens[better] = tokens[from_row[better]]
+                done_tokens[better, t] = stop_id
+            # The best W candidates that do not stop go on.
+            going = (rank[:, : top.shape[1]] + 2 * W * stops.long()).argsort(dim=1)[:, :W]
+            score = torch.where(expanding, top.gather(1, going), score)
+            picked = at.gather(1, going)
+            source = torch.where(expanding, picked // vocab, own)
             rows = (first_row + source).view(-1)
             tokens = tokens.index_select(0, rows)
-            chosen = torch.where(expanding.unsqueeze(1), at % vocab, tokens[:, t].view(B, W))
-            tokens[:, t] = chosen.view(-1)
-            finished = finished.gather(1, source) | (expanding.unsqueeze(1) & (chosen == stop_id))
+            tokens[:, t] = torch.where(expanding, picked % vocab, tokens[:, t].view(B, W)).view(-1)
             cache = [c.take(rows) for c in cache]
         if t + 1 < total:
             logits = model(tokens[:, t : t + 1], cache=cache)[0][:, -1]
     model.train(was_training)
-    winner = score.argmax(dim=1)
+    best, winner = score.max(dim=1)
     out = []
     for b, p in enumerate(prompts):
-        gen = tokens[b * W + int(winner[b]), len(p) : len(p) + int(budget[b])].tolist()
+        row = done_tokens[b] if done_score[b] > best[b] else tokens[b * W + int(winner[b])]
+        gen = row[len(p) : len(p) + int(budget[b])].tolist()
         out.append(gen[: gen.index(stop_id)] if stop_id in gen else gen)
     return out
 
