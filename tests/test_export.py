@@ -152,7 +152,7 @@ def _recall_checkpoint(tmp_path, settings: dict, policy: dict, calibration: Cali
 
 
 @pytest.mark.parametrize("settings, policy", [({}, {"max_words": 1}), ({}, {"max_words": 2, "answer_by": "write"}),
-                                              ({"whole_words": False}, {})])
+                                              ({"whole_words": False}, {}), ({}, {"recall_beams": 3})])
 def test_a_recall_checkpoint_exports_both_models_and_a_card_that_answers_as_kgpt_does(tmp_path, settings, policy):
     ckpt, vocab, reader, recaller = _recall_checkpoint(tmp_path, settings, policy)
     out = export.export(ckpt, tmp_path / "hf")

@@ -203,6 +203,8 @@ def recall_snippet(settings: ReaderSettings, policy: AnswerPolicy, max_length: i
     to_word_end = r"(?:(?<=\w)\w*)?" if settings.whole_words else ""
     cut = (rf"    text = re.match(r'(?s).{{0,{room}}}(?!(?<=\w)\w)', text).group().rstrip()" if settings.whole_words
            else f"    text = text[:{room}]")
+    beam_search = (f", num_beams={policy.recall_beams}, length_penalty=0.0, early_stopping=False"
+                   if policy.recall_beams > 1 else "")
     answer = ("answer = max(dict.fromkeys(spans), key=log_p) if spans else ''" if policy.extracts else
               f"answer = tok.decode(reader.generate(torch.tensor([prompt]), max_new_tokens={MAX_ANSWER_CHARS}, "
               f"do_sample=False, eos_token_id=tok.mask_token_id)[0, len(prompt):]).split('{mask}')[0]")
@@ -214,7 +216,7 @@ def recall_snippet(settings: ReaderSettings, policy: AnswerPolicy, max_length: i
         "cue = name + '.'  # the bio's opening, NAME.",
         "ids = tok(cue, return_tensors='pt').input_ids",
         f"recall = tok.decode(recaller.generate(ids, max_new_tokens={settings.source_chars(max_length)} - len(cue), "
-        "do_sample=False)[0])",
+        f"do_sample=False{beam_search}, eos_token_id=tok.mask_token_id)[0]).split('{mask}')[0]  # ends at the end mark",
         f"text = re.match(r'(?s).{{0,{settings.chars}}}{to_word_end}', recall).group()  # read this much",
         *(["text = text[len(cue):].lstrip(' ') if text.startswith(cue) else text  # without the name"]
           if settings.mask_name else []),

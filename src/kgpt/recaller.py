@@ -26,10 +26,9 @@ def recall(model: GPT, vocab: CharVocab, names: list[str], chars: int, beams: in
     :data:`~kgpt.data.knowledge.END_OF_BIO` or ``chars`` characters. A recaller pretrained
     without end marks never writes one and always decodes the whole budget."""
     cues = [recall_cue(name) for name in names]
-    budget = max(1, chars - min((len(c) for c in cues), default=0))
     prompts = [vocab.encode(c, where="recall cue") for c in cues]
-    if beams == 1:
-        outputs = greedy_decode(model, prompts, budget, stop_id=END_OF_BIO)
-    else:
-        outputs = beam_decode(model, prompts, budget, beams, stop_id=END_OF_BIO)
+    if beams == 1:  # a greedy text's start does not depend on how far it goes: one budget, the longest
+        outputs = greedy_decode(model, prompts, max(1, chars - min(map(len, cues), default=0)), stop_id=END_OF_BIO)
+    else:  # a beam's choice does: each recall exactly ``chars`` long, as the exported card decodes it
+        outputs = beam_decode(model, prompts, [max(1, chars - len(c)) for c in cues], beams, stop_id=END_OF_BIO)
     return [(cue + vocab.decode(ids))[:chars] for cue, ids in zip(cues, outputs)]
