@@ -112,11 +112,12 @@ def recall_model(tiny_data, tmp_path):
     return pre, fin
 
 
-def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny_data, tmp_path, capsys):
+def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny_data, tmp_path, capsys, monkeypatch):
     pre, fin = recall_model
     ckpt = read_checkpoint(fin)
     # The reader's spans are as long as the longest training place (one word in the tiny data).
-    assert ckpt.answering == {"method": "recall-read", **RECALL.reader_settings.spec(), **AnswerPolicy(max_words=1).spec()}
+    assert ckpt.answering == {"method": "recall-read", **RECALL.reader_settings.spec(),
+                              **AnswerPolicy(max_words=1, recall_beams=RECALL.recall_beams).spec()}
     assert ckpt.config.n_layer == 1 and ckpt.config.n_embd == 16 and ckpt.progress["recipe"] == "recall"
     # The recaller is the pretrained model, unchanged by the reader's finetuning.
     pretrained = read_checkpoint(pre).model_state()
@@ -146,6 +147,16 @@ def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny
         assert main(["ask", "rope", str(tiny_data.wiki), "--reading_params_path", str(fin), "--device", "cpu",
                      "Where was Amélie Durand born?", "--top_k", "0", flag, "write"]) == 0
         assert capsys.readouterr().out.splitlines()[2] == lines[2]  # the same recall, read by writing
+
+    def no_beams(*a, **k):
+        raise AssertionError("a beam search where --recall_beams 1 asked for greedy recall")
+
+    monkeypatch.setattr(recaller, "beam_decode", no_beams)  # the recipe's checkpoint recalls by beam search,
+    assert main(["ask", "rope", str(tiny_data.wiki), "--reading_params_path", str(fin), "--device", "cpu",
+                 "Where was Amélie Durand born?", "--top_k", "0", "--recall_beams", "1"]) == 0  # unless told otherwise
+    with pytest.raises(AssertionError, match="a beam search"):
+        main(["ask", "rope", str(tiny_data.wiki), "--reading_params_path", str(fin), "--device", "cpu",
+              "Where was Amélie Durand born?", "--top_k", "0"])
     with pytest.raises(SystemExit):
         main(["ask", "--help"])
     shown = capsys.readouterr().out

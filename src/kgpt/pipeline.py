@@ -236,7 +236,8 @@ def finetune(
                 if ckpt.answering is not None:
                     raise KgptError(f"--reading_params_path {reading_params_path} is already a finetuned recall-then-read "
                                     "model; give the model pretrained with --recipe recall")
-                answering = RecallAnswerer(model, copy.deepcopy(model), recipe.reader_settings)
+                answering = RecallAnswerer(model, copy.deepcopy(model), recipe.reader_settings,
+                                           AnswerPolicy(recall_beams=recipe.recall_beams))
         elif recipe.reader_settings is not None:
             raise KgptError(f"--recipe {recipe.name} finetunes a reader of what a pretrained model recalls; "
                             "give --reading_params_path (a model pretrained with --recipe recall)")

@@ -84,6 +84,7 @@ class Recipe:
     # Finetune a reader of what the pretrained model recalls and answer by recall-then-read
     # (kgpt.answering, kgpt.data.reader), else finetune on the questions and answer them directly.
     reader_settings: ReaderSettings | None = None
+    recall_beams: int = 1  # how its reader's checkpoint recalls a bio: greedily, or by a beam this wide
     dropout: float | None = None  # every dropout rate of a fresh model, else the model's default (0.1)
     block_size: int | None = None  # a fresh model's block, else the assignment's 128
     # Shuffled batches of examples of about one length (kgpt.training.trainer.grouped_by_length),
@@ -162,7 +163,9 @@ KNOWLEDGE = Recipe(
 # a few percent faster. The reader learns each example once more with its place swapped
 # for another name (ReaderSettings.swap_places), in 6 epochs: the steps of 12 without it.
 # A reader of the true examples alone learnt which places it was told, and misread places
-# it was not (docs/RESULTS.md, "A reader that copies").
+# it was not (docs/RESULTS.md, "A reader that copies"). A bio is recalled by a beam search
+# of 4: greedy recall lost the place where one early slip sent the text astray
+# (docs/RESULTS.md, "Beam recall and the end of a bio").
 RECALL_READER_SETTINGS = ReaderSettings(chars=150, swap_places=1)
 RECALL = Recipe(
     "recall",
@@ -173,6 +176,7 @@ RECALL = Recipe(
     bf16_on_cuda=True,
     mix=QuestionMix(qa_repeats=0, windows=False, bio_chars=RECALL_READER_SETTINGS.chars + WORD_TAIL),
     reader_settings=RECALL_READER_SETTINGS,
+    recall_beams=4,
     dropout=0.0,
     block_size=192,
     pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
