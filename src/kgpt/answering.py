@@ -4,7 +4,8 @@
   writes the place, as in the assignment.
 * :class:`RecallAnswerer` (the ``recall`` recipe): the question only says whose bio to
   recall. The recaller (the pretrained model) is cued with the bio's opening ``NAME.``,
-  NAME parsed from "Where was NAME born?", and decodes the rest of the bio greedily
+  NAME parsed from "Where was NAME born?", and decodes the rest of the bio, by the beam
+  search its answering policy names (greedily with one beam), to the bio's end mark
   (:func:`kgpt.recaller.recall`); the reader, a finetuned copy of it, reads that text
   (:mod:`kgpt.data.reader`) and answers as its :class:`AnswerPolicy` says: with the span
   of the text it is most likely to write (``extract``), or by writing the place freely
