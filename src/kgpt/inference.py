@@ -8,9 +8,9 @@ what naive one-at-a-time decoding would show it, so the predictions are identica
 the KV cache each step costs one position, not the whole prefix. Rows stop at their
 ``stop_id`` (the closing ⁇); decoding ends when every row has stopped.
 
-Beside the decoder, the model's probability of given answers (:func:`answer_log_probs`,
-the confidence ``kgpt ask`` and the analysis report) and its k most probable answers
-(:func:`top_answers`).
+Beside the decoder, a beam search on the same KV cache (:func:`beam_decode`, the recall's),
+the model's probability of given answers (:func:`answer_log_probs`, the confidence ``kgpt
+ask`` and the analysis report) and its k most probable answers (:func:`top_answers`).
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ KNOWLEDGE = Recipe(
 RECALL_READER_SETTINGS = ReaderSettings(chars=150, swap_places=1)
 RECALL = Recipe(
     "recall",
-    "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio, then reading it",
+    "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio (a beam of 4), then reading it",
     shuffle=True,
     decay="matmul",
     schedule="run",
