@@ -7,6 +7,10 @@ on average (length buckets and grouping cut PAD off).
 
     python benchmarks/recall_step.py --threads 2 --batch 16 --group
     python benchmarks/recall_step.py --threads 2 --batch 64 --chars 100 --block 128 --no-group
+    python benchmarks/recall_step.py --threads 2 --processes 2 --batch 32 --group
+
+With ``--processes`` the threads are shared out among the processes (kgpt.training.parallel),
+and the timed steps include starting the other processes once (a fork: milliseconds).
 
 Run it with the machine to itself: two processes on two cores slow each other.
 """
@@ -25,7 +29,7 @@ from recall_proxy import cpu_name
 from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import Corpus
-from kgpt.training import Trainer, TrainerConfig
+from kgpt.training import Trainer, TrainerConfig, parallel
 from kgpt.training.recipe import RECALL
 
 
@@ -46,6 +50,7 @@ def main() -> None:
     ap.add_argument("--n_layer", type=int, default=4)
     ap.add_argument("--n_embd", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--processes", type=int, default=1, help="processes sharing each step")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
@@ -55,16 +60,17 @@ def main() -> None:
     cfg = TrainerConfig(max_epochs=10**6, batch_size=a.batch, learning_rate=RECALL.pretrain.lr, final_tokens=10**9,
                         recipe=replace(RECALL, group_lengths=a.group), progress=False, stage="bench")
     trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
-    trainer.run(3)  # warm-up, untimed
+    parallel.train(trainer, a.processes, 3)  # warm-up, untimed
     positions = trainer.runner.positions
     t0 = time.perf_counter()
-    trainer.run(a.steps)
+    parallel.train(trainer, a.processes, a.steps)
     step = (time.perf_counter() - t0) / a.steps
     print(json.dumps({
-        "threads": a.threads, "batch": a.batch, "chars": a.chars, "block": a.block, "group": a.group,
+        "threads": a.threads, "processes": a.processes, "batch": a.batch, "chars": a.chars, "block": a.block, "group": a.group,
         "n_layer": a.n_layer, "n_embd": a.n_embd, "buckets": trainer.runner.buckets,
         "s_per_step": round(step, 4), "s_per_pass": round(step * trainer.steps_per_epoch, 1),
-        "columns_per_row": round((trainer.runner.positions - positions) / a.steps / a.batch, 1),
+        # (the positions this process computed: its share of each batch's rows)
+        "columns_per_row": round((trainer.runner.positions - positions) / a.steps / (a.batch / a.processes), 1),
         "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
     }), flush=True)
 

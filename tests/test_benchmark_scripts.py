@@ -139,10 +139,11 @@ def test_storage_prints_both_probes_with_chance(data, recaller, monkeypatch, cap
         assert row[probe]["total"] == N_DEV and row[probe]["stored"] <= row[probe]["probed"] <= N_DEV
 
 
-def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys):
-    (row,) = json_lines(run_main(monkeypatch, capsys, "recall_step", "--data_dir", data, "--threads", 1, "--batch", 4,
-                                 "--n_layer", 1, "--n_embd", 16, "--steps", 2))
-    assert (row["batch"], row["n_layer"], row["n_embd"]) == (4, 1, 16)
+@pytest.mark.parametrize("threads,processes", [(1, 1), (2, 2)])
+def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys, threads, processes):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "recall_step", "--data_dir", data, "--threads", threads, "--batch", 4,
+                                 "--n_layer", 1, "--n_embd", 16, "--steps", 2, "--processes", processes))
+    assert (row["batch"], row["n_layer"], row["n_embd"], row["processes"]) == (4, 1, 16, processes)
     assert row["s_per_step"] > 0 and 0 < row["columns_per_row"] <= row["block"]
 
 

@@ -85,6 +85,8 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     _opt(p, "device", choices=("auto", "cpu", "cuda"), default="auto")
     _opt(p, "tb_expt_name", default=None, help="write TensorBoard scalars under expt/COMMAND/NAME_VARIANT")
     _opt(p, "compile", action="store_true", help="torch.compile the model (falls back to eager)")
+    _opt(p, "processes", type=_positive_int, default=1,
+         help="on a CPU, processes that share every step, one per core at most (2 on a 2-core laptop)")
     _opt(p, "resume", action="store_true", help="continue from WRITING_PARAMS_PATH.resume")
     _opt(p, "checkpoint_every", type=_seconds, default=120.0,
          help="seconds between resumable checkpoints, written at epoch ends to WRITING_PARAMS_PATH.resume (0: every epoch)")
@@ -236,6 +238,7 @@ def _run_options(args, command: str):
         seed=args.seed,
         device=args.device,
         compile=args.compile,
+        processes=args.processes,
         resume=args.resume,
         tb_logdir=tb,
         checkpoint_every=args.checkpoint_every,

@@ -39,6 +39,7 @@ from kgpt.training import (
     TrainerConfig,
     TrainResult,
     get_recipe,
+    parallel,
     resolve_device,
 )
 from kgpt.training.recipe import RECALL
@@ -68,6 +69,7 @@ class RunOptions:
     seed: int = 0
     device: str = "auto"
     compile: bool = False
+    processes: int = 1  # on a CPU, processes that share every training step (kgpt.training.parallel)
     resume: bool = False
     tb_logdir: Path | None = None
     checkpoint_every: float = 120.0
@@ -112,7 +114,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     trainer = Trainer(model, batcher, cfg, corpus.vocab, device)
     if saved is not None:
         trainer.resume(cfg.checkpoint_path, saved)
-    result = trainer.train()
+    result = parallel.train(trainer, opts.processes)
     extra = None
     if answering is not None:
         extra = {f"{RECALLER}.{k}": v for k, v in answering.recaller.state_dict().items()}

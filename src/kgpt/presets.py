@@ -31,6 +31,7 @@ class Setting:
     finetune_batch: int | None = None
     model: dict = field(default_factory=dict)  # GPTConfig overrides (layers, width, block, dropout)
     compile: bool = False  # torch.compile the training steps
+    processes: int = 1  # on a CPU, processes sharing each step, at most one per core (kgpt.training.parallel)
 
     @property
     def pretrains(self) -> bool:
@@ -54,16 +55,17 @@ PRESETS = {
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
-    # About 70 minutes on a 2-core CPU: London and the recall recipe (RoPE). Eager, not
+    # About an hour on a 2-core CPU: London and the recall recipe (RoPE), each step shared
+    # by two processes, one a core (a third faster than two threads). Eager, not
     # compiled: length buckets skip the padding of short bios, which a compiled step's
     # static shape cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs)
     # answered 0.0% for 5 minutes, and was dropped (docs/RESULTS.md).
     "laptop": Preset("laptop", (
-        Setting(RECALL_SETTING, recipe="recall", variant="rope", model=LAPTOP_MODEL),
+        Setting(RECALL_SETTING, recipe="recall", variant="rope", model=LAPTOP_MODEL, processes=2),
     )),
     # The same in about 35 minutes: the recall recipe cut to half an hour, storing less.
     "half-hour": Preset("half-hour", (
-        Setting(RECALL_SETTING, recipe="recall-half-hour", variant="rope", model=LAPTOP_MODEL),
+        Setting(RECALL_SETTING, recipe="recall-half-hour", variant="rope", model=LAPTOP_MODEL, processes=2),
     )),
     # The knowledge and recall recipes at the assignment's model size, for one GPU.
     "gpu": Preset("gpu", (

@@ -4,15 +4,19 @@
 * length buckets (CPU): the batch sorted by length and cut into groups whose trailing
   PAD is dropped, their losses weighted so the gradient is the whole batch's;
 * a CUDA graph (GPU): the whole step captured once and replayed;
-* torch.compile (opt-in): the forward compiled, falling back to eager if it fails.
+* torch.compile (opt-in): the forward compiled, falling back to eager if it fails;
+* shared by processes (CPU): each computes its rows of the batch, the gradients summed
+  (:mod:`kgpt.training.parallel`).
 """
 
 from __future__ import annotations
 
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from kgpt.model import GPT
 from kgpt.vocab import PAD_ID
@@ -25,18 +29,19 @@ MAX_BUCKETS = 8
 GRAPH_WARMUP_STEPS = 3  # eager steps before capture: optimiser state and kernels get set up
 
 
-def length_buckets(x: torch.Tensor, y: torch.Tensor, n_buckets: int):
+def length_buckets(x: torch.Tensor, y: torch.Tensor, n_buckets: int, count: torch.Tensor | None = None):
     """Split a batch into ``n_buckets`` groups of similar length, trailing PAD cut off.
 
     Yields ``(x_part, y_part, weight)``: the mean loss of the whole batch is the sum of
-    each part's mean loss times its weight (its share of the non-PAD targets), so the
-    gradient is the whole batch's. Exact because every variant is causal: positions
+    each part's mean loss times its weight (its share of the non-PAD targets, of ``count``
+    where the batch is one process's part of a larger one), so the gradient is the whole
+    batch's. Exact because every variant is causal: positions
     after a row's last target cannot change the outputs before it. In pretraining
     about 56% of the positions are such trailing PAD (the truncation length is uniform
     up to 7/8 of the block); on a CPU, buckets halve the step time (docs/RESULTS.md).
     """
     targets = y != PAD_ID
-    count = targets.sum()
+    count = targets.sum() if count is None else count
     # A row's length: one past its last target, 0 for a row with none.
     lengths = torch.where(targets.any(1), y.shape[1] - targets.flip(1).int().argmax(1), 0)
     for rows in lengths.argsort().chunk(n_buckets):
@@ -78,6 +83,32 @@ class _GraphedStep:
         return self.loss, self.norm
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One process's part of every step, where processes share them (:mod:`kgpt.training.parallel`):
+    its rank among ``world`` processes."""
+
+    rank: int
+    world: int
+
+    def rows(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's rows of a batch (every ``world``-th, from its rank): a batch grouped
+        by length stays so in every part."""
+        return x[self.rank :: self.world], y[self.rank :: self.world]
+
+    def sum_gradients(self, params: list[torch.nn.Parameter], loss: torch.Tensor) -> torch.Tensor:
+        """Sum every process's gradients (and weighted losses) into each, in one all-reduce;
+        returns the whole batch's loss. A process whose part had no rows adds zeros."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1).to(grads[0].dtype)])
+        dist.all_reduce(flat)
+        at = 0
+        for p, g in zip(params, grads):
+            p.grad = flat[at : at + g.numel()].view_as(p).clone()
+            at += g.numel()
+        return flat[-1]
+
+
 class StepRunner:
     """``runner(x, y, lr)`` takes one optimiser step and returns (loss, gradient norm) on device.
 
@@ -107,6 +138,7 @@ class StepRunner:
         self.forward = _compiled(model) if compile else model
         self.compile_checked = self.forward is model  # the first compiled call may still fail
         self.graphed: _GraphedStep | None = None
+        self.shard: Shard | None = None  # this process's part of every step, where processes share them
         self.warm_steps = 0  # eager steps run before capture
         # Work done, for FLOP counts (kgpt.benchmark): positions computed (rows x columns,
         # after length buckets cut their PAD) and rows x columns² (attention's share).
@@ -151,6 +183,8 @@ class StepRunner:
         self.positions_squared += rows * columns * columns
 
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shard is not None:
+            return self._shared(x, y)
         if self.buckets:
             loss = 0.0
             for xs, ys, weight in length_buckets(x, y, self.buckets):
@@ -164,10 +198,28 @@ class StepRunner:
             with self.autocast:
                 _, loss = self.forward(x, y)
             loss.backward()
+        return self._apply(loss.detach())
+
+    def _shared(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's rows of the batch, weighted by their share of the whole batch's
+        targets, the gradients then summed over the processes: the whole batch's step."""
+        count = (y != PAD_ID).sum()
+        xs, ys = self.shard.rows(x, y)
+        loss = torch.zeros(())
+        parts = length_buckets(xs, ys, default_buckets(len(xs), static_shapes=False), count) if len(xs) else ()
+        for xb, yb, weight in parts:
+            self._count(xb)
+            with self.autocast:
+                _, part = self.forward(xb, yb)
+            (part * weight).backward()
+            loss = loss + part.detach() * weight
+        return self._apply(self.shard.sum_gradients(list(self.model.parameters()), loss))
+
+    def _apply(self, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_norm_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach(), norm
+        return loss, norm
 
     def _toward_graph(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eager warm-up steps on a side stream (as capture requires), then capture full batches."""

@@ -188,7 +188,8 @@ class Trainer:
         return self.run()
 
     def run(self, max_steps: int | None = None) -> TrainResult:
-        """Take up to ``max_steps`` more steps (None: all), stopping at the end of ``max_epochs``."""
+        """Take up to ``max_steps`` more steps (None: all), stopping at the end of ``max_epochs``
+        (this process's share of each, where :mod:`kgpt.training.parallel` shares them)."""
         cfg, p = self.config, self.progress
         self.model.train()
         total = cfg.max_epochs * self.steps_per_epoch
@@ -335,7 +336,7 @@ def deferred_signals():
     for name in STOP_SIGNALS:
         signum = getattr(signal, name)
         old = signal.getsignal(signum)
-        if old is None:  # a handler not installed from Python: leave it
+        if old is None or old is signal.SIG_IGN:  # not installed from Python, or ignored on purpose: leave it
             continue
         previous[signum] = old  # recorded first: the handler may run the instant it is installed
         try:

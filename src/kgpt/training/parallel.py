@@ -1,0 +1,117 @@
+"""Several processes on one CPU share every training step (data parallel on one machine).
+
+A step of the small models kgpt trains on a laptop is many thin matrix products, which
+intra-op threads split poorly: on a 2-core CPU the recall recipe's step (batch 32) takes
+0.50 s on one thread and 0.32 s on two, while two processes, each on one core with half
+the batch, take 0.25 s at once (docs/RESULTS.md, "Two processes"). So :func:`train`
+runs a trainer in ``processes`` processes: the trainer's own (rank 0) starts the others, each one
+thread-share of the cores, and every step:
+
+* every process draws the same whole batch (the same data generator, the same order) and
+  computes its rows ``rank::processes``, each part's loss weighted by its share of the
+  whole batch's targets (:class:`kgpt.training.steps.Shard`);
+* one all-reduce sums the gradients and the loss, so each process holds the whole batch's
+  gradient, up to the order of float sums;
+* each clips and takes the same AdamW step on the same weights.
+
+It is the same training as one process takes, step for step (checked in
+tests/test_parallel.py), for a model without dropout; with dropout each process draws its
+own masks. Only rank 0 shows progress, writes checkpoints and is stopped by Ctrl-C; the
+others are killed when it returns or stops, as their weights are its weights.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import signal
+import tempfile
+from dataclasses import replace
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from kgpt.errors import KgptError
+from kgpt.training.steps import Shard
+from kgpt.training.trainer import STOP_SIGNALS, Trainer, TrainResult
+
+# How long a process waits for the others at a step before the run is given up: a step
+# takes well under a second; a process that died (killed, out of memory) never arrives.
+STEP_TIMEOUT = datetime.timedelta(minutes=5)
+
+
+def usable_processes(asked: int) -> int:
+    """The processes a run uses: as many as asked, at most one per thread this process may
+    use (a Ray task given one CPU trains in one process) and one per core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(asked, torch.get_num_threads(), cores))
+
+
+def train(trainer: Trainer, processes: int, max_steps: int | None = None) -> TrainResult:
+    """``trainer.run(max_steps)``; on a CPU, each step shared by ``processes`` processes (as
+    many as :func:`usable_processes` allows)."""
+    world = usable_processes(processes) if trainer.device.type == "cpu" else 1
+    if world == 1:
+        return trainer.run(max_steps)
+    threads = max(1, torch.get_num_threads() // world)
+    payload = _payload(trainer, max_steps, threads)
+    previous_threads = torch.get_num_threads()
+    # Forked, where the system can: a spawned process would import the user's main module
+    # again, which a script without a ``__main__`` guard cannot survive.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with tempfile.TemporaryDirectory(prefix="kgpt-processes-") as tmp:
+        init = f"file://{tmp}/rendezvous"
+        workers = [ctx.Process(target=_worker, args=(payload, init, rank, world), daemon=True) for rank in range(1, world)]
+        for w in workers:
+            w.start()
+        try:
+            torch.set_num_threads(threads)
+            dist.init_process_group("gloo", init_method=init, rank=0, world_size=world, timeout=STEP_TIMEOUT)
+            trainer.runner.shard = Shard(0, world)
+            return trainer.run(max_steps)
+        except RuntimeError as e:
+            if any(not w.is_alive() for w in workers) or "gloo" in str(e).lower():
+                raise KgptError(f"a training process stopped ({str(e).splitlines()[0][:160]}); "
+                                "train again, or with --processes 1") from None
+            raise
+        finally:
+            trainer.runner.shard = None
+            for w in workers:
+                w.kill()
+                w.join()
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            torch.set_num_threads(previous_threads)
+
+
+def _payload(trainer: Trainer, max_steps: int | None, threads: int) -> bytes:
+    """What another process needs to start exactly where this trainer is, as bytes: a
+    copy, never this process's tensors (a spawned process would otherwise share them)."""
+    buffer = io.BytesIO()
+    torch.save({
+        "model": trainer.model, "batcher": trainer.batcher, "vocab": trainer.vocab, "device": trainer.device,
+        "config": replace(trainer.config, progress=False, checkpoint_path=None, tb_logdir=None),
+        "optimizer": trainer.optimizer.state_dict(), "generator": trainer.generator.get_state(),
+        "progress": trainer.progress, "order": trainer.order, "rng": torch.get_rng_state(),
+        "max_steps": max_steps, "threads": threads,
+    }, buffer)
+    return buffer.getvalue()
+
+
+def _worker(payload: bytes, init: str, rank: int, world: int) -> None:
+    for name in STOP_SIGNALS:  # rank 0's to handle: it saves, stops, then ends this process
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    state = torch.load(io.BytesIO(payload), weights_only=False)
+    torch.set_num_threads(state["threads"])
+    rng = torch.Generator()
+    rng.set_state(state["rng"])
+    torch.manual_seed(int(torch.randint(2**62, (1,), generator=rng)) + rank)  # dropout masks of its own
+    trainer = Trainer(state["model"], state["batcher"], state["config"], state["vocab"], state["device"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.generator.set_state(state["generator"])
+    trainer.progress, trainer.order = state["progress"], state["order"]
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=STEP_TIMEOUT)
+    trainer.runner.shard = Shard(rank, world)
+    trainer.run(state["max_steps"])
