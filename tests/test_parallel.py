@@ -99,7 +99,7 @@ def test_processes_are_at_most_the_threads_and_cores_given():
 
 def test_a_process_that_dies_ends_the_run_with_one_line(bios, monkeypatch, two_processes_anywhere):
     monkeypatch.setattr(parallel, "STEP_TIMEOUT", parallel.datetime.timedelta(seconds=3))
-    monkeypatch.setattr(parallel, "_worker", lambda *args: os._exit(1))
+    monkeypatch.setattr(parallel, "_worker_command", lambda *args: [sys.executable, "-c", "raise SystemExit(1)"])
     message = one_line_error(parallel.train, trainer(bios, 16), 2)
     assert "a training process stopped" in message and "--processes 1" in message
 

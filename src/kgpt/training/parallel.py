@@ -23,15 +23,16 @@ others are killed when it returns or stops, as their weights are its weights.
 from __future__ import annotations
 
 import datetime
-import io
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from kgpt.errors import KgptError
 from kgpt.training.steps import Shard
@@ -56,23 +57,23 @@ def train(trainer: Trainer, processes: int, max_steps: int | None = None) -> Tra
     if world == 1:
         return trainer.run(max_steps)
     threads = max(1, torch.get_num_threads() // world)
-    payload = _payload(trainer, max_steps, threads)
     previous_threads = torch.get_num_threads()
-    # Forked, where the system can: a spawned process would import the user's main module
-    # again, which a script without a ``__main__`` guard cannot survive.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with tempfile.TemporaryDirectory(prefix="kgpt-processes-") as tmp:
-        init = f"file://{tmp}/rendezvous"
-        workers = [ctx.Process(target=_worker, args=(payload, init, rank, world), daemon=True) for rank in range(1, world)]
-        for w in workers:
-            w.start()
+        state, init = Path(tmp) / "state.pt", f"file://{tmp}/rendezvous"
+        _save_state(trainer, max_steps, threads, state)
+        # Fresh interpreters, not forks: OpenMP is not safe across fork, and a spawned
+        # multiprocessing child would import the user's main module again. Their own
+        # session: Ctrl-C at a terminal reaches rank 0 alone, which stops them.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        workers = [subprocess.Popen(_worker_command(state, init, rank, world), env=env, stdin=subprocess.DEVNULL,
+                                    start_new_session=True) for rank in range(1, world)]
         try:
             torch.set_num_threads(threads)
             dist.init_process_group("gloo", init_method=init, rank=0, world_size=world, timeout=STEP_TIMEOUT)
             trainer.runner.shard = Shard(0, world)
             return trainer.run(max_steps)
         except RuntimeError as e:
-            if any(not w.is_alive() for w in workers) or "gloo" in str(e).lower():
+            if any(w.poll() is not None for w in workers) or "gloo" in str(e).lower():
                 raise KgptError(f"a training process stopped ({str(e).splitlines()[0][:160]}); "
                                 "train again, or with --processes 1") from None
             raise
@@ -80,30 +81,32 @@ def train(trainer: Trainer, processes: int, max_steps: int | None = None) -> Tra
             trainer.runner.shard = None
             for w in workers:
                 w.kill()
-                w.join()
+                w.wait()
             if dist.is_initialized():
                 dist.destroy_process_group()
             torch.set_num_threads(previous_threads)
 
 
-def _payload(trainer: Trainer, max_steps: int | None, threads: int) -> bytes:
-    """What another process needs to start exactly where this trainer is, as bytes: a
-    copy, never this process's tensors (a spawned process would otherwise share them)."""
-    buffer = io.BytesIO()
+def _worker_command(state: Path, init: str, rank: int, world: int) -> list[str]:
+    return [sys.executable, "-m", "kgpt.training.parallel", str(state), init, str(rank), str(world)]
+
+
+def _save_state(trainer: Trainer, max_steps: int | None, threads: int, path: Path) -> None:
+    """What another process needs to start exactly where this trainer is."""
     torch.save({
         "model": trainer.model, "batcher": trainer.batcher, "vocab": trainer.vocab, "device": trainer.device,
         "config": replace(trainer.config, progress=False, checkpoint_path=None, tb_logdir=None),
         "optimizer": trainer.optimizer.state_dict(), "generator": trainer.generator.get_state(),
         "progress": trainer.progress, "order": trainer.order, "rng": torch.get_rng_state(),
         "max_steps": max_steps, "threads": threads,
-    }, buffer)
-    return buffer.getvalue()
+    }, path)
 
 
-def _worker(payload: bytes, init: str, rank: int, world: int) -> None:
+def _worker(state_path: str, init: str, rank: int, world: int) -> None:
+    """Rank ``rank``: load the state rank 0 saved, then take every step beside it."""
     for name in STOP_SIGNALS:  # rank 0's to handle: it saves, stops, then ends this process
         signal.signal(getattr(signal, name), signal.SIG_IGN)
-    state = torch.load(io.BytesIO(payload), weights_only=False)
+    state = torch.load(state_path, weights_only=False)
     torch.set_num_threads(state["threads"])
     rng = torch.Generator()
     rng.set_state(state["rng"])
@@ -115,3 +118,7 @@ def _worker(payload: bytes, init: str, rank: int, world: int) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=STEP_TIMEOUT)
     trainer.runner.shard = Shard(rank, world)
     trainer.run(state["max_steps"])
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
