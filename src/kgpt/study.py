@@ -79,7 +79,8 @@ class Study:
 
     def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
-            seed=seed, device=self.device, compile=self.compile or s.compile, processes=s.processes, resume=pipeline.resume_path(out_path).exists(),
+            seed=seed, device=self.device, compile=self.compile or s.compile, processes=s.processes,
+            resume=pipeline.resume_path(out_path).exists(),
             progress=self.progress, batch_size=batch, model=s.model or None, checkpoint_every=self.checkpoint_every,
             recipe=s.recipe,
         )
