@@ -56,7 +56,7 @@ PRESETS = {
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
     # About an hour on a 2-core CPU: London and the recall recipe (RoPE), each step shared
-    # by two processes, one a core (a third faster than two threads). Eager, not
+    # by two processes, one a core (about 6% faster than two threads). Eager, not
     # compiled: length buckets skip the padding of short bios, which a compiled step's
     # static shape cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs)
     # answered 0.0% for 5 minutes, and was dropped (docs/RESULTS.md).
@@ -77,7 +77,7 @@ PRESETS = {
 # The demo's model: 2x128 RoPE with a 96-character block and no dropout.
 _DEMO_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 96}
 _DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pretrain_batch": 32, "finetune_batch": 32,
-         "model": {**_DEMO_MODEL, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}, "processes": 2}
+         "model": {**_DEMO_MODEL, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}}
 _TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
          "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 DEMO_PRESETS = {
@@ -91,7 +91,7 @@ DEMO_PRESETS = {
         Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
         Setting("pretrain+finetune", **{**_DEMO, "finetune_epochs": 10}),
         Setting(RECALL_SETTING, recipe="recall", pretrain_epochs=60, pretrain_lr=5e-3, pretrain_batch=32, finetune_batch=32,
-                model=_DEMO_MODEL, processes=2),
+                model=_DEMO_MODEL),
     ), data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0, bios_per_person=4)),
     # Seconds: exercises every step (tests use it); the numbers mean nothing.
     "tiny": Preset("tiny", (

@@ -1,10 +1,12 @@
 """Several processes on one CPU share every training step (data parallel on one machine).
 
 A step of the small models kgpt trains on a laptop is many thin matrix products, which
-intra-op threads split poorly: on a 2-core CPU the recall recipe's step (batch 32) takes
-0.50 s on one thread and 0.32 s on two, while two processes, each on one core with half
-the batch, take 0.25 s at once (docs/RESULTS.md, "Two processes"). So :func:`train`
-runs a trainer in ``processes`` processes: the trainer's own (rank 0) starts the others, each one
+intra-op threads split poorly: on a 2-core CPU the recall recipe's step (batch 32 grouped
+by length) takes 0.50 s on one thread and 0.32-0.36 s on two. Two processes, one a core,
+each computing half the batch, take it in 0.33 s, about 6% faster than two threads
+(docs/RESULTS.md, "Two processes a step": less than two unsynchronised processes
+promised, since each step waits for the slower half). :func:`train` runs a trainer in
+``processes`` processes: the trainer's own (rank 0) starts the others, each one
 thread-share of the cores, and every step:
 
 * every process draws the same whole batch (the same data generator, the same order) and
