@@ -26,7 +26,6 @@ from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import resume_path
 from kgpt.training import Trainer, TrainerConfig, parallel
 from kgpt.training.recipe import RECALL
-from kgpt.training.trainer import deferred_signals
 from kgpt.vocab import CharVocab
 
 
@@ -102,17 +101,6 @@ def test_a_process_that_dies_ends_the_run_with_one_line(bios, monkeypatch, two_p
     monkeypatch.setattr(parallel, "_worker_command", lambda *args: [sys.executable, "-c", "raise SystemExit(1)"])
     message = one_line_error(parallel.train, trainer(bios, 16), 2)
     assert "a training process stopped" in message and "--processes 1" in message
-
-
-def test_an_ignored_signal_stays_ignored():
-    """A helper process ignores Ctrl-C (its run's first process handles it); training
-    must not take the signal back."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with deferred_signals():
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_stops_both_processes_and_the_run_resumes(tmp_path):

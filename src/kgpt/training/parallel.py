@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import torch.distributed as dist
 
 from kgpt.errors import KgptError
 from kgpt.training.steps import Shard
-from kgpt.training.trainer import STOP_SIGNALS, Trainer, TrainResult
+from kgpt.training.trainer import Trainer, TrainResult
 
 # How long a process waits for the others at a step before the run is given up: a step
 # takes well under a second; a process that died (killed, out of memory) never arrives.
@@ -106,8 +105,6 @@ def _save_state(trainer: Trainer, max_steps: int | None, threads: int, path: Pat
 
 def _worker(state_path: str, init: str, rank: int, world: int) -> None:
     """Rank ``rank``: load the state rank 0 saved, then take every step beside it."""
-    for name in STOP_SIGNALS:  # rank 0's to handle: it saves, stops, then ends this process
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
     state = torch.load(state_path, weights_only=False)
     torch.set_num_threads(state["threads"])
     rng = torch.Generator()

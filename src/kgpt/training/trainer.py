@@ -336,7 +336,7 @@ def deferred_signals():
     for name in STOP_SIGNALS:
         signum = getattr(signal, name)
         old = signal.getsignal(signum)
-        if old is None or old is signal.SIG_IGN:  # not installed from Python, or ignored on purpose: leave it
+        if old is None:  # a handler not installed from Python: leave it
             continue
         previous[signum] = old  # recorded first: the handler may run the instant it is installed
         try:
