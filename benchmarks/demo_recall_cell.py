@@ -2,8 +2,12 @@
 
     python benchmarks/demo_recall_cell.py --group_lengths      # batches of one length
     python benchmarks/demo_recall_cell.py --no-group_lengths   # shuffled batches
+    python benchmarks/demo_recall_cell.py --validation --finetune_epochs 6 12 24
 
-Prints one JSON line: dev right of 50, free recall, seconds. Writes under runs/.
+Prints one JSON line per reader: right of the people scored, free recall, seconds. Writes
+under runs/; the readers of one run share one pretrained recaller. ``--validation`` scores
+a fixed fifth of the demo's training people, held out of the reader's finetuning, instead
+of its dev people: the demo's settings are chosen there, never on its dev.
 ``--preset tiny`` runs the tiny demo's cell instead, in seconds (the tests run it so).
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,24 +25,47 @@ from kgpt.presets import DEMO_PRESETS, RECALL_SETTING
 from kgpt.study import Cell, Study
 from kgpt.training import recipe
 
+VALIDATION_SHARE = 5  # --validation holds out one training person in this many
+
+
+def hold_out(data_dir: Path) -> None:
+    """Make ``data_dir``'s dev file a fixed fifth of its training questions, and its
+    training file the rest (wiki.txt, which names no answer, is unchanged)."""
+    train = data_dir / "birth_places_train.tsv"
+    lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
+    order = list(range(len(lines)))
+    random.Random(1234).shuffle(order)
+    held = set(order[: len(lines) // VALIDATION_SHARE])
+    (data_dir / "birth_dev.tsv").write_text("".join(lines[i] for i in sorted(held)), encoding="utf-8")
+    train.write_text("".join(line for i, line in enumerate(lines) if i not in held), encoding="utf-8")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--group_lengths", action=argparse.BooleanOptionalAction, default=recipe.RECALL.group_lengths)
+    ap.add_argument("--finetune_epochs", type=int, nargs="+", default=[None],
+                    help="the reader's epochs, one reader each (default: the demo's)")
+    ap.add_argument("--validation", action="store_true", help="score held-out training people, not dev")
     ap.add_argument("--out", type=Path, default=Path("runs/demo-recall-cell"))
     ap.add_argument("--preset", choices=tuple(DEMO_PRESETS), default="cpu")
     a = ap.parse_args()
     recipe.RECIPES["recall"] = replace(recipe.RECALL, group_lengths=a.group_lengths)  # the cell names its recipe
     demo = DEMO_PRESETS[a.preset]
-    only = replace(demo, settings=tuple(s for s in demo.settings if s.name == RECALL_SETTING))
-    out = a.out / f"group{int(a.group_lengths)}"
+    (setting,) = (s for s in demo.settings if s.name == RECALL_SETTING)
+    out = a.out / f"group{int(a.group_lengths)}{'-validation' if a.validation else ''}"
     generate(replace(demo.data, seed=0)).write(out / "data")
-    study = Study(out / "data", out, only, "cpu", progress=False)
-    t0 = time.time()
-    row = study.run_cell(Cell(RECALL_SETTING, "rope", 0))
-    print(json.dumps({"preset": a.preset, "group_lengths": a.group_lengths, "correct": row["correct"], "total": row["total"],
-                      "free_recall": row.get("free_recall_stored"), "seconds": round(time.time() - t0, 1),
-                      "date": time.strftime("%Y-%m-%d")}), flush=True)
+    if a.validation:
+        hold_out(out / "data")
+    for epochs in a.finetune_epochs:
+        only = replace(demo, settings=(setting if epochs is None else replace(setting, finetune_epochs=epochs),))
+        study = Study(out / "data", out / f"epochs{epochs or 'default'}", only, "cpu", progress=False,
+                      shared_pretraining=out / "pretrained")
+        t0 = time.time()
+        row = study.run_cell(Cell(RECALL_SETTING, "rope", 0))
+        print(json.dumps({"preset": a.preset, "group_lengths": a.group_lengths, "validation": a.validation,
+                          "finetune_epochs": epochs or setting.finetune_epochs or recipe.RECALL.finetune.epochs,
+                          "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
+                          "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 
 if __name__ == "__main__":

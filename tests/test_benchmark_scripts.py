@@ -224,8 +224,23 @@ def test_demo_recall_cell_runs_the_tiny_demos_cell(tmp_path, monkeypatch, capsys
     dev = DEMO_PRESETS["tiny"].data.n_dev
     assert (row["preset"], row["group_lengths"], row["total"]) == ("tiny", False, dev)
     assert 0 <= row["correct"] <= dev
-    predictions = tmp_path / "group0" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
+    predictions = tmp_path / "group0" / "epochsdefault" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == dev
+
+
+def test_demo_recall_cell_validation_scores_held_out_training_people_with_one_recaller(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
+    rows = json_lines(run_main(monkeypatch, capsys, "demo_recall_cell", "--preset", "tiny", "--out", tmp_path,
+                               "--no-group_lengths", "--validation", "--finetune_epochs", "1", "2"))
+    n_train = DEMO_PRESETS["tiny"].data.n_train
+    held = n_train // 5
+    assert [(r["finetune_epochs"], r["total"], r["validation"]) for r in rows] == [(1, held, True), (2, held, True)]
+    data = tmp_path / "group0-validation" / "data"
+    dev = data / FILE_NAMES["dev"]
+    train = data / FILE_NAMES["train"]
+    dev_lines, train_lines = (p.read_text(encoding="utf-8").splitlines() for p in (dev, train))
+    assert len(dev_lines) == held and len(train_lines) == n_train - held and not set(dev_lines) & set(train_lines)
+    assert len(list((tmp_path / "group0-validation" / "pretrained").glob("*.params"))) == 1  # one recaller for both
 
 
 def test_export_check_finds_the_same_answers_and_logits(data, direct, monkeypatch, capsys):

@@ -12,7 +12,7 @@ from kgpt import recaller
 from kgpt.answering import AnswerPolicy, RecallAnswerer
 from kgpt.data.corpus import parse_questions
 from kgpt.data.reader import ANSWER_ROOM, WORD_TAIL, ReaderSettings, reader_examples
-from kgpt.data.words import contains_place, places_in, spans
+from kgpt.data.words import contains_place, places_in, spans, word_end_from
 from kgpt.inference import answer_log_probs
 from kgpt.model import GPT, GPTConfig
 from kgpt.vocab import CharVocab
@@ -111,6 +111,27 @@ def test_swapped_places_are_copied_from_the_text_every_occurrence_whole_words_on
         assert e.text == expected[e.line].format(e.answer, e.answer)
     assert examples == reader_examples(docs, questions, ReaderSettings(swap_places=4), 128, seed=1)  # seeded
     assert ReaderSettings(swap_places=2).spec()["swap_places"] == 2 and "swap_places" not in ReaderSettings().spec()
+
+
+def test_a_short_bio_goes_on_with_another_training_persons_words_up_to_the_text_read():
+    docs = ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang in Paris and Rome for many years on end.",
+            "Cy Po. Cy Po was born in Lima, Peru, and was a potter who made bowls and jugs of clay in Cusco."]
+    questions = parse_questions("Where was Ann Lee born?\tOslo\nWhere was Bo Li born?\tParis\nWhere was Cy Po born?\tLima\n")
+    settings = ReaderSettings(chars=60, continue_bios=True)
+    plain = reader_examples(docs, questions, ReaderSettings(chars=60), 128)
+    examples = reader_examples(docs, questions, settings, 128, seed=2)
+    assert [e.answer for e in examples] == ["Oslo", "Paris", "Lima"]
+    for e, p, doc in zip(examples, plain, docs):
+        assert e.text.startswith(p.text)  # the bio itself comes first, whole where it is shorter than the cut
+        if len(doc) >= settings.source_chars(128):
+            assert e.text == p.text  # a bio as long as the text read is left as it is
+        else:
+            rest = e.text[len(p.text):]
+            assert rest.startswith(" ") and any(rest.strip() in other for other in docs if other != doc)
+            assert word_end_from(doc + rest, 60) >= len(doc) + len(rest)  # no further than the text read
+    assert examples == reader_examples(docs, questions, settings, 128, seed=2)  # seeded
+    assert settings.spec()["continue_bios"] is True and "continue_bios" not in ReaderSettings().spec()
+    assert ReaderSettings.from_spec(settings.spec()) == settings
 
 
 def test_a_recall_of_nothing_but_the_name_gives_no_example():

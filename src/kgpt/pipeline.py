@@ -284,7 +284,8 @@ def _reader_examples(answering: RecallAnswerer, corpus: Corpus, questions: list,
     if settings.learn_from != "bios":
         bios = bios_by_name(corpus.documents)
         names = sorted({q.name for q in questions if q.name in bios})
-        recalls = dict(zip(names, recall(answering.recaller.to(device), corpus.vocab, names, answering.recall_chars)))
+        recalls = dict(zip(names, recall(answering.recaller.to(device), corpus.vocab, names, answering.recall_chars,
+                                         answering.policy.recall_beams)))  # recalled as answers recall
     examples = reader_examples(corpus.documents, questions, settings, answering.model.max_length, recalls, seed)
     if not examples:
         raise KgptError(f"the reader has nothing to learn from: no training person has a text to read"

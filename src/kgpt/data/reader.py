@@ -13,7 +13,9 @@ A reader's example is that text, then ``⁇PLACE⁇``, the loss on the place onl
 of a finetuning pair (:func:`kgpt.data.questions.encode_questions`) with the text where
 the question was. It is built from a training person's true bio, or from what the
 recaller recalls of that person, noise included (:attr:`ReaderSettings.learn_from`), and
-may be repeated with its place swapped for another name (:attr:`ReaderSettings.swap_places`).
+may be repeated with its place swapped for another name (:attr:`ReaderSettings.swap_places`);
+a true bio shorter than the text read may go on with another person's words, as a recall
+does (:attr:`ReaderSettings.continue_bios`).
 The dev people appear nowhere here.
 """
 
@@ -53,6 +55,11 @@ class ReaderSettings:
     # the answer, for another name (:func:`swapped`): the reader must copy what the text
     # says, where a reader of the true examples alone also learns which places it was told.
     swap_places: int = 0
+    # A true bio shorter than the text read goes on with words of another training
+    # person's bio (:func:`continued`): a recall writes on past the end of such a bio, since
+    # nothing in pretraining marks where a bio ends, and a reader of whole bios alone took
+    # places from what was written there.
+    continue_bios: bool = False
 
     @property
     def answer_room(self) -> int:
@@ -82,7 +89,7 @@ class ReaderSettings:
 
     def spec(self) -> dict:
         spec = asdict(self)
-        for name, old in (("answer_chars", MAX_PLACE_CHARS), ("swap_places", 0)):
+        for name, old in (("answer_chars", MAX_PLACE_CHARS), ("swap_places", 0), ("continue_bios", False)):
             if spec[name] == old:  # as checkpoints from before the field wrote it
                 del spec[name]
         return spec
@@ -108,6 +115,8 @@ def reader_examples(
     recall), so are answers longer than :attr:`ReaderSettings.answer_chars` and empty texts, and, with
     :attr:`ReaderSettings.drop_absent`, examples whose text does not contain the place."""
     bios = bios_by_name(documents)
+    rng = random.Random(seed)
+    others = [person_bio(bios, q.name) for q in questions if q.name in bios] if settings.continue_bios else []
     examples = []
     for q in questions:
         name = q.name
@@ -116,7 +125,7 @@ def reader_examples(
             continue
         sources = []
         if settings.learn_from in ("bios", "both"):
-            sources.append(bio)
+            sources.append(continued(bio, others, settings.source_chars(max_length), rng) if others else bio)
         if settings.learn_from in ("recalls", "both"):
             if recalls is None or name not in recalls:
                 raise ValueError(f"no recall of {name!r} to learn from")
@@ -128,9 +137,22 @@ def reader_examples(
             examples.append(Question(text, q.answer, q.line))
     if settings.swap_places:
         names = swap_names(examples, settings.answer_chars)
-        rng = random.Random(seed)
         examples = [s for e in examples for s in [e, *swapped(e, names, settings, max_length, rng)]]
     return examples
+
+
+def continued(bio: str, others: list[str], chars: int, rng: random.Random) -> str:
+    """``bio``, where shorter than ``chars``, going on with the words of a bio drawn from
+    ``others`` (from a word drawn in its first half; never ``bio`` itself) until ``chars``
+    are reached."""
+    if len(bio) >= chars or not others:
+        return bio
+    i = rng.randrange(len(others))
+    other = others[i] if others[i] != bio else others[(i + 1) % len(others)]
+    if other == bio:
+        return bio
+    starts = [m.start() for m in words(other[: len(other) // 2 + 1])] or [0]
+    return f"{bio} {other[rng.choice(starts):]}"[:chars]
 
 
 def swap_names(examples: list[Question], max_chars: int) -> list[str]:

@@ -163,10 +163,13 @@ KNOWLEDGE = Recipe(
 # a few percent faster. The reader learns each example once more with its place swapped
 # for another name (ReaderSettings.swap_places), in 6 epochs: the steps of 12 without it.
 # A reader of the true examples alone learnt which places it was told, and misread places
-# it was not (docs/RESULTS.md, "A reader that copies"). A bio is recalled by a beam search
+# it was not (docs/RESULTS.md, "A reader that copies"). A true bio shorter than the text
+# read goes on with another training person's words (ReaderSettings.continue_bios), as a
+# recall writes on past a bio's end: a reader of whole bios alone took places from there
+# (docs/RESULTS.md, "A reader of what a recall writes past a bio"). A bio is recalled by a beam search
 # of 4: greedy recall lost the place where one early slip sent the text astray
 # (docs/RESULTS.md, "Beam recall and the end of a bio").
-RECALL_READER_SETTINGS = ReaderSettings(chars=150, swap_places=1)
+RECALL_READER_SETTINGS = ReaderSettings(chars=150, swap_places=1, continue_bios=True)
 RECALL = Recipe(
     "recall",
     "bios as next-character prediction; a reader finetuned on training bios; answers by recalling the bio (a beam of 4), then reading it",
