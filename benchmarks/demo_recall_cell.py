@@ -2,10 +2,10 @@
 
     python benchmarks/demo_recall_cell.py --group_lengths      # batches of one length
     python benchmarks/demo_recall_cell.py --no-group_lengths   # shuffled batches
-    python benchmarks/demo_recall_cell.py --validation --finetune_epochs 6 12 24
+    python benchmarks/demo_recall_cell.py --validation --pretrain_epochs 40 60 --finetune_epochs 6 12 24
 
-Prints one JSON line per reader: right of the people scored, free recall, seconds. Writes
-under runs/; the readers of one run share one pretrained recaller. ``--validation`` scores
+Prints one JSON line per recaller and reader: right of the people scored, free recall,
+seconds. Writes under runs/; the readers of one recaller share it. ``--validation`` scores
 a fixed fifth of the demo's training people, held out of the reader's finetuning, instead
 of its dev people: the demo's settings are chosen there, never on its dev.
 ``--preset tiny`` runs the tiny demo's cell instead, in seconds (the tests run it so).
@@ -43,6 +43,8 @@ def hold_out(data_dir: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--group_lengths", action=argparse.BooleanOptionalAction, default=recipe.RECALL.group_lengths)
+    ap.add_argument("--pretrain_epochs", type=int, nargs="+", default=[None],
+                    help="the recaller's epochs, one recaller each (default: the demo's)")
     ap.add_argument("--finetune_epochs", type=int, nargs="+", default=[None],
                     help="the reader's epochs, one reader each (default: the demo's)")
     ap.add_argument("--validation", action="store_true", help="score held-out training people, not dev")
@@ -56,16 +58,21 @@ def main() -> None:
     generate(replace(demo.data, seed=0)).write(out / "data")
     if a.validation:
         hold_out(out / "data")
-    for epochs in a.finetune_epochs:
-        only = replace(demo, settings=(setting if epochs is None else replace(setting, finetune_epochs=epochs),))
-        study = Study(out / "data", out / f"epochs{epochs or 'default'}", only, "cpu", progress=False,
-                      shared_pretraining=out / "pretrained")
-        t0 = time.time()
-        row = study.run_cell(Cell(RECALL_SETTING, "rope", 0))
-        print(json.dumps({"preset": a.preset, "group_lengths": a.group_lengths, "validation": a.validation,
-                          "finetune_epochs": epochs or setting.finetune_epochs or recipe.RECALL.finetune.epochs,
-                          "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
-                          "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
+    for passes in a.pretrain_epochs:
+        for epochs in a.finetune_epochs:
+            varied = replace(setting, pretrain_epochs=passes or setting.pretrain_epochs,
+                             finetune_epochs=epochs or setting.finetune_epochs)
+            study = Study(out / "data", out / f"pretrain{passes or 'default'}-finetune{epochs or 'default'}",
+                          replace(demo, settings=(varied,)), "cpu", progress=False,
+                          shared_pretraining=out / f"pretrained{passes or 'default'}")
+            t0 = time.time()
+            row = study.run_cell(Cell(RECALL_SETTING, "rope", 0))
+            print(json.dumps({
+                "preset": a.preset, "group_lengths": a.group_lengths, "validation": a.validation,
+                "pretrain_epochs": varied.pretrain_epochs or recipe.RECALL.pretrain.epochs,
+                "finetune_epochs": varied.finetune_epochs or recipe.RECALL.finetune.epochs,
+                "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
+                "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 
 if __name__ == "__main__":

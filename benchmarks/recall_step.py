@@ -10,7 +10,7 @@ on average (length buckets and grouping cut PAD off).
     python benchmarks/recall_step.py --threads 2 --processes 2 --batch 32 --group
 
 With ``--processes`` the threads are shared out among the processes (kgpt.training.parallel),
-and the timed steps include starting the other processes once (a fork: milliseconds).
+and the timed steps include starting the other processes once (fresh interpreters: about a second).
 
 Run it with the machine to itself: two processes on two cores slow each other.
 """
