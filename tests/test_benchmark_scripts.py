@@ -116,7 +116,8 @@ def test_recall_proxy_scores_a_reader_on_the_validation_people(data, recaller, t
     assert row["place_in_true_bio_text"] == N_VALIDATION and row["steps"] >= 1
     assert 0 <= row["extract_correct"] <= row["validation"] and 0 <= row["write_correct"] <= row["validation"]
     (params,) = tmp_path.glob("*.params")
-    assert params.name == "reader-recaller-bios-drop0-swap1-e1-s0.params"
+    assert row["continue_bios"] is recipe.RECALL.reader_settings.continue_bios is True  # the recipe's default
+    assert params.name == "reader-recaller-bios-drop0-swap1-cont-e1-s0.params"
     assert read_checkpoint(params).answering["swap_places"] == 1
 
 
@@ -224,14 +225,14 @@ def test_demo_recall_cell_runs_the_tiny_demos_cell(tmp_path, monkeypatch, capsys
     dev = DEMO_PRESETS["tiny"].data.n_dev
     assert (row["preset"], row["group_lengths"], row["total"]) == ("tiny", False, dev)
     assert 0 <= row["correct"] <= dev
-    predictions = tmp_path / "group0" / "epochsdefault" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
+    predictions = tmp_path / "group0" / "pretraindefault-finetunedefault" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == dev
 
 
 def test_demo_recall_cell_validation_scores_held_out_training_people_with_one_recaller(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
     rows = json_lines(run_main(monkeypatch, capsys, "demo_recall_cell", "--preset", "tiny", "--out", tmp_path,
-                               "--no-group_lengths", "--validation", "--finetune_epochs", "1", "2"))
+                               "--no-group_lengths", "--validation", "--pretrain_epochs", "1", "--finetune_epochs", "1", "2"))
     n_train = DEMO_PRESETS["tiny"].data.n_train
     held = n_train // 5
     assert [(r["finetune_epochs"], r["total"], r["validation"]) for r in rows] == [(1, held, True), (2, held, True)]
@@ -240,7 +241,7 @@ def test_demo_recall_cell_validation_scores_held_out_training_people_with_one_re
     train = data / FILE_NAMES["train"]
     dev_lines, train_lines = (p.read_text(encoding="utf-8").splitlines() for p in (dev, train))
     assert len(dev_lines) == held and len(train_lines) == n_train - held and not set(dev_lines) & set(train_lines)
-    assert len(list((tmp_path / "group0-validation" / "pretrained").glob("*.params"))) == 1  # one recaller for both
+    assert len(list((tmp_path / "group0-validation" / "pretrained1").glob("*.params"))) == 1  # one recaller for both
 
 
 def test_export_check_finds_the_same_answers_and_logits(data, direct, monkeypatch, capsys):
