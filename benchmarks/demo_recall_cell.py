@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from kgpt.data.synthetic import generate
+from knowledge_proxy import split
+
+from kgpt.data.synthetic import FILE_NAMES, generate
 from kgpt.presets import DEMO_PRESETS, RECALL_SETTING
 from kgpt.study import Cell, Study
 from kgpt.training import recipe
@@ -31,13 +32,11 @@ VALIDATION_SHARE = 5  # --validation holds out one training person in this many
 def hold_out(data_dir: Path) -> None:
     """Make ``data_dir``'s dev file a fixed fifth of its training questions, and its
     training file the rest (wiki.txt, which names no answer, is unchanged)."""
-    train = data_dir / "birth_places_train.tsv"
+    train = data_dir / FILE_NAMES["train"]
     lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
-    order = list(range(len(lines)))
-    random.Random(1234).shuffle(order)
-    held = set(order[: len(lines) // VALIDATION_SHARE])
-    (data_dir / "birth_dev.tsv").write_text("".join(lines[i] for i in sorted(held)), encoding="utf-8")
-    train.write_text("".join(line for i, line in enumerate(lines) if i not in held), encoding="utf-8")
+    held, rest = split(lines, len(lines) // VALIDATION_SHARE)  # the real data's validation split, by share
+    (data_dir / FILE_NAMES["dev"]).write_text("".join(held), encoding="utf-8")
+    train.write_text("".join(rest), encoding="utf-8")
 
 
 def main() -> None:

@@ -37,11 +37,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "birthplaces"
 VALIDATION_PEOPLE = 400
 
 
-def split(questions):
-    """(validation, fit): a fixed 400 of the training questions, and the rest."""
+def split(questions, people: int = VALIDATION_PEOPLE):
+    """(validation, fit): a fixed ``people`` of the training questions (400), and the rest,
+    each in file order."""
     order = list(range(len(questions)))
     random.Random(1234).shuffle(order)
-    held = set(order[:VALIDATION_PEOPLE])
+    held = set(order[:people])
     return [q for i, q in enumerate(questions) if i in held], [q for i, q in enumerate(questions) if i not in held]
 
 

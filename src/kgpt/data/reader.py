@@ -125,7 +125,7 @@ def reader_examples(
             continue
         sources = []
         if settings.learn_from in ("bios", "both"):
-            sources.append(continued(bio, others, settings.source_chars(max_length), rng) if others else bio)
+            sources.append(continued(bio, others, settings.source_chars(max_length), rng))
         if settings.learn_from in ("recalls", "both"):
             if recalls is None or name not in recalls:
                 raise ValueError(f"no recall of {name!r} to learn from")
