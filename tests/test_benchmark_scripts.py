@@ -217,10 +217,10 @@ def test_confidence_validation_split_then_signals(data, recaller, tmp_path, monk
     assert all(c["people"] == N_VALIDATION for c in [*result["candidates"].values(), *result["baselines"].values()])
 
 
-def test_demo_recall_cell_runs_the_tiny_demos_cell(tmp_path, monkeypatch, capsys):
+def test_demo_cell_runs_the_tiny_demos_recall_cell(tmp_path, monkeypatch, capsys):
     # The script swaps the recall recipe in kgpt's registry; put it back after the test.
     monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
-    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_recall_cell", "--preset", "tiny", "--out", tmp_path,
+    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--no-group_lengths"))
     dev = DEMO_PRESETS["tiny"].data.n_dev
     assert (row["preset"], row["group_lengths"], row["total"]) == ("tiny", False, dev)
@@ -229,9 +229,9 @@ def test_demo_recall_cell_runs_the_tiny_demos_cell(tmp_path, monkeypatch, capsys
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == dev
 
 
-def test_demo_recall_cell_validation_scores_held_out_training_people_with_one_recaller(tmp_path, monkeypatch, capsys):
+def test_demo_cell_validation_scores_held_out_training_people_with_one_recaller(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
-    rows = json_lines(run_main(monkeypatch, capsys, "demo_recall_cell", "--preset", "tiny", "--out", tmp_path,
+    rows = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                "--no-group_lengths", "--validation", "--pretrain_epochs", "1", "--finetune_epochs", "1", "2"))
     n_train = DEMO_PRESETS["tiny"].data.n_train
     held = n_train // 5
@@ -242,6 +242,18 @@ def test_demo_recall_cell_validation_scores_held_out_training_people_with_one_re
     dev_lines, train_lines = (p.read_text(encoding="utf-8").splitlines() for p in (dev, train))
     assert len(dev_lines) == held and len(train_lines) == n_train - held and not set(dev_lines) & set(train_lines)
     assert len(list((tmp_path / "group0-validation" / "pretrained1").glob("*.params"))) == 1  # one recaller for both
+
+
+def test_demo_cell_runs_another_setting_and_the_recall_cell_with_end_marks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(recipe.RECIPES, "recall", recipe.RECALL)
+    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
+                                 "--setting", "pretrain+finetune", "--validation"))
+    assert (row["setting"], row["recipe"], row["end_mark"], row["pretrain_epochs"]) == ("pretrain+finetune", "assignment", None, 1)
+    assert (tmp_path / "pretrain+finetune-validation" / "pretraineddefault" / "pretrain-rope-s0.params").exists()
+    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path, "--end_mark"))
+    assert (row["setting"], row["end_mark"]) == (RECALL_SETTING, True)
+    assert recipe.RECIPES["recall"].mix.end_mark  # the cell trained with the varied recipe
+    assert (tmp_path / "group0-end" / "pretraineddefault" / "pretrain-recall-rope-s0.params").exists()
 
 
 def test_export_check_finds_the_same_answers_and_logits(data, direct, monkeypatch, capsys):
