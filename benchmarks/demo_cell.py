@@ -44,10 +44,10 @@ def hold_out(data_dir: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--setting", default=RECALL_SETTING, help="the demo's cell to run (a setting of its preset)")
-    ap.add_argument("--group_lengths", action=argparse.BooleanOptionalAction, default=recipe.RECALL.group_lengths,
-                    help="the recall recipe's batches: of one length, or shuffled")
-    ap.add_argument("--end_mark", action=argparse.BooleanOptionalAction, default=recipe.RECALL.mix.end_mark,
-                    help="the recall recipe's bios end with a mark the recall stops at")
+    ap.add_argument("--group_lengths", action=argparse.BooleanOptionalAction, default=None,
+                    help="a recall cell's batches: of one length, or shuffled (default: its recipe's)")
+    ap.add_argument("--end_mark", action=argparse.BooleanOptionalAction, default=None,
+                    help="a recall cell's bios end with a mark its recalls stop at (default: its recipe's)")
     ap.add_argument("--pretrain_epochs", type=int, nargs="+", default=[None],
                     help="pretraining epochs, one pretrained model each (default: the demo's)")
     ap.add_argument("--finetune_epochs", type=int, nargs="+", default=[None],
@@ -61,10 +61,13 @@ def main() -> None:
     if a.setting not in settings:
         ap.error(f"--setting: one of {', '.join(settings)}")
     setting = settings[a.setting]
-    # The cell names its recipe: the recall recipe is varied in the registry, by value.
-    recipe.RECIPES["recall"] = replace(recipe.RECALL, group_lengths=a.group_lengths,
-                                       mix=replace(recipe.RECALL.mix, end_mark=a.end_mark))
-    tag = f"group{int(a.group_lengths)}{'-end' if a.end_mark else ''}" if a.setting == RECALL_SETTING else a.setting
+    cell_recipe = recipe.get_recipe(setting.recipe)
+    if cell_recipe.mix is not None:  # the cell names its recipe: varied in the registry, by value
+        group = cell_recipe.group_lengths if a.group_lengths is None else a.group_lengths
+        end = cell_recipe.mix.end_mark if a.end_mark is None else a.end_mark
+        cell_recipe = replace(cell_recipe, group_lengths=group, mix=replace(cell_recipe.mix, end_mark=end))
+        recipe.RECIPES[setting.recipe] = cell_recipe
+    tag = f"group{int(cell_recipe.group_lengths)}{'-end' if cell_recipe.mix.end_mark else ''}" if cell_recipe.mix else a.setting
     out = a.out / f"{tag}{'-validation' if a.validation else ''}"
     generate(replace(demo.data, seed=0)).write(out / "data")
     if a.validation:
@@ -76,13 +79,12 @@ def main() -> None:
             study = Study(out / "data", out / f"pretrain{passes or 'default'}-finetune{epochs or 'default'}",
                           replace(demo, settings=(varied,)), "cpu", progress=False,
                           shared_pretraining=out / f"pretrained{passes or 'default'}")
-            cell_recipe = recipe.get_recipe(varied.recipe)
             t0 = time.time()
             row = study.run_cell(Cell(a.setting, "rope", 0))
             print(json.dumps({
                 "preset": a.preset, "setting": a.setting, "recipe": varied.recipe,
-                "group_lengths": a.group_lengths if cell_recipe.mix else None,
-                "end_mark": a.end_mark if cell_recipe.mix else None, "validation": a.validation,
+                "group_lengths": cell_recipe.group_lengths if cell_recipe.mix else None,
+                "end_mark": cell_recipe.mix.end_mark if cell_recipe.mix else None, "validation": a.validation,
                 "pretrain_epochs": (varied.pretrain_epochs or cell_recipe.pretrain.epochs) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
                 "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),

@@ -10,16 +10,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import one_line_error
+from conftest import FOUR_BIOS, one_line_error
 from kgpt import answering, recaller
 from kgpt.answering import AnswerPolicy, RecallAnswerer, load_answerer
-from kgpt.checkpoint import RECALLER, read_checkpoint, save_checkpoint
+from kgpt.checkpoint import RECALLER, load_model, read_checkpoint, save_checkpoint
 from kgpt.cli import main
 from kgpt.data.corpus import parse_questions
 from kgpt.asking import answer_questions
 from kgpt.data.reader import WORD_TAIL, ReaderSettings
 from kgpt.data.words import spans
 from kgpt.model import GPT, GPTConfig
+from kgpt.pipeline import Corpus
 from kgpt.training.recipe import RECALL
 from kgpt.vocab import CharVocab
 
@@ -218,3 +219,23 @@ def test_ask_scores_each_span_once_and_shows_the_top_ones_own_probability(monkey
     (alone,) = answer_questions(asker, vocab, [], questions[:1], top_k=0)
     assert calls == {"continuation_log_probs": 1, "answer_log_probs": 0} and alone.alternatives == []
     assert alone.answer == answers[0].answer and alone.reading_confidence == answers[0].reading_confidence
+
+
+def test_the_end_marked_recipe_recalls_each_bio_and_stops_where_it_ends(tmp_path):
+    # The same tiny recaller memorises four one-sentence bios with and without end marks:
+    # with them, each recall is its bio, exactly; without, it writes on past the end.
+    wiki = tmp_path / "wiki.txt"
+    wiki.write_text(FOUR_BIOS, encoding="utf-8")
+    bios = FOUR_BIOS.splitlines()
+    names = [b.split(".")[0] for b in bios]
+    recalled = {}
+    for name in ("recall", "recall-end-marked"):
+        params = tmp_path / f"{name}.params"
+        assert main(["pretrain", "rope", str(wiki), "--recipe", name, "--writing_params_path", str(params),
+                     "--max_epochs", "150", "--pretrain_lr", "3e-3", "--n_layer", "2", "--n_head", "2", "--n_embd", "64",
+                     "--batch_size", "4", "--checkpoint_every", "0", "--no_progress", "--device", "cpu", "--seed", "0"]) == 0
+        vocab = Corpus.load(wiki).vocab
+        model, _ = load_model(params, vocab)
+        recalled[name] = recaller.recall(model.eval(), vocab, names, 80)
+    assert recalled["recall-end-marked"] == bios
+    assert all(r.startswith(b) and len(r) == 80 for r, b in zip(recalled["recall"], bios))
