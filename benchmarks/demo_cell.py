@@ -9,8 +9,8 @@ Prints one JSON line per pretrained model and finetuning: right of the people sc
 free recall (a cell that pretrains), seconds. Writes under runs/; the finetunings of one
 pretrained model share it. ``--validation`` scores a fixed fifth of the demo's training
 people, held out of finetuning, instead of its dev people: the demo's settings are chosen
-there, never on its dev. ``--preset tiny`` runs the tiny demo's cell instead, in seconds
-(the tests run it so).
+there, never on its dev. Each cell and variation writes under its own folder of ``--out``.
+``--preset tiny`` runs the tiny demo's cell instead, in seconds (the tests run it so).
 """
 
 from __future__ import annotations
@@ -62,12 +62,17 @@ def main() -> None:
         ap.error(f"--setting: one of {', '.join(settings)}")
     setting = settings[a.setting]
     cell_recipe = recipe.get_recipe(setting.recipe)
-    if cell_recipe.mix is not None:  # the cell names its recipe: varied in the registry, by value
+    tag = a.setting
+    if cell_recipe.mix is not None:
+        # The cell names its recipe: varied in the registry, by value (its checkpoints keep
+        # the recipe's name, so a --no-end_mark run's are named end-marked all the same).
         group = cell_recipe.group_lengths if a.group_lengths is None else a.group_lengths
         end = cell_recipe.mix.end_mark if a.end_mark is None else a.end_mark
         cell_recipe = replace(cell_recipe, group_lengths=group, mix=replace(cell_recipe.mix, end_mark=end))
         recipe.RECIPES[setting.recipe] = cell_recipe
-    tag = f"group{int(cell_recipe.group_lengths)}{'-end' if cell_recipe.mix.end_mark else ''}" if cell_recipe.mix else a.setting
+        tag += f"-group{int(group)}{'-end' if end else ''}"
+    elif a.group_lengths is not None or a.end_mark is not None:
+        ap.error(f"--group_lengths and --end_mark vary a bios recipe; {a.setting} trains with {setting.recipe}")
     out = a.out / f"{tag}{'-validation' if a.validation else ''}"
     generate(replace(demo.data, seed=0)).write(out / "data")
     if a.validation:

@@ -217,15 +217,17 @@ def test_confidence_validation_split_then_signals(data, recaller, tmp_path, monk
     assert all(c["people"] == N_VALIDATION for c in [*result["candidates"].values(), *result["baselines"].values()])
 
 
-def test_demo_cell_runs_the_tiny_demos_recall_cell(tmp_path, monkeypatch, capsys):
-    # The script swaps the recall recipe in kgpt's registry; put it back after the test.
+def test_demo_cell_runs_the_tiny_demos_recall_cell_varied(tmp_path, monkeypatch, capsys):
+    # The script varies the cell's recipe in kgpt's registry; put it back after the test.
     monkeypatch.setitem(recipe.RECIPES, "recall-end-marked", recipe.RECALL_END_MARKED)
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--no-group_lengths", "--no-end_mark"))
     dev = DEMO_PRESETS["tiny"].data.n_dev
-    assert (row["preset"], row["group_lengths"], row["end_mark"], row["total"]) == ("tiny", False, False, dev)
+    assert (row["preset"], row["recipe"], row["group_lengths"], row["end_mark"], row["total"]) == \
+        ("tiny", "recall-end-marked", False, False, dev)
     assert 0 <= row["correct"] <= dev
-    predictions = tmp_path / "group0" / "pretraindefault-finetunedefault" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
+    cell = tmp_path / f"{RECALL_SETTING}-group0"
+    predictions = cell / "pretraindefault-finetunedefault" / "predictions" / f"{RECALL_SETTING}-rope-s0.txt"
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == dev
 
 
@@ -235,25 +237,24 @@ def test_demo_cell_validation_scores_held_out_training_people_with_one_recaller(
                                "--no-group_lengths", "--validation", "--pretrain_epochs", "1", "--finetune_epochs", "1", "2"))
     n_train = DEMO_PRESETS["tiny"].data.n_train
     held = n_train // 5
-    assert [(r["finetune_epochs"], r["total"], r["validation"]) for r in rows] == [(1, held, True), (2, held, True)]
-    data = tmp_path / "group0-end-validation" / "data"
-    dev = data / FILE_NAMES["dev"]
-    train = data / FILE_NAMES["train"]
+    assert [(r["finetune_epochs"], r["total"], r["validation"], r["end_mark"]) for r in rows] == \
+        [(1, held, True, True), (2, held, True, True)]
+    cell = tmp_path / f"{RECALL_SETTING}-group0-end-validation"
+    dev, train = cell / "data" / FILE_NAMES["dev"], cell / "data" / FILE_NAMES["train"]
     dev_lines, train_lines = (p.read_text(encoding="utf-8").splitlines() for p in (dev, train))
     assert len(dev_lines) == held and len(train_lines) == n_train - held and not set(dev_lines) & set(train_lines)
-    assert len(list((tmp_path / "group0-end-validation" / "pretrained1").glob("*.params"))) == 1  # one recaller for both
+    assert len(list((cell / "pretrained1").glob("*.params"))) == 1  # one recaller for both
 
 
-def test_demo_cell_runs_another_setting_and_the_recall_cell_without_end_marks(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(recipe.RECIPES, "recall-end-marked", recipe.RECALL_END_MARKED)
+def test_demo_cell_runs_another_setting_and_refuses_a_bios_flag_there(tmp_path, monkeypatch, capsys):
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--setting", "pretrain+finetune", "--validation"))
     assert (row["setting"], row["recipe"], row["end_mark"], row["pretrain_epochs"]) == ("pretrain+finetune", "assignment", None, 1)
     assert (tmp_path / "pretrain+finetune-validation" / "pretraineddefault" / "pretrain-rope-s0.params").exists()
-    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path, "--no-end_mark"))
-    assert (row["setting"], row["recipe"], row["end_mark"]) == (RECALL_SETTING, "recall-end-marked", False)
-    assert not recipe.RECIPES["recall-end-marked"].mix.end_mark  # the cell trained with its recipe varied
-    assert (tmp_path / "group0" / "pretraineddefault" / "pretrain-recall-end-marked-rope-s0.params").exists()
+    with pytest.raises(SystemExit):
+        run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path, "--setting", "pretrain+finetune",
+                 "--end_mark")
+    assert "--end_mark vary a bios recipe" in capsys.readouterr().err
 
 
 def test_export_check_finds_the_same_answers_and_logits(data, direct, monkeypatch, capsys):

@@ -1,8 +1,8 @@
 """How a question reaches the model that answers it: asked, or recalled, then read.
 
-* :class:`Answerer` (every recipe but ``recall``): the model reads ``question⁇`` and
+* :class:`Answerer` (every recipe but the recall recipes): the model reads ``question⁇`` and
   writes the place, as in the assignment.
-* :class:`RecallAnswerer` (the ``recall`` recipe): the question only says whose bio to
+* :class:`RecallAnswerer` (the recall recipes): the question only says whose bio to
   recall. The recaller (the pretrained model) is cued with the bio's opening ``NAME.``,
   NAME parsed from "Where was NAME born?", and decodes the rest of the bio, by the beam
   search its answering policy names (greedily with one beam), to the bio's end mark

@@ -86,8 +86,8 @@ DEMO_PRESETS = {
     # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs (50
     # stored nothing: 5/50; 80 answered 4 of 40 held-out training people, docs/RESULTS.md).
     # The fourth setting is the recall recipe with each bio's end marked, 40 passes: chosen
-    # on a held-out fifth of the training people (the recall recipe in 60 passes read one
-    # more of 40 and cost a third more; docs/RESULTS.md).
+    # on a held-out fifth of the training people (the recall recipe needed 60 passes, half
+    # again the pretraining, to read one more of 40; docs/RESULTS.md).
     "cpu": Preset("cpu", (
         Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
         Setting("pretrain+finetune", **{**_DEMO, "finetune_epochs": 10}),
