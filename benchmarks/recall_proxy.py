@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--drop_absent", action="store_true", help="leave out examples whose place is not in the text")
     ap.add_argument("--swap_places", type=int, default=RECALL.reader_settings.swap_places,
                     help="copies of each example with its place swapped for another name")
+    ap.add_argument("--swap_words", action=argparse.BooleanOptionalAction, default=RECALL.reader_settings.swap_words,
+                    help="swap places for capitalised words of the texts too, else for training answers alone")
     ap.add_argument("--continue_bios", action=argparse.BooleanOptionalAction, default=RECALL.reader_settings.continue_bios,
                     help="true bios shorter than the cut go on with another's words")
     ap.add_argument("--epochs", type=int, default=RECALL.finetune.epochs)
@@ -74,10 +76,10 @@ def main() -> None:
         fit_tsv = write_tsv(Path(tmp) / "fit.tsv", fit)
         for source in a.learn_from:
             settings = replace(RECALL.reader_settings, learn_from=source, drop_absent=a.drop_absent,
-                               swap_places=a.swap_places, continue_bios=a.continue_bios)
+                               swap_places=a.swap_places, swap_words=a.swap_words, continue_bios=a.continue_bios)
             recipe = replace(RECALL, reader_settings=settings, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr))
             path = out / (f"reader-{a.pretrained.stem}-{source}-drop{int(a.drop_absent)}-swap{a.swap_places}"
-                          f"{'-cont' if a.continue_bios else ''}-e{a.epochs}-s{a.seed}.params")
+                          f"{'' if a.swap_words else '-answers'}{'-cont' if a.continue_bios else ''}-e{a.epochs}-s{a.seed}.params")
             path.unlink(missing_ok=True)
             t0 = time.perf_counter()
             opts = pipeline.RunOptions(seed=a.seed, device="cpu", recipe=recipe, progress=False)
@@ -95,7 +97,7 @@ def main() -> None:
                          and contains_place(asker.seen(person_bio(bios, q.name, q.answer), q.name), q.answer) for q in val]
             print(json.dumps({
                 "pretrained": a.pretrained.name, "learn_from": source, "drop_absent": a.drop_absent,
-                "swap_places": a.swap_places, "continue_bios": a.continue_bios,
+                "swap_places": a.swap_places, "swap_words": a.swap_words, "continue_bios": a.continue_bios,
                 "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "fit": len(fit), "validation": len(val),
                 "steps": trained.steps, "final_loss": trained.final_loss,
                 "extract_correct": sum(p == q.answer for p, q in zip(extracted, val)),

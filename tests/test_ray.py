@@ -211,7 +211,7 @@ def test_ray_local_writes_what_the_in_process_run_writes(ray_cluster, study_data
     assert reproduce(study_data, here, "tiny", "--cpus_per_cell", "1") == 0
     assert reproduce(study_data, there, "tiny", "--ray", "local") == 0
     printed = capsys.readouterr().out
-    assert "[5/5 done, 0 in flight, 0 failed]" in printed and "pretrain-recall-vanilla-s0: pretrain done" in printed
+    assert "[5/5 done, 0 in flight, 0 failed]" in printed and "pretrain-recall-end-marked-vanilla-s0: pretrain done" in printed
     assert ("each cell on Ray trains with 1 CPU thread" in printed) == (torch.get_num_threads() > 1)
     assert rows_without_time(there) == rows_without_time(here)
     a, b = files(here), files(there)

@@ -113,6 +113,20 @@ def test_swapped_places_are_copied_from_the_text_every_occurrence_whole_words_on
     assert ReaderSettings(swap_places=2).spec()["swap_places"] == 2 and "swap_places" not in ReaderSettings().spec()
 
 
+def test_without_swap_words_a_place_is_swapped_only_for_another_training_answer():
+    docs = ["Ann Lee. She was born in Oslo in March.", "Bo Li. He was born in Paris.", "Cy Po. Cy Po was born in Lima."]
+    questions = parse_questions("Where was Ann Lee born?\tOslo\nWhere was Bo Li born?\tParis\n"
+                                "Where was Cy Po born?\tLima\n")
+    settings = ReaderSettings(swap_places=6, swap_words=False)
+    plain = reader_examples(docs, questions, ReaderSettings(), 128)
+    copies = [e for e in reader_examples(docs, questions, settings, 128, seed=3) if e not in plain]
+    assert copies and {e.answer for e in copies} <= {"Oslo", "Paris", "Lima"}  # never "She", "March" or "Cy"
+    with_words = [e for e in reader_examples(docs, questions, ReaderSettings(swap_places=6), 128, seed=3) if e not in plain]
+    assert {e.answer for e in with_words} - {"Oslo", "Paris", "Lima"}  # the default also draws capitalised words
+    assert settings.spec()["swap_words"] is False and "swap_words" not in ReaderSettings().spec()
+    assert ReaderSettings.from_spec(settings.spec()) == settings
+
+
 def test_a_short_bio_goes_on_with_another_training_persons_words_up_to_the_text_read():
     docs = ["Ann Lee. Ann Lee was born in Oslo.", "Bo Li. Bo Li sang in Paris and Rome for many years on end.",
             "Cy Po. Cy Po was born in Lima, Peru, and was a potter who made bowls and jugs of clay in Cusco."]

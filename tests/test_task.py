@@ -208,7 +208,7 @@ def test_demo_asks_every_attribute_of_the_same_people_pretraining_once(tmp_path,
     # Pretraining that reads no question is shared by the three tasks; the knowledge
     # recipe's reads each task's training questions, so each task has its own.
     shared = sorted(p.name for p in (out / "pretrained").glob("*.params"))
-    assert shared == ["pretrain-recall-end-marked-rope-s0.params", "pretrain-rope-s0.params"]
+    assert shared == ["pretrain-recall-rope-s0.params", "pretrain-rope-s0.params"]
     for t in ATTRIBUTES:
         own = sorted(p.name for p in (out / t / "checkpoints").glob("pretrain-*.params"))
         assert own == ["pretrain-knowledge-rope-s0.params"]

@@ -55,6 +55,9 @@ class ReaderSettings:
     # the answer, for another name (:func:`swapped`): the reader must copy what the text
     # says, where a reader of the true examples alone also learns which places it was told.
     swap_places: int = 0
+    # Swapped names are drawn from the training answers and the capitalised words of the
+    # texts (people, titles, months, pronouns that open a sentence), or the answers alone.
+    swap_words: bool = True
     # A true bio shorter than the text read goes on with words of another training
     # person's bio (:func:`continued`): a recall writes on past the end of such a bio, since
     # nothing in pretraining marks where a bio ends, and a reader of whole bios alone took
@@ -89,7 +92,8 @@ class ReaderSettings:
 
     def spec(self) -> dict:
         spec = asdict(self)
-        for name, old in (("answer_chars", MAX_PLACE_CHARS), ("swap_places", 0), ("continue_bios", False)):
+        for name, old in (("answer_chars", MAX_PLACE_CHARS), ("swap_places", 0), ("continue_bios", False),
+                          ("swap_words", True)):
             if spec[name] == old:  # as checkpoints from before the field wrote it
                 del spec[name]
         return spec
@@ -136,7 +140,7 @@ def reader_examples(
                 continue  # an empty text (a recall of nothing but the masked name) has nothing to read
             examples.append(Question(text, q.answer, q.line))
     if settings.swap_places:
-        names = swap_names(examples, settings.answer_chars)
+        names = swap_names(examples, settings.answer_chars, settings.swap_words)
         examples = [s for e in examples for s in [e, *swapped(e, names, settings, max_length, rng)]]
     return examples
 
@@ -155,12 +159,13 @@ def continued(bio: str, others: list[str], chars: int, rng: random.Random) -> st
     return f"{bio} {other[rng.choice(starts):]}"[:chars]
 
 
-def swap_names(examples: list[Question], max_chars: int) -> list[str]:
-    """What a place may be swapped for: the examples' answers and every capitalised word of
-    their texts (people and titles too), so the reader also copies names it was never told
-    are places; sorted, so the draw depends on the seed alone."""
+def swap_names(examples: list[Question], max_chars: int, capitalised_words: bool = True) -> list[str]:
+    """What a place may be swapped for: the examples' answers and, with ``capitalised_words``,
+    every capitalised word of their texts (people and titles too), so the reader also copies
+    names it was never told are places; sorted, so the draw depends on the seed alone."""
     names = {e.answer for e in examples}
-    names |= {w for e in examples for w in (m.group() for m in words(e.text)) if w[0].isupper() and len(w) > 2}
+    if capitalised_words:
+        names |= {w for e in examples for w in (m.group() for m in words(e.text)) if w[0].isupper() and len(w) > 2}
     return sorted(n for n in names if len(n) <= max_chars)
 
 
