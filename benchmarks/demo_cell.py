@@ -62,7 +62,7 @@ def main() -> None:
         ap.error(f"--setting: one of {', '.join(settings)}")
     setting = settings[a.setting]
     cell_recipe = recipe.get_recipe(setting.recipe)
-    tag = a.setting
+    tag, group, end = a.setting, None, None  # group and end: None for a recipe without bios
     if cell_recipe.mix is not None:
         # The cell names its recipe: varied in the registry, by value (its checkpoints keep
         # the recipe's name, so a --no-end_mark run's are named end-marked all the same).
@@ -88,8 +88,7 @@ def main() -> None:
             row = study.run_cell(Cell(a.setting, "rope", 0))
             print(json.dumps({
                 "preset": a.preset, "setting": a.setting, "recipe": varied.recipe,
-                "group_lengths": cell_recipe.group_lengths if cell_recipe.mix else None,
-                "end_mark": cell_recipe.mix.end_mark if cell_recipe.mix else None, "validation": a.validation,
+                "group_lengths": group, "end_mark": end, "validation": a.validation,
                 "pretrain_epochs": (varied.pretrain_epochs or cell_recipe.pretrain.epochs) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
                 "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),

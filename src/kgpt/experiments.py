@@ -11,8 +11,9 @@ Both run the settings the assignment compares, cell by cell, and kgpt's own:
   it sees the training questions during pretraining; the dev people only ever through
   their bios, as in the assignment.
 * ``recall-read``: a recall recipe (:data:`kgpt.training.recipe.RECALL` and its
-  variants): pretraining on the bios alone, a reader finetuned on the training people's bios and places, and
-  answers by recalling the dev person's bio and reading it (:mod:`kgpt.answering`).
+  variants): pretraining on the bios alone, a reader finetuned on the training people's
+  bios and places, and answers by recalling the dev person's bio and reading it
+  (:mod:`kgpt.answering`).
 
 Every pretrained cell also reports storage, probed two ways (:mod:`kgpt.probe`): cued
 completion of the bio up to the place, and free recall from ``NAME.`` alone.
