@@ -49,7 +49,8 @@ def one(corpus: Path, checkpoint: Path, questions: Path, cache: str, batch: int)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     return {"cache": cache, "batch": batch, "n": len(asked), "seconds": round(seconds, 2),
-            "questions_per_s": round(len(asked) / seconds, 1), "peak_rss_mib": round(peak)}
+            # three significant digits: a slow or shared CPU's rate never rounds to 0
+            "questions_per_s": float(f"{len(asked) / seconds:.3g}"), "peak_rss_mib": round(peak)}
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ reader's finetuning, exactly as the dev people are; the reader learns from the o
 
 Each ``--learn_from`` (with ``--drop_absent``, ``--swap_places`` and ``--continue_bios``) is one reader finetuned with ``kgpt finetune
 --recipe recall`` with the recipe's reader settings varied by value; prints one JSON line per
-reader. Runs on the CPU.
+reader and ``--recall_beams`` width. Runs on the CPU.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=RECALL.finetune.epochs)
     ap.add_argument("--lr", type=float, default=RECALL.finetune.lr)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--recall_beams", type=int, nargs="+", default=None, metavar="N",
+                    help="recall each validation bio with a beam this wide (several: one line each, the same reader); "
+                         "default: as the reader's checkpoint says")
     ap.add_argument("--out", type=Path, default=None, help="keep the readers here")
     a = ap.parse_args()
 
@@ -84,29 +87,32 @@ def main() -> None:
             t0 = time.perf_counter()
             opts = pipeline.RunOptions(seed=a.seed, device="cpu", recipe=recipe, progress=False)
             trained = pipeline.finetune("rope", wiki, path, fit_tsv, reading_params_path=a.pretrained, opts=opts)
-            t1 = time.perf_counter()
-            asker = load_answerer(path, corpus.vocab)
-            contexts = asker.contexts(corpus.vocab, val)
-            t2 = time.perf_counter()
-            extracted = asker.answers(corpus.vocab, contexts)
-            t3 = time.perf_counter()
-            asker.policy = replace(asker.policy, answer_by="write")
-            written = asker.answers(corpus.vocab, contexts)
-            in_text = [contains_place(c.text, q.answer) for q, c in zip(val, contexts)]
-            true_text = [person_bio(bios, q.name, q.answer) is not None
-                         and contains_place(asker.seen(person_bio(bios, q.name, q.answer), q.name), q.answer) for q in val]
-            print(json.dumps({
-                "pretrained": a.pretrained.name, "learn_from": source, "drop_absent": a.drop_absent,
-                "swap_places": a.swap_places, "swap_words": a.swap_words, "continue_bios": a.continue_bios,
-                "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "fit": len(fit), "validation": len(val),
-                "steps": trained.steps, "final_loss": trained.final_loss,
-                "extract_correct": sum(p == q.answer for p, q in zip(extracted, val)),
-                "write_correct": sum(p == q.answer for p, q in zip(written, val)),
-                "place_in_text_read": sum(in_text), "place_in_true_bio_text": sum(true_text),
-                "extract_correct_where_in_text": sum(p == q.answer for p, q, t in zip(extracted, val, in_text) if t),
-                "train_s": round(t1 - t0, 1), "recall_s": round(t2 - t1, 1), "extract_s": round(t3 - t2, 1),
-                "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"),
-            }), flush=True)
+            train_s = round(time.perf_counter() - t0, 1)
+            for beams in a.recall_beams or [None]:
+                asker = load_answerer(path, corpus.vocab, recall_beams=beams)
+                t1 = time.perf_counter()
+                contexts = asker.contexts(corpus.vocab, val)
+                t2 = time.perf_counter()
+                extracted = asker.answers(corpus.vocab, contexts)
+                t3 = time.perf_counter()
+                asker.policy = replace(asker.policy, answer_by="write")
+                written = asker.answers(corpus.vocab, contexts)
+                in_text = [contains_place(c.text, q.answer) for q, c in zip(val, contexts)]
+                true_text = [person_bio(bios, q.name, q.answer) is not None
+                             and contains_place(asker.seen(person_bio(bios, q.name, q.answer), q.name), q.answer) for q in val]
+                print(json.dumps({
+                    "pretrained": a.pretrained.name, "learn_from": source, "drop_absent": a.drop_absent,
+                    "swap_places": a.swap_places, "swap_words": a.swap_words, "continue_bios": a.continue_bios,
+                    "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "fit": len(fit), "validation": len(val),
+                    "recall_beams": asker.policy.recall_beams, "steps": trained.steps, "final_loss": trained.final_loss,
+                    "extract_correct": sum(p == q.answer for p, q in zip(extracted, val)),
+                    "write_correct": sum(p == q.answer for p, q in zip(written, val)),
+                    "place_in_text_read": sum(in_text), "place_in_true_bio_text": sum(true_text),
+                    "recall_lost_the_place": sum(t and not i for t, i in zip(true_text, in_text)),
+                    "extract_correct_where_in_text": sum(p == q.answer for p, q, t in zip(extracted, val, in_text) if t),
+                    "train_s": train_s, "recall_s": round(t2 - t1, 1), "extract_s": round(t3 - t2, 1),
+                    "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"),
+                }), flush=True)
 
 
 if __name__ == "__main__":

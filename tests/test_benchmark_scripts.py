@@ -121,6 +121,14 @@ def test_recall_proxy_scores_a_reader_on_the_validation_people(data, recaller, t
     assert read_checkpoint(params).answering["swap_places"] == 1
 
 
+def test_recall_proxy_scores_one_reader_at_each_beam_width(data, recaller, tmp_path, monkeypatch, capsys):
+    rows = json_lines(run_main(monkeypatch, capsys, "recall_proxy", "--data_dir", data, "--pretrained", recaller,
+                               "--epochs", 1, "--recall_beams", 1, 3, "--out", tmp_path))
+    assert [r["recall_beams"] for r in rows] == [1, 3]
+    assert len(list(tmp_path.glob("*.params"))) == 1 and rows[0]["train_s"] == rows[1]["train_s"]  # one reader
+    assert all(0 <= r["recall_lost_the_place"] <= r["place_in_true_bio_text"] for r in rows)
+
+
 def test_reading_errors_splits_an_analysis_by_kind_and_by_told_places(data, reader, tmp_path, monkeypatch, capsys):
     analysis = tmp_path / "analysis"
     assert kgpt(["evaluate", "rope", wiki(data), "--reading_params_path", str(reader), "--eval_corpus_path",
