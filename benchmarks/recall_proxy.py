@@ -62,6 +62,8 @@ def main() -> None:
                     help="true bios shorter than the cut go on with another's words")
     ap.add_argument("--epochs", type=int, default=RECALL.finetune.epochs)
     ap.add_argument("--lr", type=float, default=RECALL.finetune.lr)
+    ap.add_argument("--dropout", type=float, default=RECALL.finetune.dropout,
+                    help="every dropout rate of the reader while it is finetuned (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--recall_beams", type=int, nargs="+", default=None, metavar="N",
                     help="recall each validation bio with a beam this wide (several: one line each, the same reader); "
@@ -80,9 +82,11 @@ def main() -> None:
         for source in a.learn_from:
             settings = replace(RECALL.reader_settings, learn_from=source, drop_absent=a.drop_absent,
                                swap_places=a.swap_places, swap_words=a.swap_words, continue_bios=a.continue_bios)
-            recipe = replace(RECALL, reader_settings=settings, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr))
+            recipe = replace(RECALL, reader_settings=settings, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr,
+                                                                            dropout=a.dropout))
             path = out / (f"reader-{a.pretrained.stem}-{source}-drop{int(a.drop_absent)}-swap{a.swap_places}"
-                          f"{'' if a.swap_words else '-answers'}{'-cont' if a.continue_bios else ''}-e{a.epochs}-s{a.seed}.params")
+                          f"{'' if a.swap_words else '-answers'}{'-cont' if a.continue_bios else ''}{f'-dropout{a.dropout}' if a.dropout is not None else ''}"
+                          f"-e{a.epochs}-s{a.seed}.params")
             path.unlink(missing_ok=True)
             t0 = time.perf_counter()
             opts = pipeline.RunOptions(seed=a.seed, device="cpu", recipe=recipe, progress=False)
@@ -103,7 +107,7 @@ def main() -> None:
                 print(json.dumps({
                     "pretrained": a.pretrained.name, "learn_from": source, "drop_absent": a.drop_absent,
                     "swap_places": a.swap_places, "swap_words": a.swap_words, "continue_bios": a.continue_bios,
-                    "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "fit": len(fit), "validation": len(val),
+                    "epochs": a.epochs, "lr": a.lr, "dropout": a.dropout, "seed": a.seed, "fit": len(fit), "validation": len(val),
                     "recall_beams": asker.policy.recall_beams, "steps": trained.steps, "final_loss": trained.final_loss,
                     "extract_correct": sum(p == q.answer for p, q in zip(extracted, val)),
                     "write_correct": sum(p == q.answer for p, q in zip(written, val)),

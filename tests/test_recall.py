@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import FOUR_BIOS, one_line_error
-from kgpt import answering, recaller
+from kgpt import answering, pipeline, recaller
 from kgpt.answering import AnswerPolicy, RecallAnswerer, load_answerer
 from kgpt.checkpoint import RECALLER, load_model, read_checkpoint, save_checkpoint
 from kgpt.cli import main
@@ -111,6 +111,27 @@ def recall_model(tiny_data, tmp_path):
                  "--writing_params_path", str(fin), "--finetune_corpus_path", str(tiny_data.train),
                  "--max_epochs", "2", *TINY]) == 0
     return pre, fin
+
+
+def test_a_reader_finetuned_with_dropout_trains_with_it_and_leaves_the_recaller_as_pretrained(recall_model, tiny_data,
+                                                                                                tmp_path):
+    # The recall recipe pretrains without dropout; a finetuning stage's dropout applies to
+    # the reader alone: its training draws masks (another reader than without), while the
+    # recaller in the same file keeps the pretrained weights.
+    pre, _ = recall_model
+    readers = {}
+    for rate in (None, 0.3):
+        recipe = replace(RECALL, finetune=replace(RECALL.finetune, dropout=rate))
+        out = tmp_path / f"reader-{rate}.params"
+        opts = pipeline.RunOptions(device="cpu", recipe=recipe, progress=False, batch_size=8, checkpoint_every=0)
+        pipeline.finetune("rope", tiny_data.wiki, out, tiny_data.train, reading_params_path=pre, max_epochs=2, opts=opts)
+        readers[rate] = read_checkpoint(out)
+    pretrained = read_checkpoint(pre)
+    assert pretrained.config.attn_pdrop == 0.0 and readers[None].config.attn_pdrop == 0.0
+    assert (readers[0.3].config.embd_pdrop, readers[0.3].config.attn_pdrop, readers[0.3].config.resid_pdrop) == (0.3,) * 3
+    recalled = readers[0.3].group(RECALLER)
+    assert all(torch.equal(recalled[k], v) for k, v in pretrained.model_state().items())
+    assert not all(torch.equal(readers[0.3].model_state()[k], v) for k, v in readers[None].model_state().items())
 
 
 def test_recall_recipe_from_the_command_line_evaluate_and_ask(recall_model, tiny_data, tmp_path, capsys, monkeypatch):

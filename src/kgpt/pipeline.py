@@ -233,6 +233,8 @@ def finetune(
         answering = None  # recall-then-read: the pretrained model recalls, this model learns to read
         if reading_params_path is not None:
             model, ckpt = load_model(reading_params_path, corpus.vocab, variant, bottleneck_dim, BLOCK_SIZE)
+            if recipe.finetune.dropout is not None:
+                model = model.with_dropout(recipe.finetune.dropout)
             default_epochs = recipe.finetune.epochs
             if recipe.reader_settings is not None:
                 if ckpt.answering is not None:

@@ -123,6 +123,13 @@ class GPT(nn.Module):
         """The perceiver's bottleneck rows change as the input grows, so it recomputes."""
         return self.config.variant != "perceiver"
 
+    def with_dropout(self, rate: float) -> GPT:
+        """A copy of this model, its weights the same, with every dropout rate ``rate``."""
+        rates = {k: rate for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
+        copy = GPT(GPTConfig.from_dict({**self.config.to_dict(), **rates}))
+        copy.load_state_dict(self.state_dict())
+        return copy.to(next(self.parameters()).device)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -55,13 +55,16 @@ def run_schedule(total_tokens: int) -> tuple[int, int]:
 class StageDefaults:
     """A stage's epochs, peak learning rate, batch and AdamW weight decay (on the
     parameters :attr:`Recipe.decay` names); for finetuning, ``epochs`` start from a
-    pretrained model and ``epochs_from_scratch`` from fresh weights."""
+    pretrained model and ``epochs_from_scratch`` from fresh weights, and ``dropout``, where
+    set, is every dropout rate of the finetuned copy of a pretrained model (None: the
+    pretrained model's own)."""
 
     epochs: int
     lr: float
     batch: int
     epochs_from_scratch: int | None = None
     weight_decay: float = WEIGHT_DECAY
+    dropout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,9 @@ KNOWLEDGE = Recipe(
 # recall writes on past a bio's end: a reader of whole bios alone took places from there
 # (docs/RESULTS.md, "A reader of what a recall writes past a bio"). A bio is recalled by a beam search
 # of 4: greedy recall lost the place where one early slip sent the text astray
-# (docs/RESULTS.md, "Beam recall and the end of a bio").
+# (docs/RESULTS.md, "Beam recall and the end of a bio"). The reader finetunes with dropout
+# 0.1, the recaller's weights pretrained without: a reader without it fit its examples to a
+# loss of 0.02-0.03 and read fewer held-out people right (docs/RESULTS.md, "The reader's dropout").
 RECALL_READER_SETTINGS = ReaderSettings(chars=150, swap_places=1, continue_bios=True)
 RECALL = Recipe(
     "recall",
@@ -183,7 +188,7 @@ RECALL = Recipe(
     dropout=0.0,
     block_size=192,
     pretrain=StageDefaults(epochs=120, lr=4e-3, batch=64),
-    finetune=StageDefaults(epochs=6, lr=1e-3, batch=64),
+    finetune=StageDefaults(epochs=6, lr=1e-3, batch=64, dropout=0.1),
 )
 
 # The recall recipe cut to half an hour of a 2-core CPU (issue #32; docs/RESULTS.md, "Half
