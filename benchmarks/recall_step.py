@@ -8,6 +8,7 @@ on average (length buckets and grouping cut PAD off).
     python benchmarks/recall_step.py --threads 2 --batch 16 --group
     python benchmarks/recall_step.py --threads 2 --batch 64 --chars 100 --block 128 --no-group
     python benchmarks/recall_step.py --threads 2 --processes 2 --batch 32 --group
+    python benchmarks/recall_step.py --threads 2 --batch 64 --no-group --dropout 0.1
 
 With ``--processes`` the threads are shared out among the processes (kgpt.training.parallel),
 and the timed steps include starting the other processes once (fresh interpreters: about a second).
@@ -33,10 +34,10 @@ from kgpt.training import Trainer, TrainerConfig, parallel
 from kgpt.training.recipe import RECALL
 
 
-def fresh_recaller(vocab_size: int, block: int, n_layer: int, n_embd: int) -> GPT:
-    """The recall recipe's model (RoPE, 4 heads, no dropout) at the given depth and width."""
+def fresh_recaller(vocab_size: int, block: int, n_layer: int, n_embd: int, dropout: float = 0.0) -> GPT:
+    """The recall recipe's model (RoPE, 4 heads, no dropout unless given) at the given depth and width."""
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=block, variant="rope", n_layer=n_layer, n_head=4,
-                         n_embd=n_embd, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0))
+                         n_embd=n_embd, embd_pdrop=dropout, attn_pdrop=dropout, resid_pdrop=dropout))
 
 
 def main() -> None:
@@ -51,12 +52,14 @@ def main() -> None:
     ap.add_argument("--n_embd", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--processes", type=int, default=1, help="processes sharing each step")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="every dropout rate (the recaller pretrains without; its reader finetunes with the recipe's)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
     batcher = KnowledgeBatcher(corpus.documents, [], corpus.vocab, a.block, replace(RECALL.mix, bio_chars=a.chars))
     torch.manual_seed(0)
-    model = fresh_recaller(len(corpus.vocab), a.block, a.n_layer, a.n_embd)
+    model = fresh_recaller(len(corpus.vocab), a.block, a.n_layer, a.n_embd, a.dropout)
     cfg = TrainerConfig(max_epochs=10**6, batch_size=a.batch, learning_rate=RECALL.pretrain.lr, final_tokens=10**9,
                         recipe=replace(RECALL, group_lengths=a.group), progress=False, stage="bench")
     trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
@@ -67,7 +70,7 @@ def main() -> None:
     step = (time.perf_counter() - t0) / a.steps
     print(json.dumps({
         "threads": a.threads, "processes": a.processes, "batch": a.batch, "chars": a.chars, "block": a.block, "group": a.group,
-        "n_layer": a.n_layer, "n_embd": a.n_embd, "buckets": trainer.runner.buckets,
+        "n_layer": a.n_layer, "n_embd": a.n_embd, "dropout": a.dropout, "buckets": trainer.runner.buckets,
         "s_per_step": round(step, 4), "s_per_pass": round(step * trainer.steps_per_epoch, 1),
         # (the positions this process computed: its share of each batch's rows)
         "columns_per_row": round((trainer.runner.positions - positions) / a.steps / (a.batch / a.processes), 1),

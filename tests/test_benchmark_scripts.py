@@ -117,8 +117,9 @@ def test_recall_proxy_scores_a_reader_on_the_validation_people(data, recaller, t
     assert 0 <= row["extract_correct"] <= row["validation"] and 0 <= row["write_correct"] <= row["validation"]
     (params,) = tmp_path.glob("*.params")
     assert row["continue_bios"] is recipe.RECALL.reader_settings.continue_bios is True  # the recipe's default
-    assert params.name == "reader-recaller-bios-drop0-swap1-cont-e1-s0.params"
+    assert params.name == "reader-recaller-bios-drop0-swap1-cont-dropout0.1-e1-s0.params"
     assert read_checkpoint(params).answering["swap_places"] == 1
+    assert row["dropout"] == read_checkpoint(params).config.attn_pdrop == recipe.RECALL.finetune.dropout == 0.1
 
 
 def test_recall_proxy_scores_one_reader_at_each_beam_width(data, recaller, tmp_path, monkeypatch, capsys):
@@ -151,8 +152,9 @@ def test_storage_prints_both_probes_with_chance(data, recaller, monkeypatch, cap
 @pytest.mark.parametrize("threads,processes", [(1, 1), (2, 2)])
 def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys, threads, processes):
     (row,) = json_lines(run_main(monkeypatch, capsys, "recall_step", "--data_dir", data, "--threads", threads, "--batch", 4,
-                                 "--n_layer", 1, "--n_embd", 16, "--steps", 2, "--processes", processes))
-    assert (row["batch"], row["n_layer"], row["n_embd"], row["processes"]) == (4, 1, 16, processes)
+                                 "--n_layer", 1, "--n_embd", 16, "--steps", 2, "--processes", processes,
+                                 "--dropout", 0.1))
+    assert (row["batch"], row["n_layer"], row["n_embd"], row["processes"], row["dropout"]) == (4, 1, 16, processes, 0.1)
     assert row["s_per_step"] > 0 and 0 < row["columns_per_row"] <= row["block"]
 
 
