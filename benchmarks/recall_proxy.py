@@ -84,8 +84,9 @@ def main() -> None:
                                swap_places=a.swap_places, swap_words=a.swap_words, continue_bios=a.continue_bios)
             recipe = replace(RECALL, reader_settings=settings, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr,
                                                                             dropout=a.dropout))
+            dropout = "" if a.dropout is None else f"-dropout{a.dropout:g}"
             path = out / (f"reader-{a.pretrained.stem}-{source}-drop{int(a.drop_absent)}-swap{a.swap_places}"
-                          f"{'' if a.swap_words else '-answers'}{'-cont' if a.continue_bios else ''}{f'-dropout{a.dropout:g}' if a.dropout is not None else ''}"
+                          f"{'' if a.swap_words else '-answers'}{'-cont' if a.continue_bios else ''}{dropout}"
                           f"-e{a.epochs}-s{a.seed}.params")
             path.unlink(missing_ok=True)
             t0 = time.perf_counter()
