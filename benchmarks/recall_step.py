@@ -28,7 +28,7 @@ from knowledge_proxy import DATA
 from recall_proxy import cpu_name
 
 from kgpt.data.knowledge import KnowledgeBatcher
-from kgpt.model import GPT, GPTConfig
+from kgpt.model import GPT, GPTConfig, dropout_rates
 from kgpt.pipeline import Corpus
 from kgpt.training import Trainer, TrainerConfig, parallel
 from kgpt.training.recipe import RECALL
@@ -37,7 +37,7 @@ from kgpt.training.recipe import RECALL
 def fresh_recaller(vocab_size: int, block: int, n_layer: int, n_embd: int, dropout: float = 0.0) -> GPT:
     """The recall recipe's model (RoPE, 4 heads, no dropout unless given) at the given depth and width."""
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=block, variant="rope", n_layer=n_layer, n_head=4,
-                         n_embd=n_embd, embd_pdrop=dropout, attn_pdrop=dropout, resid_pdrop=dropout))
+                         n_embd=n_embd, **dropout_rates(dropout)))
 
 
 def main() -> None:

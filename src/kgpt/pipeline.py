@@ -30,7 +30,7 @@ from kgpt.data.words import word_count
 from kgpt.errors import KgptError
 from kgpt.evaluate import chunks, count_askable, predict_stream, score, write_predictions
 from kgpt.io import atomic_writer, check_output, check_writable, writer_lock
-from kgpt.model import GPT, GPTConfig
+from kgpt.model import GPT, GPTConfig, dropout_rates
 from kgpt.probe import Storage, cued_completions, free_recalls
 from kgpt.recaller import recall
 from kgpt.training import (
@@ -127,8 +127,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
 def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int | None, opts: RunOptions) -> GPT:
     torch.manual_seed(opts.seed)  # --seed decides the initial weights too
     recipe = get_recipe(opts.recipe)
-    dropout = recipe.dropout
-    rates = {} if dropout is None else {k: dropout for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
+    rates = {} if recipe.dropout is None else dropout_rates(recipe.dropout)
     sizes = {"block_size": recipe.block_size or BLOCK_SIZE, **rates, **(opts.model or {})}  # presets may shrink the block too
     if bottleneck_dim is not None:
         sizes["bottleneck_dim"] = bottleneck_dim

@@ -1,6 +1,6 @@
 """The GPT and its configuration; the variants are parts chosen by ``GPTConfig.variant``."""
 
-from kgpt.model.config import VARIANTS, GPTConfig
+from kgpt.model.config import VARIANTS, GPTConfig, dropout_rates
 from kgpt.model.gpt import GPT
 
-__all__ = ["GPT", "GPTConfig", "VARIANTS"]
+__all__ = ["GPT", "GPTConfig", "VARIANTS", "dropout_rates"]

@@ -9,6 +9,11 @@ from kgpt.errors import KgptError
 VARIANTS = ("vanilla", "perceiver", "synthesizer", "rope")
 
 
+def dropout_rates(rate: float) -> dict[str, float]:
+    """Every dropout rate of a :class:`GPTConfig` (embedding, attention, residual) at ``rate``."""
+    return {k: rate for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
+
+
 @dataclass
 class GPTConfig:
     """Size and variant of the GPT (about 3.3M parameters at these defaults).

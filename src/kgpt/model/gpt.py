@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgpt.model.attention import DotProductAttention, KVCache, make_attention
-from kgpt.model.config import GPTConfig
+from kgpt.model.config import GPTConfig, dropout_rates
 from kgpt.vocab import PAD_ID
 
 
@@ -125,8 +125,7 @@ class GPT(nn.Module):
 
     def with_dropout(self, rate: float) -> GPT:
         """A copy of this model, its weights the same, with every dropout rate ``rate``."""
-        rates = {k: rate for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
-        copy = GPT(GPTConfig.from_dict({**self.config.to_dict(), **rates}))
+        copy = GPT(GPTConfig.from_dict({**self.config.to_dict(), **dropout_rates(rate)}))
         copy.load_state_dict(self.state_dict())
         return copy.to(next(self.parameters()).device)
 
