@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=RECALL.pretrain.batch)
     ap.add_argument("--lr", type=float, default=RECALL.pretrain.lr)
     ap.add_argument("--weight_decay", type=float, default=WEIGHT_DECAY)
+    ap.add_argument("--lr_floor", type=float, default=RECALL.pretrain.lr_floor, help="the cosine's floor, a share of the peak")
     ap.add_argument("--n_layer", type=int, default=4)
     ap.add_argument("--n_embd", type=int, default=128)
     ap.add_argument("--chars", type=int, default=RECALL.reader_settings.chars, help="characters a recall must give back")
@@ -57,6 +58,7 @@ def main() -> None:
     warmup, final = run_schedule(a.epochs * len(batcher) * batcher.width)
     cfg = TrainerConfig(max_epochs=a.epochs, batch_size=a.batch, learning_rate=a.lr, warmup_tokens=warmup,
                         final_tokens=final, weight_decay=a.weight_decay,
+                        lr_floor=a.lr_floor,
                         recipe=replace(RECALL, group_lengths=a.group), seed=a.seed,
                         progress=False, stage="proxy")
     trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
@@ -72,7 +74,7 @@ def main() -> None:
     whole = sum(r[: len(b[: a.chars])] == b[: a.chars] for r, b in zip(recalled, bios))
     print(json.dumps({
         "bios": len(bios), "every": a.every, "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
-        "weight_decay": a.weight_decay, "group": a.group, "n_layer": a.n_layer, "n_embd": a.n_embd, "seed": a.seed,
+        "weight_decay": a.weight_decay, "lr_floor": a.lr_floor, "group": a.group, "n_layer": a.n_layer, "n_embd": a.n_embd, "seed": a.seed,
         "steps": result.steps, "last_pass_loss": round(sum(last) / len(last), 4),
         "recalled_whole": whole, "recalled_share": round(whole / len(bios), 4), "chars": a.chars,
         "short_bios_count": True, "end_mark": a.end_mark,

@@ -45,6 +45,13 @@ def test_lr_multiplier_table(tokens, unclamped, clamped):
     assert lr_multiplier(tokens, 100, 1100, clamp=True) == pytest.approx(clamped, abs=1e-12)
 
 
+@pytest.mark.parametrize("tokens, floored", [(600, 0.5), (1000, 0.5 * (1 + math.cos(0.9 * math.pi))), (1100, 0.0), (1600, 0.0)])
+def test_a_cosine_with_a_lower_floor_follows_it_down(tokens, floored):
+    """0.5 * (1 + cos(pi * progress)) all the way to 0 at progress 1, held there when clamped."""
+    assert lr_multiplier(tokens, 100, 1100, clamp=True, floor=0.0) == pytest.approx(floored, abs=1e-12)
+    assert lr_multiplier(tokens, 100, 1100, clamp=True, floor=0.3) == pytest.approx(max(0.3, floored), abs=1e-12)
+
+
 def test_assignment_schedule_matches_the_course_log_on_wiki_txt_sizes():
     """A public log of the course code: lr 7.18e-4 at epoch 650; the peak returns near epoch 400."""
     docs, block, batch = 2936, 128, 128
@@ -150,6 +157,18 @@ def test_lr_used_by_each_step_is_set_after_the_previous_step():
     assert [lrs[0] for lrs in used] == pytest.approx(expected, rel=1e-12)
     assert all(len(set(lrs)) == 1 for lrs in used)  # every group
     assert expected[1] == pytest.approx(1e-2 * 28 / 60) and expected[-1] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 136 / 340)))
+
+
+@pytest.mark.parametrize("floor", [0.1, 0.0])
+def test_a_runs_last_steps_take_the_stages_floor(floor):
+    """A whole-run cosine (the recall recipe's) ends at its floor: 16 steps of 28 tokens pass final_tokens 400."""
+    kw = {} if floor == 0.1 else {"lr_floor": floor}  # 0.1: the default, the course's
+    trainer = _tiny_trainer(RecordingBatcher(8), recipe="recall", epochs=8, **kw)
+    used = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, args, kw: used.append(opt.param_groups[0]["lr"]))
+    trainer.train()
+    assert len(used) == 16 and used[-1] == pytest.approx(1e-2 * floor, abs=1e-15)
+    assert min(used) == pytest.approx(1e-2 * floor, abs=1e-15)
 
 
 def test_loss_is_logged_every_log_every_steps_whatever_the_saves(tmp_path):

@@ -98,6 +98,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         batch_size=batch,
         learning_rate=lr,
         weight_decay=defaults.weight_decay,
+        lr_floor=defaults.lr_floor,
         recipe=recipe,
         warmup_tokens=warmup,
         final_tokens=final,

@@ -45,6 +45,8 @@ RUN_WARMUP = 0.03  # with schedule "run": the share of the run's tokens spent wa
 
 WEIGHT_DECAY = 0.1  # the course's AdamW weight decay
 
+COURSE_LR_FLOOR = 0.1  # the course's cosine never falls below 10% of its peak
+
 
 def run_schedule(total_tokens: int) -> tuple[int, int]:
     """(warmup, final) tokens of a cosine that spans a whole run of ``total_tokens``."""
@@ -53,8 +55,9 @@ def run_schedule(total_tokens: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class StageDefaults:
-    """A stage's epochs, peak learning rate, batch and AdamW weight decay (on the
-    parameters :attr:`Recipe.decay` names); for finetuning, ``epochs`` start from a
+    """A stage's epochs, peak learning rate, batch, AdamW weight decay (on the
+    parameters :attr:`Recipe.decay` names) and the floor of its cosine (a share of the
+    peak); for finetuning, ``epochs`` start from a
     pretrained model and ``epochs_from_scratch`` from fresh weights, and ``dropout``, where
     set, is every dropout rate of the finetuned copy of a pretrained model (None: the
     pretrained model's own)."""
@@ -65,6 +68,7 @@ class StageDefaults:
     epochs_from_scratch: int | None = None
     weight_decay: float = WEIGHT_DECAY
     dropout: float | None = None
+    lr_floor: float = COURSE_LR_FLOOR
 
 
 @dataclass(frozen=True)
@@ -231,8 +235,9 @@ def get_recipe(name: str | Recipe) -> Recipe:
         raise KgptError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
 
 
-def lr_multiplier(tokens: int, warmup_tokens: int, final_tokens: int, clamp: bool = False) -> float:
-    """Linear warmup, then a cosine with a floor of 10% of the peak.
+def lr_multiplier(tokens: int, warmup_tokens: int, final_tokens: int, clamp: bool = False,
+                  floor: float = COURSE_LR_FLOOR) -> float:
+    """Linear warmup, then a cosine that never falls below ``floor`` (the course: 10% of the peak).
 
     Unclamped (the course), progress keeps growing past ``final_tokens`` and the cosine
     rises again: over 650 pretraining epochs (3.25 periods of 200) the multiplier falls
@@ -243,10 +248,11 @@ def lr_multiplier(tokens: int, warmup_tokens: int, final_tokens: int, clamp: boo
     progress = (tokens - warmup_tokens) / max(1, final_tokens - warmup_tokens)
     if clamp:
         progress = min(1.0, progress)
-    return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return max(floor, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def scheduled_lr(peak: float, tokens: int, warmup_tokens: int, final_tokens: int, clamp: bool = False) -> float:
+def scheduled_lr(peak: float, tokens: int, warmup_tokens: int, final_tokens: int, clamp: bool = False,
+                 floor: float = COURSE_LR_FLOOR) -> float:
     """The learning rate of the step taken after ``tokens`` label positions were trained on.
 
     The course's optimiser is created at the peak and the schedule only ever runs after a
@@ -254,7 +260,7 @@ def scheduled_lr(peak: float, tokens: int, warmup_tokens: int, final_tokens: int
     """
     if tokens == 0:
         return peak
-    return peak * lr_multiplier(tokens, warmup_tokens, final_tokens, clamp)
+    return peak * lr_multiplier(tokens, warmup_tokens, final_tokens, clamp, floor)
 
 
 def decay_groups(model: nn.Module, weight_decay: float, rule: Literal["all-but-bias", "matmul"]) -> list[dict]:

@@ -24,7 +24,7 @@ import torch
 from kgpt.checkpoint import Checkpoint
 from kgpt.errors import KgptError
 from kgpt.model import GPT
-from kgpt.training.recipe import ASSIGNMENT, WARMUP_TOKENS, WEIGHT_DECAY, Recipe, decay_groups, scheduled_lr
+from kgpt.training.recipe import ASSIGNMENT, COURSE_LR_FLOOR, WARMUP_TOKENS, WEIGHT_DECAY, Recipe, decay_groups, scheduled_lr
 from kgpt.training.state import Progress, restore_resumable, save_resumable
 from kgpt.training.steps import StepRunner, default_buckets
 from kgpt.vocab import CharVocab
@@ -65,6 +65,7 @@ class TrainerConfig:
     warmup_tokens: int = WARMUP_TOKENS
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = WEIGHT_DECAY
+    lr_floor: float = COURSE_LR_FLOOR  # the cosine's lowest learning rate, a share of the peak
     grad_norm_clip: float = 1.0
     seed: int = 0  # seeds the data generator (corruption and the recipe's shuffle)
     compile: bool = False
@@ -162,7 +163,8 @@ class Trainer:
     def lr(self) -> float:
         """The learning rate of the next step."""
         c = self.config
-        return scheduled_lr(c.learning_rate, self.progress.tokens, c.warmup_tokens, c.final_tokens, c.recipe.clamps)
+        return scheduled_lr(c.learning_rate, self.progress.tokens, c.warmup_tokens, c.final_tokens, c.recipe.clamps,
+                            c.lr_floor)
 
     def save_resumable(self) -> None:
         if self.config.checkpoint_path is not None:
