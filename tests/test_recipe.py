@@ -8,6 +8,7 @@ agreement with ``benchmarks/reference.py`` (written from the same source) closes
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -229,8 +230,9 @@ def test_assignment_recipe_matches_the_reference_trainer_step_for_step(buckets):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_pretraining_takes_its_recipes_weight_decay(tiny_data, tmp_path, monkeypatch):
-    """The half-hour recall recipe pretrains without decay; the others keep the course's 0.1."""
+def test_pretraining_takes_its_recipes_weight_decay_and_floor(tiny_data, tmp_path, monkeypatch):
+    """The half-hour recall recipe pretrains without decay; the others keep the course's 0.1.
+    A recipe's cosine floor reaches the trainer likewise (every recipe's is the course's 10%)."""
     from kgpt import pipeline
 
     class Stop(Exception):
@@ -239,12 +241,13 @@ def test_pretraining_takes_its_recipes_weight_decay(tiny_data, tmp_path, monkeyp
     seen = {}
 
     def capture(model, batcher, cfg, vocab, device):
-        seen[cfg.recipe.name] = cfg.weight_decay
+        seen[cfg.recipe.name] = (cfg.weight_decay, cfg.lr_floor)
         raise Stop
 
     monkeypatch.setattr(pipeline, "Trainer", capture)
-    for recipe in ("assignment", "recall", "recall-half-hour"):
+    floored = replace(RECIPES["recall"], name="floored", pretrain=replace(RECIPES["recall"].pretrain, lr_floor=0.0))
+    for recipe in ("assignment", "recall", "recall-half-hour", floored):
         with pytest.raises(Stop):
-            pipeline.pretrain("rope", tiny_data.wiki, tmp_path / f"{recipe}.params",
+            pipeline.pretrain("rope", tiny_data.wiki, tmp_path / f"{get_recipe(recipe).name}.params",
                               opts=pipeline.RunOptions(recipe=recipe, device="cpu", progress=False))
-    assert seen == {"assignment": 0.1, "recall": 0.1, "recall-half-hour": 0.0}
+    assert seen == {"assignment": (0.1, 0.1), "recall": (0.1, 0.1), "recall-half-hour": (0.0, 0.1), "floored": (0.1, 0.0)}
