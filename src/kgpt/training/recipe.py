@@ -57,10 +57,10 @@ def run_schedule(total_tokens: int) -> tuple[int, int]:
 class StageDefaults:
     """A stage's epochs, peak learning rate, batch, AdamW weight decay (on the
     parameters :attr:`Recipe.decay` names) and the floor of its cosine (a share of the
-    peak); for finetuning, ``epochs`` start from a
-    pretrained model and ``epochs_from_scratch`` from fresh weights, and ``dropout``, where
-    set, is every dropout rate of the finetuned copy of a pretrained model (None: the
-    pretrained model's own)."""
+    peak). For finetuning, ``epochs`` start from a pretrained model and
+    ``epochs_from_scratch`` from fresh weights, and ``dropout``, where set, is every
+    dropout rate of the finetuned copy of a pretrained model (None: the pretrained
+    model's own)."""
 
     epochs: int
     lr: float
