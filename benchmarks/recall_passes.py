@@ -47,12 +47,15 @@ def main() -> None:
     ap.add_argument("--group", action=argparse.BooleanOptionalAction, default=RECALL.group_lengths,
                     help="batches of bios of about one length")
     ap.add_argument("--end_mark", action="store_true", help="bios that fit end with an end mark (QuestionMix.end_mark)")
+    ap.add_argument("--input_noise", type=float, default=RECALL.mix.input_noise,
+                    help="share of a bio's input characters after its name replaced (QuestionMix.input_noise)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
     bios = [d for d in corpus.documents[::a.every] if bio_name(d) is not None]
     block = RECALL.block_size
-    batcher = KnowledgeBatcher(bios, [], corpus.vocab, block, replace(RECALL.mix, end_mark=a.end_mark))
+    batcher = KnowledgeBatcher(bios, [], corpus.vocab, block, replace(RECALL.mix, end_mark=a.end_mark,
+                                                                          input_noise=a.input_noise))
     torch.manual_seed(a.seed)
     model = fresh_recaller(len(corpus.vocab), block, a.n_layer, a.n_embd)
     warmup, final = run_schedule(a.epochs * len(batcher) * batcher.width)
@@ -77,7 +80,7 @@ def main() -> None:
         "weight_decay": a.weight_decay, "lr_floor": a.lr_floor, "group": a.group, "n_layer": a.n_layer, "n_embd": a.n_embd, "seed": a.seed,
         "steps": result.steps, "last_pass_loss": round(sum(last) / len(last), 4),
         "recalled_whole": whole, "recalled_share": round(whole / len(bios), 4), "chars": a.chars,
-        "short_bios_count": True, "end_mark": a.end_mark,
+        "short_bios_count": True, "end_mark": a.end_mark, "input_noise": a.input_noise,
         "train_s": round(train_s, 1), "s_per_full_pass": round(train_s / a.epochs * a.every, 1),
         "recall_s": round(time.perf_counter() - t0, 1),
         "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),

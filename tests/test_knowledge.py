@@ -237,3 +237,29 @@ def test_with_end_mark_a_bio_that_fits_is_followed_by_the_end_and_a_cut_one_is_n
     assert END_OF_BIO not in tight.sample(torch.tensor([0]))[1][0].tolist()
     without = KnowledgeBatcher([LONG, SHORT], [], vocab, 64, QuestionMix(qa_repeats=0, windows=False, bio_chars=len(SHORT) + 1))
     assert END_OF_BIO not in without.sample(torch.tensor([0, 1]))[1].flatten().tolist()
+
+
+def test_input_noise_changes_some_inputs_after_the_name_and_never_a_target():
+    vocab = _vocab()
+    clean = KnowledgeBatcher([LONG, SHORT], [], vocab, 64, QuestionMix(qa_repeats=0, windows=False, end_mark=True))
+    noisy = KnowledgeBatcher([LONG, SHORT], [], vocab, 64, QuestionMix(qa_repeats=0, windows=False, end_mark=True,
+                                                                         input_noise=0.2))
+    idx = torch.tensor([0, 1] * 300)
+    x0, y0 = clean.sample(idx, torch.Generator().manual_seed(3))
+    x1, y1 = noisy.sample(idx, torch.Generator().manual_seed(3))
+    assert torch.equal(y0, y1)  # the targets are the true text
+    changed = x0 != x1
+    for row, name in ((0, "Ann Lee. "), (1, "Bo Li. ")):
+        rows = changed[row::2]
+        assert not rows[:, : len(name)].any()  # the name, the recall's cue, stays exact
+        text = LONG[:64] if row == 0 else SHORT + MASK_CHAR
+        assert not rows[:, len(text) :].any()  # PAD after the text stays PAD
+        share = rows[:, len(name) : len(text)].float().mean().item()
+        assert 0.1 < share < 0.2  # 20% drawn, a few of them the same character again
+        # each replacement is a character of the same text, never the end mark
+        assert set(x1[row::2][rows].tolist()) <= set(vocab.encode(text.replace(MASK_CHAR, "")))
+    assert (x1[1::2, len(SHORT)] == END_OF_BIO).all() and not (x1[1::2, : len(SHORT)] == END_OF_BIO).any()
+    again = noisy.sample(idx, torch.Generator().manual_seed(3))[0]
+    assert torch.equal(x1, again)  # drawn from the training generator: a resumed run repeats it
+    with pytest.raises(ValueError, match="input_noise"):
+        KnowledgeBatcher([SHORT], [], vocab, 64, QuestionMix(input_noise=1.0))

@@ -53,6 +53,11 @@ class QuestionMix:
     # A bio that fits in ``bio_chars`` is followed by END_OF_BIO, so the model learns where
     # each bio ends and a recall can stop there instead of writing on past the bio.
     end_mark: bool = False
+    # The share of a bio's input characters after its name replaced, afresh each epoch, by
+    # a character drawn from elsewhere in the same text; the targets stay the true text. A
+    # recall that slips (a date it did not store) reads its own wrong characters next: this
+    # trains the model to go on with the stored bio all the same.
+    input_noise: float = 0.0
 
 
 def opening(document: str, prompt: str | None) -> tuple[str, int]:
@@ -85,6 +90,9 @@ class KnowledgeBatcher:
     ):
         if mix.qa_repeats < 0:
             raise ValueError("qa_repeats must be 0 or more")
+        if not 0.0 <= mix.input_noise < 1.0:
+            raise ValueError(f"input_noise is a share of the characters, from 0 up to 1; got {mix.input_noise}")
+        self.input_noise = mix.input_noise
         self.block_size = block_size
         self.n_bios = len(documents)
         self.qa_repeats = mix.qa_repeats if questions else 0
@@ -180,7 +188,22 @@ class KnowledgeBatcher:
         src = torch.where(j < p.unsqueeze(1), j, j + offset.unsqueeze(1))
         pad_column = self.rows.shape[1] - 1
         src = torch.where((src < n.unsqueeze(1)) & (j < self.bio_chars), src, pad_column)
-        return self._split(self.rows[index].gather(1, src), p)
+        x, y = self._split(self.rows[index].gather(1, src), p)
+        return self._noised(x, p, (n - offset).clamp_max(self.bio_chars), generator), y
+
+    def _noised(self, x: torch.Tensor, prefix: torch.Tensor, length: torch.Tensor,
+                generator: torch.Generator | None) -> torch.Tensor:
+        """``x`` with :attr:`QuestionMix.input_noise` of each row's characters after the
+        name (of the first ``length``) replaced by a character of the same row's text."""
+        if not self.input_noise:
+            return x
+        u = torch.rand(*x.shape, 2, device=x.device, generator=generator)
+        j = self.positions[: x.shape[1]].unsqueeze(0)
+        p, n = prefix.unsqueeze(1), length.unsqueeze(1).clamp_max(x.shape[1])
+        source = p + (u[..., 1] * (n - p)).long().clamp_max((n - p - 1).clamp_min(0))
+        other = x.gather(1, source.clamp_max(x.shape[1] - 1))
+        noised = (u[..., 0] < self.input_noise) & (j >= p) & (j < n) & (x != END_OF_BIO) & (other != END_OF_BIO)
+        return torch.where(noised, other, x)
 
     def _split(self, text: torch.Tensor, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) of whole rows of text; without ``name_loss`` the name's own characters
