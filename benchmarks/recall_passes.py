@@ -49,13 +49,16 @@ def main() -> None:
     ap.add_argument("--end_mark", action="store_true", help="bios that fit end with an end mark (QuestionMix.end_mark)")
     ap.add_argument("--input_noise", type=float, default=RECALL.mix.input_noise,
                     help="share of a bio's input characters after its name replaced (QuestionMix.input_noise)")
+    ap.add_argument("--input_noise_chars", default=RECALL.mix.input_noise_chars,
+                    help="noise only these characters, each into one of them (QuestionMix.input_noise_chars)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
     bios = [d for d in corpus.documents[::a.every] if bio_name(d) is not None]
     block = RECALL.block_size
     batcher = KnowledgeBatcher(bios, [], corpus.vocab, block, replace(RECALL.mix, end_mark=a.end_mark,
-                                                                          input_noise=a.input_noise))
+                                                                          input_noise=a.input_noise,
+                                                                          input_noise_chars=a.input_noise_chars))
     torch.manual_seed(a.seed)
     model = fresh_recaller(len(corpus.vocab), block, a.n_layer, a.n_embd)
     warmup, final = run_schedule(a.epochs * len(batcher) * batcher.width)
@@ -81,6 +84,7 @@ def main() -> None:
         "steps": result.steps, "last_pass_loss": round(sum(last) / len(last), 4),
         "recalled_whole": whole, "recalled_share": round(whole / len(bios), 4), "chars": a.chars,
         "short_bios_count": True, "end_mark": a.end_mark, "input_noise": a.input_noise,
+        "input_noise_chars": a.input_noise_chars,
         "train_s": round(train_s, 1), "s_per_full_pass": round(train_s / a.epochs * a.every, 1),
         "recall_s": round(time.perf_counter() - t0, 1),
         "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),

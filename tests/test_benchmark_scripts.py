@@ -161,8 +161,10 @@ def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys,
 @pytest.mark.parametrize("end_mark", [[], ["--end_mark"]])
 def test_recall_passes_counts_the_bios_a_short_training_gives_back_whole(data, monkeypatch, capsys, end_mark):
     (row,) = json_lines(run_main(monkeypatch, capsys, "recall_passes", "--data_dir", data, "--every", 20, "--epochs", 1,
-                                 "--batch", 4, "--n_layer", 1, "--n_embd", 16, "--chars", 30, "--weight_decay", 0, "--lr_floor", 0.25, *end_mark))
-    assert (row["epochs"], row["batch"], row["weight_decay"], row["lr_floor"], row["n_embd"], row["chars"]) == (1, 4, 0.0, 0.25, 16, 30)
+                                 "--batch", 4, "--n_layer", 1, "--n_embd", 16, "--chars", 30, "--weight_decay", 0, "--lr_floor", 0.25, "--input_noise", 0.05,
+                                 "--input_noise_chars", "0123456789", *end_mark))
+    assert ((row["epochs"], row["batch"], row["weight_decay"], row["lr_floor"], row["n_embd"], row["chars"], row["input_noise"],
+             row["input_noise_chars"]) == (1, 4, 0.0, 0.25, 16, 30, 0.05, "0123456789"))
     assert row["end_mark"] is bool(end_mark) and row["short_bios_count"]
     assert row["bios"] > 0 and 0 <= row["recalled_whole"] <= row["bios"] and row["steps"] == -(-row["bios"] // 4)
 

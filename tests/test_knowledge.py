@@ -263,3 +263,18 @@ def test_input_noise_changes_some_inputs_after_the_name_and_never_a_target():
     assert torch.equal(x1, again)  # drawn from the training generator: a resumed run repeats it
     with pytest.raises(ValueError, match="input_noise"):
         KnowledgeBatcher([SHORT], [], vocab, 64, QuestionMix(input_noise=1.0))
+
+
+def test_input_noise_on_digits_alone_changes_digits_into_digits():
+    dated = "Al Ho. Al Ho (born 30 August 1968 in Oslo) is a boxer ."
+    vocab = CharVocab.from_text(dated + "0123456789")
+    mix = QuestionMix(qa_repeats=0, windows=False, input_noise=0.5, input_noise_chars="0123456789")
+    x, y = KnowledgeBatcher([dated], [], vocab, 64, mix).sample(torch.zeros(400, dtype=torch.long),
+                                                                 torch.Generator().manual_seed(8))
+    clean = torch.tensor(vocab.encode(dated))
+    assert all(vocab.decode(y[i].tolist()).startswith(dated[1:]) for i in range(400))  # targets: the true text
+    changed = x[:, : len(dated)] != clean
+    digits = torch.tensor([c.isdigit() for c in dated])
+    assert not changed[:, ~digits].any()  # only digits change
+    assert set(vocab.decode(x[:, : len(dated)][changed].tolist())) <= set("0123456789")
+    assert 0.35 < changed[:, digits].float().mean().item() < 0.5  # half drawn, a tenth of them the same digit again

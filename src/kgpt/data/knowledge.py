@@ -58,6 +58,9 @@ class QuestionMix:
     # recall that slips (a date it did not store) reads its own wrong characters next: this
     # trains the model to go on with the stored bio all the same.
     input_noise: float = 0.0
+    # Noise only these characters, each replaced by one of them drawn uniformly ("0123456789":
+    # the digits, where a date the model did not store slips); None: any character.
+    input_noise_chars: str | None = None
 
 
 def opening(document: str, prompt: str | None) -> tuple[str, int]:
@@ -93,6 +96,8 @@ class KnowledgeBatcher:
         if not 0.0 <= mix.input_noise < 1.0:
             raise ValueError(f"input_noise is a share of the characters, from 0 up to 1; got {mix.input_noise}")
         self.input_noise = mix.input_noise
+        self.noise_ids = (torch.tensor(vocab.encode(mix.input_noise_chars, where="input_noise_chars"), device=device)
+                          if mix.input_noise_chars else None)
         self.block_size = block_size
         self.n_bios = len(documents)
         self.qa_repeats = mix.qa_repeats if questions else 0
@@ -194,15 +199,20 @@ class KnowledgeBatcher:
     def _noised(self, x: torch.Tensor, prefix: torch.Tensor, length: torch.Tensor,
                 generator: torch.Generator | None) -> torch.Tensor:
         """``x`` with :attr:`QuestionMix.input_noise` of each row's characters after the
-        name (of the first ``length``) replaced by a character of the same row's text."""
+        name (of the first ``length``) replaced: by a character of the same row's text, or,
+        with :attr:`QuestionMix.input_noise_chars`, only those characters, by one of them."""
         if not self.input_noise:
             return x
         u = torch.rand(*x.shape, 2, device=x.device, generator=generator)
         j = self.positions[: x.shape[1]].unsqueeze(0)
         p, n = prefix.unsqueeze(1), length.unsqueeze(1).clamp_max(x.shape[1])
+        noised = (u[..., 0] < self.input_noise) & (j >= p) & (j < n) & (x != END_OF_BIO)
+        if self.noise_ids is not None:
+            other = self.noise_ids[(u[..., 1] * len(self.noise_ids)).long().clamp_max(len(self.noise_ids) - 1)]
+            return torch.where(noised & torch.isin(x, self.noise_ids), other, x)
         source = p + (u[..., 1] * (n - p)).long().clamp_max((n - p - 1).clamp_min(0))
         other = x.gather(1, source.clamp_max(x.shape[1] - 1))
-        noised = (u[..., 0] < self.input_noise) & (j >= p) & (j < n) & (x != END_OF_BIO) & (other != END_OF_BIO)
+        noised &= other != END_OF_BIO
         return torch.where(noised, other, x)
 
     def _split(self, text: torch.Tensor, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,11 @@
+#!/bin/bash
+# Round NOISE: readers of fit.tsv (the recipe's, dropout 0.1) on the noised recaller, one thread each, two at once.
+cd /work/main/benchmarks
+export OMP_NUM_THREADS=1
+echo "== $(date -u +%T) start"
+for S in 0 1; do
+  python recall_proxy.py --pretrained ../runs/nz/pretrain-s1.params --seed $S --recall_beams 4 --out ../runs/nz/val \
+    > ../runs/nz/val-s$S.jsonl 2> ../runs/nz/val-s$S.err &
+done
+wait
+echo "== $(date -u +%T) done"
