@@ -96,8 +96,9 @@ class KnowledgeBatcher:
         if not 0.0 <= mix.input_noise < 1.0:
             raise ValueError(f"input_noise is a share of the characters, from 0 up to 1; got {mix.input_noise}")
         self.input_noise = mix.input_noise
-        self.noise_ids = (torch.tensor(vocab.encode(mix.input_noise_chars, where="input_noise_chars"), device=device)
-                          if mix.input_noise_chars else None)
+        # Of input_noise_chars, those the corpus has (a corpus without digits has none to noise).
+        self.noise_ids = (torch.tensor([vocab.stoi[c] for c in mix.input_noise_chars if c in vocab.stoi], device=device)
+                          if mix.input_noise_chars is not None else None)
         self.block_size = block_size
         self.n_bios = len(documents)
         self.qa_repeats = mix.qa_repeats if questions else 0
@@ -208,6 +209,8 @@ class KnowledgeBatcher:
         p, n = prefix.unsqueeze(1), length.unsqueeze(1).clamp_max(x.shape[1])
         noised = (u[..., 0] < self.input_noise) & (j >= p) & (j < n) & (x != END_OF_BIO)
         if self.noise_ids is not None:
+            if not len(self.noise_ids):
+                return x
             other = self.noise_ids[(u[..., 1] * len(self.noise_ids)).long().clamp_max(len(self.noise_ids) - 1)]
             return torch.where(noised & torch.isin(x, self.noise_ids), other, x)
         source = p + (u[..., 1] * (n - p)).long().clamp_max((n - p - 1).clamp_min(0))
