@@ -14,7 +14,7 @@ reader's finetuning, exactly as the dev people are; the reader learns from the o
 
 Each ``--learn_from`` (with ``--drop_absent``, ``--swap_places`` and ``--continue_bios``) is one reader finetuned with ``kgpt finetune
 --recipe recall`` with the recipe's reader settings varied by value; prints one JSON line per
-reader and ``--recall_beams`` width. Runs on the CPU.
+reader and ``--recall_beams`` width. Runs on the CPU unless ``--device cuda``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from knowledge_proxy import DATA, split
 
 from kgpt import pipeline
@@ -46,6 +47,10 @@ def cpu_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor()
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device == "cuda" else cpu_name()
 
 
 def main() -> None:
@@ -69,6 +74,9 @@ def main() -> None:
                     help="recall each validation bio with a beam this wide (several: one line each, the same reader); "
                          "default: as the reader's checkpoint says")
     ap.add_argument("--out", type=Path, default=None, help="keep the readers here")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="the reader's training arithmetic on a GPU (auto: the recipe's)")
     a = ap.parse_args()
 
     val, fit = split(read_questions(a.data_dir / "birth_places_train.tsv", require_answers=True))
@@ -90,11 +98,11 @@ def main() -> None:
                           f"-e{a.epochs}-s{a.seed}.params")
             path.unlink(missing_ok=True)
             t0 = time.perf_counter()
-            opts = pipeline.RunOptions(seed=a.seed, device="cpu", recipe=recipe, progress=False)
+            opts = pipeline.RunOptions(seed=a.seed, device=a.device, precision=a.precision, recipe=recipe, progress=False)
             trained = pipeline.finetune("rope", wiki, path, fit_tsv, reading_params_path=a.pretrained, opts=opts)
             train_s = round(time.perf_counter() - t0, 1)
             for beams in a.recall_beams or [None]:
-                asker = load_answerer(path, corpus.vocab, recall_beams=beams)
+                asker = load_answerer(path, corpus.vocab, recall_beams=beams).to(torch.device(a.device))
                 t1 = time.perf_counter()
                 contexts = asker.contexts(corpus.vocab, val)
                 t2 = time.perf_counter()
@@ -116,7 +124,7 @@ def main() -> None:
                     "recall_lost_the_place": sum(t and not i for t, i in zip(true_text, in_text)),
                     "extract_correct_where_in_text": sum(p == q.answer for p, q, t in zip(extracted, val, in_text) if t),
                     "train_s": train_s, "recall_s": round(t2 - t1, 1), "extract_s": round(t3 - t2, 1),
-                    "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"),
+                    "cpu": cpu_name(), "device": device_name(a.device), "date": time.strftime("%Y-%m-%d"),
                 }), flush=True)
 
 
