@@ -278,17 +278,3 @@ def test_input_noise_on_digits_alone_changes_digits_into_digits():
     assert not changed[:, ~digits].any()  # only digits change
     assert set(vocab.decode(x[:, : len(dated)][changed].tolist())) <= set("0123456789")
     assert 0.35 < changed[:, digits].float().mean().item() < 0.5  # half drawn, a tenth of them the same digit again
-
-
-def test_the_half_hour_recipe_reads_its_bios_with_noisy_digits_and_the_recall_recipe_without():
-    from kgpt.training.recipe import RECALL, RECALL_HALF_HOUR
-
-    dated = "Al Ho. Al Ho (born 30 August 1968 in Oslo) is a boxer ."
-    vocab = CharVocab.from_text(dated + "0123456789")
-    rows = torch.zeros(200, dtype=torch.long)
-    noisy = KnowledgeBatcher([dated], [], vocab, 64, RECALL_HALF_HOUR.mix).sample(rows, torch.Generator().manual_seed(9))[0]
-    clean = KnowledgeBatcher([dated], [], vocab, 64, RECALL.mix).sample(rows, torch.Generator().manual_seed(9))[0]
-    text = torch.tensor(vocab.encode(dated))
-    assert (clean[:, : len(dated)] == text).all()
-    changed = noisy[:, : len(dated)] != text
-    assert changed.any() and all(dated[j].isdigit() for j in changed.nonzero()[:, 1].tolist())

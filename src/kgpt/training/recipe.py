@@ -200,17 +200,13 @@ RECALL = Recipe(
 # (at 0.1, on a proxy of every 5th bio, the decay undid what the passes stored: 45 of 588
 # bios recalled whole against 207 without), and takes batches of 32 grouped by length
 # (twice the steps of 64 for a cheaper pass; ungrouped recalled 194) for 60 passes. It
-# stores less than the recipe's 120 passes (validation 337/400 against 355/400). 30% of
-# the digits it reads are drawn again at random (the targets stay true): its recall
-# slipped most often on a date it had not stored and then lost the place; so trained, it
-# lost it for 11 of 389 validation people against 18 (docs/RESULTS.md, "Noise in a
-# recaller's input"; noise on any character, 5%, stored almost nothing).
+# stores less than the recipe's 120 passes (validation 337/400 against 355/400). Its input
+# is the true bio: redrawing 30% of the digits, which helped one recaller, lost 25 of 400
+# validation people on average over four (docs/RESULTS.md, "Digit noise on four seeds").
 RECALL_HALF_HOUR = replace(
     RECALL,
     name="recall-half-hour",
-    summary="the recall recipe in half an hour of a 2-core CPU: 60 passes at batch 32 grouped by length, no weight decay, "
-            "30% of the digits it reads redrawn at random",
-    mix=replace(RECALL.mix, input_noise=0.3, input_noise_chars="0123456789"),
+    summary="the recall recipe in half an hour of a 2-core CPU: 60 passes at batch 32 grouped by length, no weight decay",
     group_lengths=True,
     pretrain=StageDefaults(epochs=60, lr=4e-3, batch=32, weight_decay=0.0),
 )
