@@ -4,6 +4,7 @@
     python benchmarks/demo_cell.py --validation --pretrain_epochs 40 60 --finetune_epochs 6 12 24
     python benchmarks/demo_cell.py --validation --end_mark --pretrain_epochs 40 60
     python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 80 120
+    python benchmarks/demo_cell.py --setting pretrain+finetune --processes 2   # each step shared by two processes
 
 Prints one JSON line per pretrained model and finetuning: right of the people scored,
 free recall (a cell that pretrains), seconds. Writes under runs/; the finetunings of one
@@ -52,6 +53,8 @@ def main() -> None:
                     help="pretraining epochs, one pretrained model each (default: the demo's)")
     ap.add_argument("--finetune_epochs", type=int, nargs="+", default=[None],
                     help="finetuning epochs, one finetuning each (default: the demo's)")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="processes sharing each training step (default: the demo's, kgpt.training.parallel)")
     ap.add_argument("--validation", action="store_true", help="score held-out training people, not dev")
     ap.add_argument("--out", type=Path, default=Path("runs/demo-cell"))
     ap.add_argument("--preset", choices=tuple(DEMO_PRESETS), default="cpu")
@@ -73,6 +76,9 @@ def main() -> None:
         tag += f"-group{int(group)}{'-end' if end else ''}"
     elif a.group_lengths is not None or a.end_mark is not None:
         ap.error(f"--group_lengths and --end_mark vary a bios recipe; {a.setting} trains with {setting.recipe}")
+    if a.processes is not None:
+        setting = replace(setting, processes=a.processes)
+        tag += f"-p{a.processes}"
     out = a.out / f"{tag}{'-validation' if a.validation else ''}"
     generate(replace(demo.data, seed=0)).write(out / "data")
     if a.validation:
@@ -91,7 +97,7 @@ def main() -> None:
                 "group_lengths": group, "end_mark": end, "validation": a.validation,
                 "pretrain_epochs": (varied.pretrain_epochs or cell_recipe.pretrain.epochs) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
-                "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
+                "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
                 "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 

@@ -269,6 +269,13 @@ def test_demo_cell_runs_another_setting_and_refuses_a_bios_flag_there(tmp_path, 
     assert "--end_mark vary a bios recipe" in capsys.readouterr().err
 
 
+def test_demo_cell_shares_each_step_between_the_processes_asked(tmp_path, monkeypatch, capsys):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
+                                 "--setting", "pretrain+finetune", "--processes", "2"))
+    assert (row["setting"], row["processes"], row["total"]) == ("pretrain+finetune", 2, DEMO_PRESETS["tiny"].data.n_dev)
+    assert (tmp_path / "pretrain+finetune-p2" / "pretraineddefault" / "pretrain-rope-s0.params").exists()
+
+
 def test_export_check_finds_the_same_answers_and_logits(data, direct, monkeypatch, capsys):
     pytest.importorskip("transformers", reason="export_check needs the hf extra")
     (row,) = json_lines(run_main(monkeypatch, capsys, "export_check", direct, data / FILE_NAMES["dev"]))
