@@ -63,7 +63,7 @@ PRESETS = {
     "laptop": Preset("laptop", (
         Setting(RECALL_SETTING, recipe="recall", variant="rope", model=LAPTOP_MODEL, processes=2),
     )),
-    # The same in about 35 minutes: the recall recipe cut to half an hour, storing less.
+    # The same in about 35 minutes: the recall recipe cut to half an hour.
     "half-hour": Preset("half-hour", (
         Setting(RECALL_SETTING, recipe="recall-half-hour", variant="rope", model=LAPTOP_MODEL, processes=2),
     )),

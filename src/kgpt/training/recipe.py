@@ -202,9 +202,9 @@ RECALL = Recipe(
 # (twice the steps of 64 for a cheaper pass; ungrouped recalled 194) for 60 passes, at a
 # lower rate than the recipe's: 4e-3 (set for batches of 64 with decay) left a quarter of
 # the corpus's bios unstored where 3e-3 left a twentieth (2,171 against 2,789 of 2,937
-# recalled whole, seed 1). It stores less than the recipe's 120 passes. Its input
-# is the true bio: redrawing 30% of the digits, which helped one recaller, lost 25 of 400
-# validation people on average over four (docs/RESULTS.md, "Digit noise on four seeds").
+# recalled whole, seed 1). Its input is the true bio: redrawing 30% of the digits, which
+# helped one recaller, lost 25 of 400 validation people on average over four
+# (docs/RESULTS.md, "Digit noise on four seeds").
 RECALL_HALF_HOUR = replace(
     RECALL,
     name="recall-half-hour",
