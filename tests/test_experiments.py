@@ -120,12 +120,20 @@ def test_reproduce_missing_data_is_one_line(tmp_path, capsys):
 
 
 
+def test_a_renamed_preset_names_its_new_name_in_one_line(study_data, tmp_path, capsys):
+    assert main(["reproduce", "--data_dir", str(study_data), "--out", str(tmp_path / "o"), "--preset", "half-hour"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--preset laptop" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch):
     """The laptop preset's structure (London, then recall-then-read, eager so that length
     buckets apply), with its sizes cut down so it runs in seconds."""
     laptop = PRESETS["laptop"]
     (recall,) = laptop.settings
-    assert (recall.name, recall.recipe, recall.model, recall.compile) == ("recall-read", "recall", LAPTOP_MODEL, False)
+    assert (recall.name, recall.recipe, recall.model, recall.compile, recall.processes) == (
+        "recall-read", "recall-half-hour", LAPTOP_MODEL, False, 2)
     monkeypatch.setitem(PRESETS, "laptop", shrunk(laptop))
     out = tmp_path / "study"
     assert main(["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "laptop",
@@ -133,14 +141,14 @@ def test_laptop_preset_code_path_on_tiny_data(study_data, tmp_path, monkeypatch)
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["setting"], r["variant"], r["seed"], r["recipe"]) for r in rows] == [
         ("baseline", "vanilla", 0, None),
-        ("recall-read", "rope", 0, "recall"),
-        ("recall-read", "rope", 1, "recall"),
+        ("recall-read", "rope", 0, "recall-half-hour"),
+        ("recall-read", "rope", 1, "recall-half-hour"),
     ]
     for r in rows[1:]:  # every pretrained cell says what pretraining stored, both ways
         assert 0 <= r["cued_stored"] <= r["cued_probed"]
         assert 0 <= r["free_recall_stored"] <= r["free_recall_probed"]
     # Recall-then-read: the pretrained model and the reader travel in one file.
-    assert (out / "checkpoints" / "pretrain-recall-rope-s0.params").is_file()
+    assert (out / "checkpoints" / "pretrain-recall-half-hour-rope-s0.params").is_file()
     assert read_checkpoint(out / "checkpoints" / "recall-read-rope-s0.params").answering["method"] == "recall-read"
     assert "| recall-read | rope | 2 |" in (out / "results.md").read_text()
     assert (out / "results.png").stat().st_size > 1000

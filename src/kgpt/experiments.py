@@ -40,7 +40,7 @@ from kgpt.data.synthetic_facts import ATTRIBUTES, FactsConfig, generate_facts
 from kgpt.data.task import BIRTHPLACE, Task, find_task, read_tasks
 from kgpt.errors import KgptError
 from kgpt.io import atomic_write_bytes
-from kgpt.presets import DEMO_PRESETS, KNOWLEDGE_SETTING, PRESETS, RECALL_SETTING, Preset, for_facts
+from kgpt.presets import DEMO_PRESETS, KNOWLEDGE_SETTING, PRESETS, RECALL_SETTING, RENAMED, Preset, for_facts
 from kgpt.study import Study, study_cells
 
 SETTING_COLORS = {"baseline": "0.6", "finetune-only": "C0", "pretrain+finetune": "C1", KNOWLEDGE_SETTING: "C2",
@@ -238,6 +238,8 @@ def run_reproduce(
     torch threads when given (the same count gives the same predictions as on Ray).
     ``task``: the question asked, from the folder's tasks file (default: the assignment's).
     """
+    if preset in RENAMED:
+        raise KgptError(f"preset {preset!r} is now called {RENAMED[preset]!r} (the same study); use --preset {RENAMED[preset]}")
     if preset not in PRESETS:
         raise KgptError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cells = study_cells(variants, seeds, PRESETS[preset])
