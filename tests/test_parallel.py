@@ -131,6 +131,43 @@ def test_ctrl_c_stops_both_processes_and_the_run_resumes(tmp_path):
     assert read_checkpoint(out).progress["step"] == epochs * 16
 
 
+def test_sigterm_to_every_process_stops_them_at_one_step_and_the_run_resumes(tmp_path):
+    """A scheduler signals every process of a job, not at the same instant: here the one
+    sharing the steps first, then the run's own. They stop after the same step, so the run
+    neither waits for a process that has gone (once it hung for the 5-minute step timeout)
+    nor loses its saved state."""
+    corpus = tmp_path / "wiki.txt"
+    corpus.write_text(FOUR_BIOS * 8, encoding="utf-8")
+    out = tmp_path / "run.params"
+    argv = cli_pretrain(corpus, out, 60, "--processes", "2")
+    env = {**ENV, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "kgpt", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    while not resume_path(out).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    helpers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers = helpers.read_text().split() if helpers.exists() else []
+    if not workers:
+        proc.kill()
+        proc.communicate()
+        pytest.skip("one core, or no /proc: no second process shares the steps")
+    os.kill(int(workers[0]), signal.SIGTERM)
+    time.sleep(0.5)  # the other process is past its step by now
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stdout + stderr and stderr.count("\n") == 1 and "interrupted by SIGTERM" in stderr, stderr
+    saved = read_checkpoint(resume_path(out)).progress
+    epochs = saved["epoch"] + 1
+    argv[argv.index("--max_epochs") + 1] = str(epochs)
+    r = subprocess.run([sys.executable, "-m", "kgpt", *argv, "--resume"], capture_output=True, text=True, env=env,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert read_checkpoint(out).progress["step"] == epochs * 16
+
+
 def test_processes_must_be_a_positive_count(tmp_path):
     corpus = tmp_path / "wiki.txt"
     corpus.write_text(FOUR_BIOS, encoding="utf-8")

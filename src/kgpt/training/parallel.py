@@ -37,7 +37,7 @@ import torch.distributed as dist
 
 from kgpt.errors import KgptError
 from kgpt.training.steps import Shard
-from kgpt.training.trainer import Trainer, TrainResult
+from kgpt.training.trainer import Interrupted, Trainer, TrainResult
 
 # How long a process waits for the others at a step before the run is given up: a step
 # takes well under a second; a process that died (killed, out of memory) never arrives.
@@ -116,7 +116,10 @@ def _worker(state_path: str, init: str, rank: int, world: int) -> None:
     trainer.progress, trainer.order = state["progress"], state["order"]
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=STEP_TIMEOUT)
     trainer.runner.shard = Shard(rank, world)
-    trainer.run(state["max_steps"])
+    try:
+        trainer.run(state["max_steps"])
+    except Interrupted as e:  # every process stops at this step; rank 0 saves and says so
+        raise SystemExit(e.exit_code) from None
 
 
 if __name__ == "__main__":

@@ -108,6 +108,15 @@ class Shard:
             at += g.numel()
         return flat[-1]
 
+    def agree(self, signum: int) -> int:
+        """The stop signal any process has received since the last step (0: none), the same in
+        every process, so that all stop after the same step: a process that stopped alone
+        would leave the others waiting for it at the next (a scheduler signals them all, not
+        at the same instant)."""
+        flag = torch.tensor([signum], dtype=torch.int64)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag)
+
 
 class StepRunner:
     """``runner(x, y, lr)`` takes one optimiser step and returns (loss, gradient norm) on device.

@@ -217,6 +217,8 @@ class Trainer:
                     bar.update(1)  # free on a CPU; on a GPU the bar moves at the log's sync
                 now = time.perf_counter()
                 stopping = stop["signal"]  # read once: a signal during the log below waits for the next step
+                if self.runner.shard is not None:
+                    stopping = self.runner.shard.agree(stopping)
                 due_save = cfg.checkpoint_path is not None and (
                     stopping or (p.batch_in_epoch == 0 and now - last_save >= cfg.checkpoint_every)
                 )
