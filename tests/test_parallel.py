@@ -103,7 +103,9 @@ def test_a_process_that_dies_ends_the_run_with_one_line(bios, monkeypatch, two_p
     assert "a training process stopped" in message and "--processes 1" in message
 
 
-def test_ctrl_c_stops_both_processes_and_the_run_resumes(tmp_path):
+def start_shared_run(tmp_path: Path):
+    """A CLI pretraining whose steps two processes share, once its first resumable state is
+    written; returns the process, the command and its environment."""
     corpus = tmp_path / "wiki.txt"
     corpus.write_text(FOUR_BIOS * 8, encoding="utf-8")
     out = tmp_path / "run.params"
@@ -115,15 +117,24 @@ def test_ctrl_c_stops_both_processes_and_the_run_resumes(tmp_path):
     while not resume_path(out).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()
-    helpers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    if len(os.sched_getaffinity(0)) >= 2 and helpers.exists():
-        assert helpers.read_text().split(), "no second process shares the steps"
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stdout + stderr and stderr.count("\n") == 1 and "interrupted" in stderr, stderr
-    saved = read_checkpoint(resume_path(out)).progress
-    epochs = saved["epoch"] + 1
+    return proc, argv, env
+
+
+def helper_processes(proc: subprocess.Popen) -> list[int]:
+    """The processes sharing ``proc``'s steps (none where one core or no /proc)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def assert_stopped_then_resumes(proc: subprocess.Popen, argv: list[str], env: dict, signum: int, tmp_path: Path) -> None:
+    """``proc`` exits as the shell says for ``signum``, with one line, having saved where it
+    was; the same command with --resume, asked for the epochs begun, finishes them."""
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert "Traceback" not in stdout + stderr and stderr.count("\n") == 1, stderr
+    assert f"interrupted by {signal.Signals(signum).name}" in stderr, stderr
+    out = Path(argv[argv.index("--writing_params_path") + 1])
+    epochs = read_checkpoint(resume_path(out)).progress["epoch"] + 1
     argv[argv.index("--max_epochs") + 1] = str(epochs)
     r = subprocess.run([sys.executable, "-m", "kgpt", *argv, "--resume"], capture_output=True, text=True, env=env,
                        timeout=300, cwd=tmp_path)
@@ -131,41 +142,27 @@ def test_ctrl_c_stops_both_processes_and_the_run_resumes(tmp_path):
     assert read_checkpoint(out).progress["step"] == epochs * 16
 
 
-def test_sigterm_to_every_process_stops_them_at_one_step_and_the_run_resumes(tmp_path):
-    """A scheduler signals every process of a job, not at the same instant: here the one
-    sharing the steps first, then the run's own. They stop after the same step, so the run
-    neither waits for a process that has gone (once it hung for the 5-minute step timeout)
-    nor loses its saved state."""
-    corpus = tmp_path / "wiki.txt"
-    corpus.write_text(FOUR_BIOS * 8, encoding="utf-8")
-    out = tmp_path / "run.params"
-    argv = cli_pretrain(corpus, out, 60, "--processes", "2")
-    env = {**ENV, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "kgpt", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)
-    deadline = time.monotonic() + 180
-    while not resume_path(out).exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.communicate()
-    helpers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    workers = helpers.read_text().split() if helpers.exists() else []
-    if not workers:
+def test_ctrl_c_stops_both_processes_and_the_run_resumes(tmp_path):
+    proc, argv, env = start_shared_run(tmp_path)
+    if len(os.sched_getaffinity(0)) >= 2 and Path(f"/proc/{proc.pid}/task/{proc.pid}/children").exists():
+        assert helper_processes(proc), "no second process shares the steps"
+    proc.send_signal(signal.SIGINT)
+    assert_stopped_then_resumes(proc, argv, env, signal.SIGINT, tmp_path)
+
+
+def test_sigterm_to_the_helper_alone_stops_every_process_at_one_step_and_the_run_resumes(tmp_path):
+    """A scheduler signals every process of a job, not at the same instant; whichever gets
+    it first, all stop after the same step. Here only the process sharing the steps gets it:
+    the run saves where it was and exits 143 as if signalled itself, rather than ending
+    "a training process stopped" or waiting for a process that has gone."""
+    proc, argv, env = start_shared_run(tmp_path)
+    helpers = helper_processes(proc)
+    if not helpers:
         proc.kill()
         proc.communicate()
         pytest.skip("one core, or no /proc: no second process shares the steps")
-    os.kill(int(workers[0]), signal.SIGTERM)
-    time.sleep(0.5)  # the other process is past its step by now
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
-    assert "Traceback" not in stdout + stderr and stderr.count("\n") == 1 and "interrupted by SIGTERM" in stderr, stderr
-    saved = read_checkpoint(resume_path(out)).progress
-    epochs = saved["epoch"] + 1
-    argv[argv.index("--max_epochs") + 1] = str(epochs)
-    r = subprocess.run([sys.executable, "-m", "kgpt", *argv, "--resume"], capture_output=True, text=True, env=env,
-                       timeout=300, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert read_checkpoint(out).progress["step"] == epochs * 16
+    os.kill(helpers[0], signal.SIGTERM)
+    assert_stopped_then_resumes(proc, argv, env, signal.SIGTERM, tmp_path)
 
 
 def test_processes_must_be_a_positive_count(tmp_path):

@@ -61,7 +61,7 @@ PRESETS = {
     # length buckets skip the padding of short bios, which a compiled step's static shape
     # cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs) answered 0.0%
     # for 5 minutes, and was dropped; until 2026-12-04 this preset ran the 120-pass recall
-    # recipe, twice as long (docs/RESULTS.md).
+    # recipe, about 1.7 times as long (docs/RESULTS.md).
     "laptop": Preset("laptop", (
         Setting(RECALL_SETTING, recipe="recall-half-hour", variant="rope", model=LAPTOP_MODEL, processes=2),
     )),
