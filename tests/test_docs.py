@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ def anchor(heading: str) -> str:
     return "".join(kept).replace(" ", "-")
 
 
-def anchors(path: Path) -> set[str]:
+@cache  # every link into a file asks again
+def anchors(path: Path) -> frozenset[str]:
     """Every heading anchor of ``path``, repeats suffixed as GitHub suffixes them."""
     seen: dict[str, int] = {}
     out = set()
@@ -50,7 +52,7 @@ def anchors(path: Path) -> set[str]:
         n = seen.get(base, 0)
         seen[base] = n + 1
         out.add(base if n == 0 else f"{base}-{n}")
-    return out
+    return frozenset(out)
 
 
 def relative_links(path: Path) -> list[str]:
