@@ -5,6 +5,7 @@
     python benchmarks/demo_cell.py --validation --end_mark --pretrain_epochs 40 60
     python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 80 120
     python benchmarks/demo_cell.py --setting pretrain+finetune --processes 2   # each step shared by two processes
+    python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 90 --pretrain_lr 3e-3 5e-3
 
 Prints one JSON line per pretrained model and finetuning: right of the people scored,
 free recall (a cell that pretrains), seconds. Writes under runs/; the finetunings of one
@@ -17,6 +18,7 @@ there, never on its dev. Each cell and variation writes under its own folder of 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -51,6 +53,8 @@ def main() -> None:
                     help="a recall cell's bios end with a mark its recalls stop at (default: its recipe's)")
     ap.add_argument("--pretrain_epochs", type=int, nargs="+", default=[None],
                     help="pretraining epochs, one pretrained model each (default: the demo's)")
+    ap.add_argument("--pretrain_lr", type=float, nargs="+", default=[None],
+                    help="pretraining learning rates, one pretrained model each (default: the demo's)")
     ap.add_argument("--finetune_epochs", type=int, nargs="+", default=[None],
                     help="finetuning epochs, one finetuning each (default: the demo's)")
     ap.add_argument("--processes", type=int, default=None,
@@ -83,19 +87,21 @@ def main() -> None:
     generate(replace(demo.data, seed=0)).write(out / "data")
     if a.validation:
         hold_out(out / "data")
-    for passes in a.pretrain_epochs:
+    for passes, lr in itertools.product(a.pretrain_epochs, a.pretrain_lr):
+        pretrained = f"{passes or 'default'}{f'-lr{lr:g}' if lr else ''}"
         for epochs in a.finetune_epochs:
             varied = replace(setting, pretrain_epochs=passes or setting.pretrain_epochs,
-                             finetune_epochs=epochs or setting.finetune_epochs)
-            study = Study(out / "data", out / f"pretrain{passes or 'default'}-finetune{epochs or 'default'}",
+                             pretrain_lr=lr or setting.pretrain_lr, finetune_epochs=epochs or setting.finetune_epochs)
+            study = Study(out / "data", out / f"pretrain{pretrained}-finetune{epochs or 'default'}",
                           replace(demo, settings=(varied,)), "cpu", progress=False,
-                          shared_pretraining=out / f"pretrained{passes or 'default'}")
+                          shared_pretraining=out / f"pretrained{pretrained}")
             t0 = time.time()
             row = study.run_cell(Cell(a.setting, "rope", 0))
             print(json.dumps({
                 "preset": a.preset, "setting": a.setting, "recipe": varied.recipe,
                 "group_lengths": group, "end_mark": end, "validation": a.validation,
                 "pretrain_epochs": (varied.pretrain_epochs or cell_recipe.pretrain.epochs) if varied.pretrains else None,
+                "pretrain_lr": (varied.pretrain_lr or cell_recipe.pretrain.lr) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
                 "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
                 "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)

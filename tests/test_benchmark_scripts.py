@@ -269,6 +269,15 @@ def test_demo_cell_runs_another_setting_and_refuses_a_bios_flag_there(tmp_path, 
     assert "--end_mark vary a bios recipe" in capsys.readouterr().err
 
 
+def test_demo_cell_pretrains_one_model_a_learning_rate_and_names_each(tmp_path, monkeypatch, capsys):
+    rows = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
+                               "--setting", "pretrain+finetune", "--pretrain_lr", "3e-3", "5e-3"))
+    assert [(r["pretrain_lr"], r["pretrain_epochs"]) for r in rows] == [(3e-3, 1), (5e-3, 1)]
+    cell = tmp_path / "pretrain+finetune"
+    first, second = (cell / f"pretraineddefault-lr{lr}" / "pretrain-rope-s0.params" for lr in ("0.003", "0.005"))
+    assert first.exists() and second.exists() and first.read_bytes() != second.read_bytes()
+
+
 def test_demo_cell_shares_each_step_between_the_processes_asked(tmp_path, monkeypatch, capsys):
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--setting", "pretrain+finetune", "--processes", "2"))
