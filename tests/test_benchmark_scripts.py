@@ -169,11 +169,13 @@ def test_recall_passes_counts_the_bios_a_short_training_gives_back_whole(data, m
     assert row["bios"] > 0 and 0 <= row["recalled_whole"] <= row["bios"] and row["steps"] == -(-row["bios"] // 4)
 
 
-def test_recall_tradeoff_tabulates_and_plots_the_committed_runs(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("figure", list(load_benchmark("recall_tradeoff").FIGURES))
+def test_recall_tradeoff_tabulates_and_plots_the_committed_runs(figure, tmp_path, monkeypatch, capsys):
     table, plot = tmp_path / "t.csv", tmp_path / "t.png"
-    (done,) = json_lines(run_main(monkeypatch, capsys, "recall_tradeoff", "--csv", table, "--png", plot))
+    (done,) = json_lines(run_main(monkeypatch, capsys, "recall_tradeoff", "--figure", figure, "--csv", table, "--png", plot))
     rows = list(csv.DictReader(table.open(encoding="utf-8")))
-    assert done["points"] == len(rows) == len(load_benchmark("recall_tradeoff").POINTS) and plot.stat().st_size > 0
+    _, points = load_benchmark("recall_tradeoff").FIGURES[figure]
+    assert done["points"] == len(rows) == len(points) and plot.stat().st_size > 0
     assert all(0 <= int(r["validation_right"]) <= int(r["people"]) and float(r["pretrain_min"]) > 0 for r in rows)
 
 
