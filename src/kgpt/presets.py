@@ -55,7 +55,7 @@ PRESETS = {
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
-    # About 35 minutes a seed on a 2-core CPU with AVX-512, an hour on an AVX2-only one:
+    # About 35 minutes a seed on a 2-core CPU with AVX-512, 70 on an AVX2-only Zen 1:
     # London and the recall recipe cut to half an hour (RoPE), each step shared by two
     # processes, one a core (about 6% faster than two threads). Eager, not compiled:
     # length buckets skip the padding of short bios, which a compiled step's static shape

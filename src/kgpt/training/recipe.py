@@ -199,7 +199,9 @@ RECALL = Recipe(
 # an hour"). Pretraining stores bios and need not generalise, so it drops the weight decay
 # (at 0.1, on a proxy of every 5th bio, the decay undid what the passes stored: 45 of 588
 # bios recalled whole against 207 without), and takes batches of 32 grouped by length
-# (twice the steps of 64 for a cheaper pass; ungrouped recalled 194) for 60 passes, at a
+# (twice the steps of 64 for a cheaper pass; ungrouped recalled 194) for 60 passes (40
+# stored a tenth of the bios whole, at 3e-3 or 2e-3, and the recall lost the place for
+# 247 of 400 validation people where 60 lose none; docs/RESULTS.md, "Fewer passes"), at a
 # lower rate than the recipe's: 4e-3 (set for batches of 64 with decay) left a quarter of
 # the corpus's bios unstored where 3e-3 left a twentieth (2,171 against 2,789 of 2,937
 # recalled whole, seed 1). Its input is the true bio: redrawing 30% of the digits, which
