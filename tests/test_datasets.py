@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kgpt.data import CharCorruptionDataset, NameDataset, read_questions
-from kgpt.data.corpus import parse_questions
+from kgpt.data.corpus import parse_questions, read_corpus
 from kgpt.errors import KgptError
 
 PAD = "\u25a1"
@@ -110,6 +110,21 @@ def test_read_questions_blank_lines_crlf_and_bom(tmp_path):
     qs = read_questions(p, require_answers=True)
     assert [(q.text, q.answer) for q in qs] == [("Where was A born?", "Lyon"), ("Where was B born?", "Nice")]
     assert [q.line for q in qs] == [1, 4]
+
+
+@pytest.mark.parametrize("content", [b"Ann Lee.\r\r\nBo Li.\r", b"Ann\rLee.\n\r\nBo Li.\r\n\r", "\ufeffA.\r\u00e9\r\n".encode()])
+def test_corpus_line_endings_are_read_as_the_courses_open_read_reads_them(tmp_path, content):
+    """The course reads wiki.txt with open(path, encoding='utf-8').read(): Python's text mode
+    turns \\r\\n and a lone \\r into \\n (a lone \\r left in would be a vocabulary character)."""
+    p = write(tmp_path, content, "wiki.txt")
+    with open(p, encoding="utf-8") as f:
+        course = f.read().removeprefix("\ufeff")
+    assert read_corpus(p) == course and "\r" not in read_corpus(p)
+
+
+def test_a_non_utf8_line_is_counted_with_lone_cr_endings(tmp_path):
+    with pytest.raises(KgptError, match="line 3"):
+        read_corpus(write(tmp_path, b"A.\rB.\r\nC \xff\n", "wiki.txt"))
 
 
 def test_read_questions_without_answers(tmp_path):

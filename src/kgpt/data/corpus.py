@@ -45,15 +45,17 @@ class Question:
 
 
 def read_text(path: str | Path, what: str) -> str:
-    """The whole file as text with ``\\n`` line endings, or a clear error."""
+    """The whole file as text with ``\\n`` line endings, or a clear error. Line endings are
+    read as Python's text mode reads them, which the course's ``open(path).read()`` does:
+    ``\\r\\n`` and a lone ``\\r`` each end a line."""
     p = Path(path)
     raw = read_input_bytes(p, what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
+        line = raw[: e.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
         raise KgptError(f"{what} {p}, line {line}: bytes that are not UTF-8; save the text as UTF-8") from None
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise KgptError(f"{what} {p} is empty (only blank lines); check the path")
     return text
