@@ -44,18 +44,22 @@ class Question:
         return self.task.asked_name(self.text)
 
 
+def lf_endings(text: str) -> str:
+    """``text`` with its line endings read as Python's text mode reads them, which the
+    course's ``open(path).read()`` does: ``\\r\\n`` and a lone ``\\r`` each end a line."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_text(path: str | Path, what: str) -> str:
-    """The whole file as text with ``\\n`` line endings, or a clear error. Line endings are
-    read as Python's text mode reads them, which the course's ``open(path).read()`` does:
-    ``\\r\\n`` and a lone ``\\r`` each end a line."""
+    """The whole file as text with ``\\n`` line endings (:func:`lf_endings`), or a clear error."""
     p = Path(path)
     raw = read_input_bytes(p, what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        line = lf_endings(raw[: e.start].decode("utf-8")).count("\n") + 1  # the bytes before the first bad one decode
         raise KgptError(f"{what} {p}, line {line}: bytes that are not UTF-8; save the text as UTF-8") from None
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = lf_endings(text.removeprefix("\ufeff"))
     if not text.strip():
         raise KgptError(f"{what} {p} is empty (only blank lines); check the path")
     return text

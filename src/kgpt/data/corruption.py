@@ -21,7 +21,7 @@ import random
 
 import torch
 
-from kgpt.data.corpus import corpus_documents
+from kgpt.data.corpus import corpus_documents, lf_endings
 from kgpt.errors import KgptError
 from kgpt.vocab import MASK_CHAR, MASK_ID, PAD_CHAR, PAD_ID, CharVocab
 
@@ -70,12 +70,13 @@ class CharCorruptionDataset(torch.utils.data.Dataset):
 
     def __init__(self, data: str, block_size: int):
         check_block_size(block_size)
-        self.vocab = CharVocab.from_text(data.replace("\r\n", "\n"))
+        data = lf_endings(data)
+        self.vocab = CharVocab.from_text(data)
         self.stoi = self.vocab.stoi
         self.itos = self.vocab.itos
         self.vocab_size = len(self.vocab)
         self.block_size = block_size
-        self.data = corpus_documents(data.replace("\r\n", "\n"))
+        self.data = corpus_documents(data)
 
     def __len__(self) -> int:
         return len(self.data)

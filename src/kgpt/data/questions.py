@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgpt.data.corpus import Question, parse_questions
+from kgpt.data.corpus import Question, lf_endings, parse_questions
 from kgpt.errors import KgptError
 from kgpt.vocab import MASK_CHAR, PAD_CHAR, PAD_ID, CharVocab
 
@@ -51,7 +51,7 @@ class NameDataset(torch.utils.data.Dataset):
         self.itos = self.vocab.itos
         self.vocab_size = len(self.vocab)
         self.block_size = pretraining_dataset.block_size
-        self.questions = parse_questions(data.replace("\r\n", "\n"), where=where)
+        self.questions = parse_questions(lf_endings(data), where=where)
         self.data = [f"{q.text}\t{q.answer}" for q in self.questions]
         self.x, self.y = encode_questions(self.questions, self.vocab, self.block_size, where)
 
