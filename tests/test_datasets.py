@@ -122,6 +122,11 @@ def test_corpus_line_endings_are_read_as_the_courses_open_read_reads_them(tmp_pa
     assert read_corpus(p) == course and "\r" not in read_corpus(p)
 
 
+def test_the_courses_datasets_end_lines_where_the_file_readers_do():
+    ds = CharCorruptionDataset("Ann Lee.\rBo Li.\r\n", 16)
+    assert ds.data == ["Ann Lee.", "Bo Li."] and "\r" not in ds.stoi
+
+
 def test_a_non_utf8_line_is_counted_with_lone_cr_endings(tmp_path):
     with pytest.raises(KgptError, match="line 3"):
         read_corpus(write(tmp_path, b"A.\rB.\r\nC \xff\n", "wiki.txt"))
