@@ -6,6 +6,7 @@
     python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 80 120
     python benchmarks/demo_cell.py --setting pretrain+finetune --processes 2   # each step shared by two processes
     python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 90 --pretrain_lr 3e-3 5e-3
+    python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 80 --finetune_lr 6e-4 2e-3
 
 Prints one JSON line per pretrained model and finetuning: right of the people scored,
 free recall (a cell that pretrains), seconds. Writes under runs/; the finetunings of one
@@ -57,6 +58,8 @@ def main() -> None:
                     help="pretraining learning rates, one pretrained model each (default: the demo's)")
     ap.add_argument("--finetune_epochs", type=int, nargs="+", default=[None],
                     help="finetuning epochs, one finetuning each (default: the demo's)")
+    ap.add_argument("--finetune_lr", type=float, nargs="+", default=[None],
+                    help="finetuning learning rates, one finetuning each (default: the demo's)")
     ap.add_argument("--processes", type=int, default=None,
                     help="processes sharing each training step (default: the demo's, kgpt.training.parallel)")
     ap.add_argument("--validation", action="store_true", help="score held-out training people, not dev")
@@ -89,10 +92,12 @@ def main() -> None:
         hold_out(out / "data")
     for passes, lr in itertools.product(a.pretrain_epochs, a.pretrain_lr):
         pretrained = f"{passes or 'default'}{f'-lr{lr:g}' if lr else ''}"
-        for epochs in a.finetune_epochs:
+        for epochs, finetune_lr in itertools.product(a.finetune_epochs, a.finetune_lr):
             varied = replace(setting, pretrain_epochs=passes or setting.pretrain_epochs,
-                             pretrain_lr=lr or setting.pretrain_lr, finetune_epochs=epochs or setting.finetune_epochs)
-            study = Study(out / "data", out / f"pretrain{pretrained}-finetune{epochs or 'default'}",
+                             pretrain_lr=lr or setting.pretrain_lr, finetune_epochs=epochs or setting.finetune_epochs,
+                             finetune_lr=finetune_lr or setting.finetune_lr)
+            finetuned = f"{epochs or 'default'}{f'-lr{finetune_lr:g}' if finetune_lr else ''}"
+            study = Study(out / "data", out / f"pretrain{pretrained}-finetune{finetuned}",
                           replace(demo, settings=(varied,)), "cpu", progress=False,
                           shared_pretraining=out / f"pretrained{pretrained}")
             t0 = time.time()
@@ -103,6 +108,7 @@ def main() -> None:
                 "pretrain_epochs": (varied.pretrain_epochs or cell_recipe.pretrain.epochs) if varied.pretrains else None,
                 "pretrain_lr": (varied.pretrain_lr or cell_recipe.pretrain.lr) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
+                "finetune_lr": varied.finetune_lr or cell_recipe.finetune.lr,
                 "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
                 "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 

@@ -280,6 +280,17 @@ def test_demo_cell_pretrains_one_model_a_learning_rate_and_names_each(tmp_path, 
     assert first.exists() and second.exists() and first.read_bytes() != second.read_bytes()
 
 
+def test_demo_cell_finetunes_one_pretrained_model_at_each_learning_rate(tmp_path, monkeypatch, capsys):
+    rows = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
+                               "--setting", "pretrain+finetune", "--finetune_lr", "3e-4", "3e-3"))
+    assert [r["finetune_lr"] for r in rows] == [3e-4, 3e-3]
+    cell = tmp_path / "pretrain+finetune"
+    assert len(list(cell.glob("pretrained*/*.params"))) == 1  # pretrained once, for both
+    first, second = (cell / f"pretraindefault-finetunedefault-lr{lr}" for lr in ("0.0003", "0.003"))
+    weights = [(d / "checkpoints" / "pretrain+finetune-rope-s0.params").read_bytes() for d in (first, second)]
+    assert weights[0] != weights[1]
+
+
 def test_demo_cell_shares_each_step_between_the_processes_asked(tmp_path, monkeypatch, capsys):
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--setting", "pretrain+finetune", "--processes", "2"))
