@@ -22,7 +22,7 @@ from kgpt.confidence import SIGNALS
 from kgpt.errors import KgptError
 from kgpt.model.config import VARIANTS
 from kgpt.presets import PRESETS
-from kgpt.training.recipe import ASSIGNMENT, RECIPES
+from kgpt.training.recipe import ASSIGNMENT, OPTIMIZERS, RECIPES
 
 MAX_EPOCHS_LIMIT = 100_000
 MAX_SEED = 2**63 - 1  # what every RNG kgpt seeds (torch, numpy) accepts
@@ -95,6 +95,8 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
          help="auto: the recipe's choice for the device (the assignment's: fp32 everywhere)")
     _opt(p, "recipe", choices=tuple(RECIPES), default="assignment",
          help="how to train: 'assignment' is the course's trainer exactly; others are named departures from it")
+    _opt(p, "optimizer", choices=OPTIMIZERS, default=None,
+         help="adamw, or muon (Muon for the blocks' matrices, AdamW for the rest); default: the recipe's for the stage")
     _opt(p, "no_progress", action="store_true", help="no progress bar")
 
 
@@ -246,6 +248,7 @@ def _run_options(args, command: str):
         batch_size=args.batch_size,
         precision=args.precision,
         recipe=args.recipe,
+        optimizer=args.optimizer,
         model={k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd") if getattr(args, k, None) is not None} or None,
     )
 

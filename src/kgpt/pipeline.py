@@ -77,6 +77,7 @@ class RunOptions:
     batch_size: int | None = None  # None: the assignment's batch for the stage
     precision: str = "auto"  # auto: the recipe's choice for the device (bf16 or float32)
     recipe: str | Recipe = "assignment"  # a name from kgpt.training.recipe (or a variant of one, in benchmarks)
+    optimizer: str | None = None  # None: the recipe's for the stage
     model: dict | None = None  # GPTConfig overrides (layers, width) for smaller presets
 
 
@@ -99,6 +100,7 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
         learning_rate=lr,
         weight_decay=defaults.weight_decay,
         lr_floor=defaults.lr_floor,
+        optimizer=opts.optimizer or defaults.optimizer,
         recipe=recipe,
         warmup_tokens=warmup,
         final_tokens=final,

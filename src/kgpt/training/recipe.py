@@ -47,6 +47,9 @@ WEIGHT_DECAY = 0.1  # the course's AdamW weight decay
 
 COURSE_LR_FLOOR = 0.1  # the course's cosine never falls below 10% of its peak
 
+Optimizer = Literal["adamw", "muon"]
+OPTIMIZERS: tuple[Optimizer, ...] = ("adamw", "muon")
+
 
 def run_schedule(total_tokens: int) -> tuple[int, int]:
     """(warmup, final) tokens of a cosine that spans a whole run of ``total_tokens``."""
@@ -55,9 +58,10 @@ def run_schedule(total_tokens: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class StageDefaults:
-    """A stage's epochs, peak learning rate, batch, AdamW weight decay (on the
+    """A stage's epochs, peak learning rate, batch, optimiser, weight decay (on the
     parameters :attr:`Recipe.decay` names) and the floor of its cosine (a share of the
-    peak). For finetuning, ``epochs`` start from a pretrained model and
+    peak). The optimiser is AdamW, or Muon for the blocks' matrices and AdamW for the rest
+    (:mod:`kgpt.training.muon`). For finetuning, ``epochs`` start from a pretrained model and
     ``epochs_from_scratch`` from fresh weights, and ``dropout``, where set, is every
     dropout rate of the finetuned copy of a pretrained model (None: the pretrained
     model's own)."""
@@ -69,6 +73,7 @@ class StageDefaults:
     weight_decay: float = WEIGHT_DECAY
     dropout: float | None = None
     lr_floor: float = COURSE_LR_FLOOR
+    optimizer: Optimizer = "adamw"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ class Progress:
     max_epochs: int
     batch_size: int
     examples: int
+    optimizer: str = "adamw"
     epoch: int = 0
     batch_in_epoch: int = 0
     step: int = 0
@@ -71,6 +72,9 @@ def restore_resumable(
     if p.get("recipe", progress.recipe) != progress.recipe:
         # The optimiser's state is saved by position in its parameter groups, which the recipe decides.
         raise KgptError(f"{path} was started with recipe {p['recipe']}, not {progress.recipe}; resume with --recipe {p['recipe']}")
+    if p.get("optimizer", "adamw") != progress.optimizer:
+        raise KgptError(f"{path} was started with optimizer {p['optimizer']}, not {progress.optimizer}; "
+                        f"resume with --optimizer {p['optimizer']}")
     saved_batch, saved_examples = p.get("batch_size"), p.get("examples")
     if saved_batch is not None and saved_batch != progress.batch_size:
         raise KgptError(

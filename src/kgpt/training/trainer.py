@@ -24,7 +24,9 @@ import torch
 from kgpt.checkpoint import Checkpoint
 from kgpt.errors import KgptError
 from kgpt.model import GPT
-from kgpt.training.recipe import ASSIGNMENT, COURSE_LR_FLOOR, WARMUP_TOKENS, WEIGHT_DECAY, Recipe, decay_groups, scheduled_lr
+from kgpt.training.muon import Muon, muon_groups
+from kgpt.training.recipe import (ASSIGNMENT, COURSE_LR_FLOOR, WARMUP_TOKENS, WEIGHT_DECAY, Optimizer, Recipe, decay_groups,
+                                  scheduled_lr)
 from kgpt.training.state import Progress, restore_resumable, save_resumable
 from kgpt.training.steps import StepRunner, default_buckets
 from kgpt.vocab import CharVocab
@@ -66,6 +68,7 @@ class TrainerConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = WEIGHT_DECAY
     lr_floor: float = COURSE_LR_FLOOR  # the cosine's lowest learning rate, a share of the peak
+    optimizer: Optimizer = "adamw"  # or "muon" (kgpt.training.muon)
     grad_norm_clip: float = 1.0
     seed: int = 0  # seeds the data generator (corruption and the recipe's shuffle)
     compile: bool = False
@@ -131,14 +134,19 @@ class Trainer:
         recipe = config.recipe
         cuda = device.type == "cuda"
         use_graphs = cuda and not config.compile if config.cuda_graphs is None else config.cuda_graphs
-        self.optimizer = torch.optim.AdamW(
-            decay_groups(model, config.weight_decay, recipe.decay),
-            # A CUDA graph reads the learning rate from device memory, so it is a tensor there.
-            lr=torch.tensor(config.learning_rate, device=device) if use_graphs else config.learning_rate,
-            betas=config.betas,
-            fused=cuda,
-            capturable=use_graphs,
-        )
+        if config.optimizer == "muon":
+            use_graphs = False  # its learning rate is a number, which a captured graph could not update
+            self.optimizer = Muon(muon_groups(model, config.weight_decay, recipe.decay), config.learning_rate,
+                                  config.betas)
+        else:
+            self.optimizer = torch.optim.AdamW(
+                decay_groups(model, config.weight_decay, recipe.decay),
+                # A CUDA graph reads the learning rate from device memory, so it is a tensor there.
+                lr=torch.tensor(config.learning_rate, device=device) if use_graphs else config.learning_rate,
+                betas=config.betas,
+                fused=cuda,
+                capturable=use_graphs,
+            )
         self.runner = StepRunner(
             self.model,
             self.optimizer,
@@ -152,7 +160,8 @@ class Trainer:
         )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
-        self.progress = Progress(config.stage, recipe.name, config.max_epochs, config.batch_size, len(batcher))
+        self.progress = Progress(config.stage, recipe.name, config.max_epochs, config.batch_size, len(batcher),
+                                 optimizer=config.optimizer)
         self.order: torch.Tensor | None = None  # this epoch's order of examples
 
     @property

@@ -1,0 +1,113 @@
+"""Muon for the weight matrices of the transformer blocks, AdamW for every other parameter.
+
+Muon (Jordan et al., 2024) keeps a momentum of each matrix's gradient, as SGD does, and
+steps along that momentum *orthogonalised*: the matrix with the same singular vectors and
+its singular values pushed toward 1 (a few Newton-Schulz iterations), so that directions
+the gradient barely touches move as far as the dominant ones. A recaller's job is to store
+thousands of bios in a small model, each a weak direction of its own, and on a proxy of
+the real bios it stored in 40 passes what AdamW does not store in 60 (docs/RESULTS.md,
+"Muon"). Embeddings, the head, norms and biases are no matrices of a linear map between
+hidden states, and take AdamW's steps (as Muon's authors do).
+
+The step is ``torch.optim.Muon``'s with ``adjust_lr_fn="match_rms_adamw"`` (the update
+scaled to the RMS of an AdamW step, so one learning rate serves both kinds of parameter),
+except that the iterations run in float32: PyTorch's run in bf16, which a CPU without
+bf16 instructions emulates about 80 times slower than the whole training step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from kgpt.training.recipe import decay_groups
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic iteration of Muon's authors (and PyTorch's)
+NS_STEPS = 5
+MOMENTUM = 0.95
+
+
+def orthogonalised(g: torch.Tensor, steps: int = NS_STEPS, eps: float = 1e-7) -> torch.Tensor:
+    """``g`` with its singular values brought near 1 (each ends between about 0.7 and 1.2),
+    by Newton-Schulz iterations on the float32 matrix."""
+    a, b, c = NS_COEFFICIENTS
+    x = g.float()
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T  # iterate on the smaller Gram matrix
+    x = x / x.norm().clamp(min=eps)  # every singular value at most 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return (x.T if tall else x).to(g.dtype)
+
+
+def is_hidden_matrix(name: str, p: nn.Parameter) -> bool:
+    """A matrix of a transformer block (attention and MLP weights): Muon's parameters."""
+    return name.startswith("blocks.") and p.ndim == 2
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon on the parameter groups marked ``orthogonal``, AdamW on the others.
+
+    Every group has its own ``lr`` and ``weight_decay`` (decoupled, as AdamW's), so a
+    schedule sets the learning rate of all of them as of one optimiser.
+    """
+
+    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.95),
+                 momentum: float = MOMENTUM, eps: float = 1e-8):
+        super().__init__(groups, {"lr": lr, "betas": betas, "momentum": momentum, "eps": eps, "weight_decay": 0.0,
+                                  "orthogonal": False})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    (self._muon if group["orthogonal"] else self._adamw)(p, group)
+        return loss
+
+    def _muon(self, p: torch.Tensor, group: dict) -> None:
+        state = self.state[p]
+        if not state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        buf, mu = state["momentum_buffer"], group["momentum"]
+        buf.lerp_(p.grad, 1 - mu)
+        update = orthogonalised(p.grad.lerp(buf, mu))  # Nesterov's look-ahead
+        p.mul_(1 - group["lr"] * group["weight_decay"])
+        p.add_(update, alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))  # an AdamW step's RMS
+
+    def _adamw(self, p: torch.Tensor, group: dict) -> None:
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.zeros(())
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        step = state["step"].item()
+        beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        state["exp_avg"].lerp_(p.grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        p.mul_(1 - lr * group["weight_decay"])
+        denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2 ** step)).add_(group["eps"])
+        p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** step))
+
+
+def muon_groups(model: nn.Module, weight_decay: float, rule) -> list[dict]:
+    """The recipe's decay groups (:func:`kgpt.training.recipe.decay_groups`), each split into
+    the blocks' matrices (orthogonalised) and the rest."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = []
+    for group in decay_groups(model, weight_decay, rule):
+        for orthogonal in (True, False):
+            params = [p for p in group["params"] if is_hidden_matrix(names[id(p)], p) == orthogonal]
+            if params:
+                groups.append({**group, "params": params, "orthogonal": orthogonal})
+    return groups
