@@ -132,6 +132,25 @@ def test_resume_with_another_recipe_is_refused(interrupted, tiny_data):
     assert "--recipe assignment" in msg
 
 
+def test_resume_with_another_optimizer_is_refused(interrupted, tiny_data):
+    msg = one_line_error(run_stage, "pretrain", tiny_data, interrupted, resume=True, optimizer="muon")
+    assert "--optimizer adamw" in msg
+
+
+def test_a_muon_run_interrupted_and_resumed_equals_uninterrupted(tiny_data_shared, tmp_path, monkeypatch):
+    """Muon's momentum and the AdamW moments of its other parameters are saved and restored."""
+    reference = tmp_path / "reference.params"
+    run_stage("pretrain", tiny_data_shared, reference, optimizer="muon")
+    out = tmp_path / "run.params"
+    interrupt_at(monkeypatch, 7)
+    with pytest.raises(Interrupted):
+        run_stage("pretrain", tiny_data_shared, out, optimizer="muon")
+    monkeypatch.undo()
+    assert read_checkpoint(resume_path(out)).progress["optimizer"] == "muon"
+    run_stage("pretrain", tiny_data_shared, out, resume=True, optimizer="muon")
+    assert_same_weights(out, reference)
+
+
 def test_resume_with_another_corpus_is_refused(interrupted, tiny_data):
     lines = tiny_data.wiki_text.splitlines()
     tiny_data.wiki.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # same characters, one document fewer

@@ -12,7 +12,8 @@ hidden states, and take AdamW's steps (as Muon's authors do).
 The step is ``torch.optim.Muon``'s with ``adjust_lr_fn="match_rms_adamw"`` (the update
 scaled to the RMS of an AdamW step, so one learning rate serves both kinds of parameter),
 except that the iterations run in float32: PyTorch's run in bf16, which a CPU without
-bf16 instructions emulates about 80 times slower than the whole training step.
+bf16 instructions emulates, slower than the whole training step they follow (1.3 s an
+optimiser step of the laptop recaller on one Zen 1 thread, against 0.09 s in float32).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ MOMENTUM = 0.95
 
 
 def orthogonalised(g: torch.Tensor, steps: int = NS_STEPS, eps: float = 1e-7) -> torch.Tensor:
-    """``g`` with its singular values brought near 1 (each ends between about 0.7 and 1.2),
-    by Newton-Schulz iterations on the float32 matrix."""
+    """``g`` with the same singular vectors and its singular values brought near 1 (those
+    within a factor of 30 of the largest end between 0.6 and 1.25), by Newton-Schulz
+    iterations on the float32 matrix."""
     a, b, c = NS_COEFFICIENTS
     x = g.float()
     tall = x.size(0) > x.size(1)
