@@ -24,7 +24,7 @@ from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.model import GPT, GPTConfig
 from kgpt.pipeline import resume_path
-from kgpt.training import Trainer, TrainerConfig, parallel
+from kgpt.training import Trainer, TrainerConfig, muon, parallel
 from kgpt.training.recipe import RECALL
 from kgpt.vocab import CharVocab
 
@@ -38,14 +38,15 @@ def bios():
     return vocab, KnowledgeBatcher(documents, [], vocab, 96, RECALL.mix)
 
 
-def trainer(bios, batch: int) -> Trainer:
+def trainer(bios, batch: int, optimizer: str = "adamw") -> Trainer:
     vocab, batcher = bios
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=96, variant="rope", n_layer=2, n_head=2, n_embd=32,
                           embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0))
     # Shuffled, grouped by length, the LR rising and falling within the run.
     cfg = TrainerConfig(max_epochs=3, batch_size=batch, learning_rate=3e-3, final_tokens=3 * len(batcher) * 96,
-                        warmup_tokens=len(batcher) * 16, recipe=RECALL, log_every=1, progress=False)
+                        warmup_tokens=len(batcher) * 16, recipe=RECALL, log_every=1, progress=False,
+                        optimizer=optimizer)
     return Trainer(model, batcher, cfg, vocab, torch.device("cpu"))
 
 
@@ -70,6 +71,26 @@ def test_two_processes_take_the_steps_of_one(bios, batch, two_processes_anywhere
     shared_history = parallel.train(shared, 2).history
     assert len(bios[1]) % batch in (0, 1)  # 46 bios: at 45 a batch, the last step's second process has no row
     assert_same_training(shared, alone, shared_history, alone_history)
+
+
+def test_two_processes_take_the_muon_steps_of_one(bios, two_processes_anywhere, monkeypatch):
+    """Each process orthogonalises half the matrices; the step is the one process's."""
+    calls = {"n": 0}
+    original = muon.orthogonalised
+
+    def counted(g):
+        calls["n"] += 1
+        return original(g)
+
+    monkeypatch.setattr(muon, "orthogonalised", counted)
+    alone = trainer(bios, 23, "muon")
+    alone_history = alone.train().history
+    alone_calls, calls["n"] = calls["n"], 0
+    shared = trainer(bios, 23, "muon")
+    shared_history = parallel.train(shared, 2).history
+    assert_same_training(shared, alone, shared_history, alone_history)
+    assert calls["n"] * 2 == alone_calls  # this process (rank 0) took half of them: 12 matrices, 6 each
+    assert shared.optimizer.shard is None  # the trainer's own again
 
 
 def test_a_run_continued_in_new_processes_starts_where_it_stopped(bios, two_processes_anywhere):

@@ -55,8 +55,13 @@ class Muon(torch.optim.Optimizer):
     """Muon on the parameter groups marked ``orthogonal``, AdamW on the others.
 
     Every group has its own ``lr`` and ``weight_decay`` (decoupled, as AdamW's), so a
-    schedule sets the learning rate of all of them as of one optimiser.
+    schedule sets the learning rate of all of them as of one optimiser. Where processes
+    share the steps (:mod:`kgpt.training.parallel` sets :attr:`shard`), each
+    orthogonalises its share of the matrices and one all-reduce gives every process all
+    of them: the same step, as the iterations are most of the optimiser's work.
     """
+
+    shard = None  # a kgpt.training.steps.Shard where processes share the steps
 
     def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.95),
                  momentum: float = MOMENTUM, eps: float = 1e-8):
@@ -69,21 +74,32 @@ class Muon(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        matrices = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    (self._muon if group["orthogonal"] else self._adamw)(p, group)
+                    if group["orthogonal"]:
+                        matrices.append((p, group))
+                    else:
+                        self._adamw(p, group)
+        self._muon(matrices)
         return loss
 
-    def _muon(self, p: torch.Tensor, group: dict) -> None:
-        state = self.state[p]
-        if not state:
-            state["momentum_buffer"] = torch.zeros_like(p)
-        buf, mu = state["momentum_buffer"], group["momentum"]
-        buf.lerp_(p.grad, 1 - mu)
-        update = orthogonalised(p.grad.lerp(buf, mu))  # Nesterov's look-ahead
-        p.mul_(1 - group["lr"] * group["weight_decay"])
-        p.add_(update, alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))  # an AdamW step's RMS
+    def _muon(self, matrices: list[tuple[torch.Tensor, dict]]) -> None:
+        updates = []
+        for i, (p, group) in enumerate(matrices):
+            state = self.state[p]
+            if not state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            buf, mu = state["momentum_buffer"], group["momentum"]
+            buf.lerp_(p.grad, 1 - mu)
+            mine = self.shard is None or self.shard.mine(i)
+            updates.append(orthogonalised(p.grad.lerp(buf, mu)) if mine else torch.zeros_like(p))  # Nesterov's look-ahead
+        if self.shard is not None and updates:
+            updates = self.shard.sum(updates)  # each update is one process's, the others' zeros: exact
+        for (p, group), update in zip(matrices, updates):
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+            p.add_(update, alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))  # an AdamW step's RMS
 
     def _adamw(self, p: torch.Tensor, group: dict) -> None:
         state = self.state[p]

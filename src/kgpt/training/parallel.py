@@ -14,7 +14,8 @@ thread-share of the cores, and every step:
   whole batch's targets (:class:`kgpt.training.steps.Shard`);
 * one all-reduce sums the gradients and the loss, so each process holds the whole batch's
   gradient, up to the order of float sums;
-* each clips and takes the same AdamW step on the same weights.
+* each clips and takes the same optimiser step on the same weights (Muon's iterations
+  split between them, :class:`kgpt.training.muon.Muon`).
 
 It is the same training as one process takes, step for step (checked in
 tests/test_parallel.py), for a model without dropout; with dropout each process draws its
@@ -36,6 +37,7 @@ import torch
 import torch.distributed as dist
 
 from kgpt.errors import KgptError
+from kgpt.training.muon import Muon
 from kgpt.training.steps import Shard
 from kgpt.training.trainer import Interrupted, Trainer, TrainResult
 
@@ -71,7 +73,7 @@ def train(trainer: Trainer, processes: int, max_steps: int | None = None) -> Tra
         try:
             torch.set_num_threads(threads)
             dist.init_process_group("gloo", init_method=init, rank=0, world_size=world, timeout=STEP_TIMEOUT)
-            trainer.runner.shard = Shard(0, world)
+            share(trainer, Shard(0, world))
             return trainer.run(max_steps)
         except RuntimeError as e:
             if any(w.poll() is not None for w in workers) or "gloo" in str(e).lower():
@@ -79,13 +81,20 @@ def train(trainer: Trainer, processes: int, max_steps: int | None = None) -> Tra
                                 "train again, or with --processes 1") from None
             raise
         finally:
-            trainer.runner.shard = None
+            share(trainer, None)
             for w in workers:
                 w.kill()
                 w.wait()
             if dist.is_initialized():
                 dist.destroy_process_group()
             torch.set_num_threads(previous_threads)
+
+
+def share(trainer: Trainer, shard: Shard | None) -> None:
+    """Make ``trainer``'s steps this process's share of every step (None: its own again)."""
+    trainer.runner.shard = shard
+    if isinstance(trainer.optimizer, Muon):
+        trainer.optimizer.shard = shard  # each process orthogonalises its share of the matrices
 
 
 def _worker_command(state: Path, init: str, rank: int, world: int) -> list[str]:
@@ -115,7 +124,7 @@ def _worker(state_path: str, init: str, rank: int, world: int) -> None:
     trainer.generator.set_state(state["generator"])
     trainer.progress, trainer.order = state["progress"], state["order"]
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=STEP_TIMEOUT)
-    trainer.runner.shard = Shard(rank, world)
+    share(trainer, Shard(rank, world))
     try:
         trainer.run(state["max_steps"])
     except Interrupted as e:  # every process stops at this step; rank 0 saves and says so

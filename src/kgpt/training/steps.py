@@ -100,13 +100,20 @@ class Shard:
         """Sum every process's gradients (and weighted losses) into each, in one all-reduce;
         returns the whole batch's loss. A process whose part had no rows adds zeros."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1).to(grads[0].dtype)])
+        *summed, total = self.sum([*grads, loss.reshape(1).to(grads[0].dtype)])
+        for p, g in zip(params, summed):
+            p.grad = g
+        return total[0]
+
+    def sum(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each tensor summed over the processes, in one all-reduce (new tensors)."""
+        flat = torch.cat([t.reshape(-1) for t in tensors])
         dist.all_reduce(flat)
-        at = 0
-        for p, g in zip(params, grads):
-            p.grad = flat[at : at + g.numel()].view_as(p).clone()
-            at += g.numel()
-        return flat[-1]
+        return [part.view_as(t).clone() for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
+
+    def mine(self, i: int) -> bool:
+        """Whether the ``i``-th of a list of tasks that the processes split is this one's."""
+        return i % self.world == self.rank
 
     def agree(self, signum: int) -> int:
         """The stop signal any process has received since the last step (0: none), the same in
