@@ -29,33 +29,7 @@ from kgpt.data.corpus import bio_name
 from kgpt.pipeline import Corpus
 from kgpt.recaller import recall
 from kgpt.training import Trainer, TrainerConfig
-from kgpt.training.recipe import RECALL, WEIGHT_DECAY, run_schedule
-
-
-class Optimizers:
-    """Several optimisers stepped as one: the step runner sets ``lr`` on every group."""
-
-    def __init__(self, *optimizers: torch.optim.Optimizer):
-        self.optimizers = optimizers
-        self.param_groups = [g for o in optimizers for g in o.param_groups]
-
-    def step(self) -> None:
-        for o in self.optimizers:
-            o.step()
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for o in self.optimizers:
-            o.zero_grad(set_to_none=set_to_none)
-
-
-def muon_and_adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[float, float]) -> Optimizers:
-    """Muon for the transformer blocks' weight matrices (what it was made for), AdamW for
-    embeddings, head, norms and biases."""
-    named = list(model.named_parameters())
-    matrices = [p for n, p in named if n.startswith("blocks.") and p.ndim == 2]
-    rest = [p for n, p in named if not (n.startswith("blocks.") and p.ndim == 2)]
-    return Optimizers(torch.optim.Muon(matrices, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw"),
-                      torch.optim.AdamW(rest, lr=lr, betas=betas, weight_decay=weight_decay))
+from kgpt.training.recipe import OPTIMIZERS, RECALL, WEIGHT_DECAY, run_schedule
 
 
 def main() -> None:
@@ -77,9 +51,8 @@ def main() -> None:
                     help="share of a bio's input characters after its name replaced (QuestionMix.input_noise)")
     ap.add_argument("--input_noise_chars", default=RECALL.mix.input_noise_chars,
                     help="noise only these characters, each into one of them (QuestionMix.input_noise_chars)")
-    ap.add_argument("--optimizer", choices=("adamw", "muon"), default="adamw",
-                    help="muon: the blocks' matrices by torch.optim.Muon (its update's RMS matched to AdamW's, so the "
-                         "same rate), the rest by AdamW")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
+                    help="muon: Muon for the blocks' matrices, AdamW for the rest (kgpt.training.muon)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     corpus = Corpus.load(f"{a.data_dir}/wiki.txt")
@@ -95,10 +68,8 @@ def main() -> None:
                         final_tokens=final, weight_decay=a.weight_decay,
                         lr_floor=a.lr_floor,
                         recipe=replace(RECALL, group_lengths=a.group), seed=a.seed,
-                        progress=False, stage="proxy")
+                        progress=False, stage="proxy", optimizer=a.optimizer)
     trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
-    if a.optimizer == "muon":
-        trainer.optimizer = trainer.runner.optimizer = muon_and_adamw(model, a.lr, a.weight_decay, cfg.betas)
     t0 = time.perf_counter()
     result = trainer.run()
     train_s = time.perf_counter() - t0

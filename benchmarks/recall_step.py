@@ -9,6 +9,7 @@ on average (length buckets and grouping cut PAD off).
     python benchmarks/recall_step.py --threads 2 --batch 64 --chars 100 --block 128 --no-group
     python benchmarks/recall_step.py --threads 2 --processes 2 --batch 32 --group
     python benchmarks/recall_step.py --threads 2 --batch 64 --no-group --dropout 0.1
+    python benchmarks/recall_step.py --threads 2 --processes 2 --batch 32 --group --optimizer muon
 
 With ``--processes`` the threads are shared out among the processes (kgpt.training.parallel),
 and the timed steps include starting the other processes once (fresh interpreters: about a second).
@@ -31,7 +32,7 @@ from kgpt.data.knowledge import KnowledgeBatcher
 from kgpt.model import GPT, GPTConfig, dropout_rates
 from kgpt.pipeline import Corpus
 from kgpt.training import Trainer, TrainerConfig, parallel
-from kgpt.training.recipe import RECALL
+from kgpt.training.recipe import OPTIMIZERS, RECALL
 
 
 def fresh_recaller(vocab_size: int, block: int, n_layer: int, n_embd: int, dropout: float = 0.0) -> GPT:
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--n_embd", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--processes", type=int, default=1, help="processes sharing each step")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="kgpt.training.muon for muon")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="every dropout rate (the recaller pretrains without; its reader finetunes with the recipe's)")
     a = ap.parse_args()
@@ -61,7 +63,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = fresh_recaller(len(corpus.vocab), a.block, a.n_layer, a.n_embd, a.dropout)
     cfg = TrainerConfig(max_epochs=10**6, batch_size=a.batch, learning_rate=RECALL.pretrain.lr, final_tokens=10**9,
-                        recipe=replace(RECALL, group_lengths=a.group), progress=False, stage="bench")
+                        recipe=replace(RECALL, group_lengths=a.group), progress=False, stage="bench",
+                        optimizer=a.optimizer)
     trainer = Trainer(model, batcher, cfg, corpus.vocab, torch.device("cpu"))
     parallel.train(trainer, a.processes, 3)  # warm-up, untimed
     positions = trainer.runner.positions
@@ -70,7 +73,7 @@ def main() -> None:
     step = (time.perf_counter() - t0) / a.steps
     print(json.dumps({
         "threads": a.threads, "processes": a.processes, "batch": a.batch, "chars": a.chars, "block": a.block, "group": a.group,
-        "n_layer": a.n_layer, "n_embd": a.n_embd, "dropout": a.dropout, "buckets": trainer.runner.buckets,
+        "n_layer": a.n_layer, "n_embd": a.n_embd, "dropout": a.dropout, "optimizer": a.optimizer, "buckets": trainer.runner.buckets,
         "s_per_step": round(step, 4), "s_per_pass": round(step * trainer.steps_per_epoch, 1),
         # (the positions this process computed: its share of each batch's rows)
         "columns_per_row": round((trainer.runner.positions - positions) / a.steps / (a.batch / a.processes), 1),

@@ -149,22 +149,23 @@ def test_storage_prints_both_probes_with_chance(data, recaller, monkeypatch, cap
         assert row[probe]["total"] == N_DEV and row[probe]["stored"] <= row[probe]["probed"] <= N_DEV
 
 
-@pytest.mark.parametrize("threads,processes", [(1, 1), (2, 2)])
-def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys, threads, processes):
+@pytest.mark.parametrize("threads,processes,optimizer", [(1, 1, "adamw"), (2, 2, "muon")])
+def test_recall_step_times_steps_of_the_recall_stream(data, monkeypatch, capsys, threads, processes, optimizer):
     (row,) = json_lines(run_main(monkeypatch, capsys, "recall_step", "--data_dir", data, "--threads", threads, "--batch", 4,
                                  "--n_layer", 1, "--n_embd", 16, "--steps", 2, "--processes", processes,
-                                 "--dropout", 0.1))
-    assert (row["batch"], row["n_layer"], row["n_embd"], row["processes"], row["dropout"]) == (4, 1, 16, processes, 0.1)
+                                 "--dropout", 0.1, "--optimizer", optimizer))
+    assert (row["batch"], row["n_layer"], row["n_embd"], row["processes"], row["dropout"], row["optimizer"]) == \
+        (4, 1, 16, processes, 0.1, optimizer)
     assert row["s_per_step"] > 0 and 0 < row["columns_per_row"] <= row["block"]
 
 
-@pytest.mark.parametrize("end_mark", [[], ["--end_mark"]])
-def test_recall_passes_counts_the_bios_a_short_training_gives_back_whole(data, monkeypatch, capsys, end_mark):
+@pytest.mark.parametrize("end_mark,optimizer", [([], "adamw"), (["--end_mark"], "muon")])
+def test_recall_passes_counts_the_bios_a_short_training_gives_back_whole(data, monkeypatch, capsys, end_mark, optimizer):
     (row,) = json_lines(run_main(monkeypatch, capsys, "recall_passes", "--data_dir", data, "--every", 20, "--epochs", 1,
                                  "--batch", 4, "--n_layer", 1, "--n_embd", 16, "--chars", 30, "--weight_decay", 0, "--lr_floor", 0.25, "--input_noise", 0.05,
-                                 "--input_noise_chars", "0123456789", *end_mark))
+                                 "--input_noise_chars", "0123456789", "--optimizer", optimizer, *end_mark))
     assert ((row["epochs"], row["batch"], row["weight_decay"], row["lr_floor"], row["n_embd"], row["chars"], row["input_noise"],
-             row["input_noise_chars"]) == (1, 4, 0.0, 0.25, 16, 30, 0.05, "0123456789"))
+             row["input_noise_chars"], row["optimizer"]) == (1, 4, 0.0, 0.25, 16, 30, 0.05, "0123456789", optimizer))
     assert row["end_mark"] is bool(end_mark) and row["short_bios_count"]
     assert row["bios"] > 0 and 0 <= row["recalled_whole"] <= row["bios"] and row["steps"] == -(-row["bios"] // 4)
 
