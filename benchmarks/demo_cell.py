@@ -7,6 +7,7 @@
     python benchmarks/demo_cell.py --setting pretrain+finetune --processes 2   # each step shared by two processes
     python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 90 --pretrain_lr 3e-3 5e-3
     python benchmarks/demo_cell.py --validation --setting pretrain+finetune --pretrain_epochs 80 --finetune_lr 6e-4 2e-3
+    python benchmarks/demo_cell.py --validation --optimizer muon --pretrain_epochs 20 30   # the recall cell, Muon
 
 Prints one JSON line per pretrained model and finetuning: right of the people scored,
 free recall (a cell that pretrains), seconds. Writes under runs/; the finetunings of one
@@ -60,6 +61,8 @@ def main() -> None:
                     help="finetuning epochs, one finetuning each (default: the demo's)")
     ap.add_argument("--finetune_lr", type=float, nargs="+", default=[None],
                     help="finetuning learning rates, one finetuning each (default: the demo's)")
+    ap.add_argument("--optimizer", choices=recipe.OPTIMIZERS, default=None,
+                    help="the cell's pretraining optimiser (default: its recipe's; kgpt.training.muon for muon)")
     ap.add_argument("--processes", type=int, default=None,
                     help="processes sharing each training step (default: the demo's, kgpt.training.parallel)")
     ap.add_argument("--validation", action="store_true", help="score held-out training people, not dev")
@@ -83,6 +86,10 @@ def main() -> None:
         tag += f"-group{int(group)}{'-end' if end else ''}"
     elif a.group_lengths is not None or a.end_mark is not None:
         ap.error(f"--group_lengths and --end_mark vary a bios recipe; {a.setting} trains with {setting.recipe}")
+    if a.optimizer is not None:
+        cell_recipe = replace(cell_recipe, pretrain=replace(cell_recipe.pretrain, optimizer=a.optimizer))
+        recipe.RECIPES[setting.recipe] = cell_recipe
+        tag += f"-{a.optimizer}"
     if a.processes is not None:
         setting = replace(setting, processes=a.processes)
         tag += f"-p{a.processes}"
@@ -109,7 +116,7 @@ def main() -> None:
                 "pretrain_lr": (varied.pretrain_lr or cell_recipe.pretrain.lr) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
                 "finetune_lr": varied.finetune_lr or cell_recipe.finetune.lr,
-                "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
+                "optimizer": cell_recipe.pretrain.optimizer, "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
                 "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 

@@ -292,6 +292,14 @@ def test_demo_cell_finetunes_one_pretrained_model_at_each_learning_rate(tmp_path
     assert weights[0] != weights[1]
 
 
+def test_demo_cell_pretrains_with_the_optimizer_asked(tmp_path, monkeypatch, capsys):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
+                                 "--optimizer", "muon"))
+    assert (row["setting"], row["optimizer"]) == (RECALL_SETTING, "muon")
+    (pretrained,) = (tmp_path / f"{RECALL_SETTING}-group0-end-muon").glob("pretrained*/*.params")
+    assert read_checkpoint(pretrained).progress["optimizer"] == "muon"
+
+
 def test_demo_cell_shares_each_step_between_the_processes_asked(tmp_path, monkeypatch, capsys):
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
                                  "--setting", "pretrain+finetune", "--processes", "2"))
