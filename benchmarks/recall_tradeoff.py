@@ -48,11 +48,13 @@ FIGURES = {
         ("b32 grouped lr 4e-3, no decay, 60 passes (seed 1)", 60, 32, 4e-3, 0.0,
          ("confidence", "2026-12-02-confidence-validation-l60-s1.json"), ("log", "2026-12-02-laptop-l60.log", 1, "two cores, alone")),
     ]),
-    "zen1-2026-12-04": ("a 2-core AMD EPYC Zen 1 (AVX2 only), 2026-12-04; batch 32 grouped, no decay, seed 1", [
+    "zen1-2026-12-04": ("a 2-core AMD EPYC Zen 1 (AVX2 only), 2026-12-04/05; batch 32 grouped, no decay, seed 1", [
         ("lr 3e-3, 60 passes (the laptop preset)", 60, 32, 3e-3, 0.0, ("proxy", "2026-12-04-lr3-validation.jsonl", {"seed": 0}),
          ("log", "2026-12-04-halfhour-lr3-s0-bars.log", 0, "two cores, alone (seed 0's preset)")),
         ("lr 3e-3, 40 passes", 40, 32, 3e-3, 0.0, ("proxy", "2026-12-04-p40.jsonl", {"epochs": 6}),
          ("line", "2026-12-04-p40.log", 0, "two cores, alone")),
+        ("Muon, lr 3e-3, 40 passes (2026-12-05)", 40, 32, 3e-3, 0.0, ("proxy", "2026-12-05-muon40.jsonl", {"epochs": 6}),
+         ("line", "2026-12-05-muon40.log", 0, "two cores, a quarter of it shared")),
     ]),
 }
 _BAR = re.compile(r"pretrain: 100%\|[^|]*\| (\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
