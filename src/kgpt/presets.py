@@ -55,8 +55,9 @@ PRESETS = {
     # A few minutes on a GPU-less machine: shows the pipeline end to end, not the result.
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
-    # About 35 minutes a seed on a 2-core CPU with AVX-512, 70 on an AVX2-only Zen 1:
-    # London and the recall recipe cut to half an hour (RoPE), each step shared by two
+    # London and the recall recipe cut to half an hour (RoPE; 40 passes of Muon: about 0.79
+    # of the 60 AdamW passes it ran until 2026-12-05, which took 70 minutes a seed on an
+    # AVX2-only Zen 1 and about 35 on an AVX-512 EPYC; docs/RESULTS.md), each step shared by two
     # processes, one a core (about 6% faster than two threads). Eager, not compiled:
     # length buckets skip the padding of short bios, which a compiled step's static shape
     # cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs) answered 0.0%
