@@ -4,9 +4,9 @@ Muon (Jordan et al., 2024) keeps a momentum of each matrix's gradient, as SGD do
 steps along that momentum *orthogonalised*: the matrix with the same singular vectors and
 its singular values pushed toward 1 (a few Newton-Schulz iterations), so that directions
 the gradient barely touches move as far as the dominant ones. A recaller's job is to store
-thousands of bios in a small model, each a weak direction of its own, and on a proxy of
-the real bios it stored in 40 passes what AdamW does not store in 60 (docs/RESULTS.md,
-"Muon"). Embeddings, the head, norms and biases are no matrices of a linear map between
+thousands of bios in a small model, each a weak direction of its own: on the real bios
+it stored more in 40 passes (2,924 of 2,937 recalled whole) than AdamW in 60 (2,789;
+docs/RESULTS.md, "Muon stores the bios in 40 passes"). Embeddings, the head, norms and biases are no matrices of a linear map between
 hidden states, and take AdamW's steps (as Muon's authors do).
 
 The step is ``torch.optim.Muon``'s with ``adjust_lr_fn="match_rms_adamw"`` (the update
