@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import one_line_error
 
 from kgpt.model import GPT, GPTConfig
+from kgpt.training import TrainerConfig
 from kgpt.training.muon import Muon, muon_groups, orthogonalised
 
 LR, BETAS, DECAY = 3e-3, (0.9, 0.95), 0.1
@@ -85,3 +87,8 @@ def test_the_update_keeps_the_singular_vectors_and_evens_the_values(shape):
     off = inner - torch.diag(torch.diagonal(inner))
     assert off.abs().max() < 1e-4
     assert torch.diagonal(inner).min() > 0.6 and torch.diagonal(inner).max() < 1.25
+
+
+def test_an_unknown_optimizer_is_one_line():
+    assert "choose one of adamw, muon" in one_line_error(TrainerConfig, max_epochs=1, batch_size=1, learning_rate=1e-3,
+                                                         final_tokens=1, optimizer="sgd")

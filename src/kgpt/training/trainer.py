@@ -25,8 +25,8 @@ from kgpt.checkpoint import Checkpoint
 from kgpt.errors import KgptError
 from kgpt.model import GPT
 from kgpt.training.muon import Muon, muon_groups
-from kgpt.training.recipe import (ASSIGNMENT, COURSE_LR_FLOOR, WARMUP_TOKENS, WEIGHT_DECAY, Optimizer, Recipe, decay_groups,
-                                  scheduled_lr)
+from kgpt.training.recipe import (ASSIGNMENT, COURSE_LR_FLOOR, OPTIMIZERS, WARMUP_TOKENS, WEIGHT_DECAY, Optimizer, Recipe,
+                                  decay_groups, scheduled_lr)
 from kgpt.training.state import Progress, restore_resumable, save_resumable
 from kgpt.training.steps import StepRunner, default_buckets
 from kgpt.vocab import CharVocab
@@ -91,6 +91,8 @@ class TrainerConfig:
             raise KgptError(f"learning rate must be in (0, 1), got {self.learning_rate}")
         if self.batch_size < 1:
             raise KgptError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise KgptError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclass
