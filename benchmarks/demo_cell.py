@@ -77,19 +77,18 @@ def main() -> None:
     cell_recipe = recipe.get_recipe(setting.recipe)
     tag, group, end = a.setting, None, None  # group and end: None for a recipe without bios
     if cell_recipe.mix is not None:
-        # The cell names its recipe: varied in the registry, by value (its checkpoints keep
-        # the recipe's name, so a --no-end_mark run's are named end-marked all the same).
         group = cell_recipe.group_lengths if a.group_lengths is None else a.group_lengths
         end = cell_recipe.mix.end_mark if a.end_mark is None else a.end_mark
         cell_recipe = replace(cell_recipe, group_lengths=group, mix=replace(cell_recipe.mix, end_mark=end))
-        recipe.RECIPES[setting.recipe] = cell_recipe
         tag += f"-group{int(group)}{'-end' if end else ''}"
     elif a.group_lengths is not None or a.end_mark is not None:
         ap.error(f"--group_lengths and --end_mark vary a bios recipe; {a.setting} trains with {setting.recipe}")
     if a.optimizer is not None:
         cell_recipe = replace(cell_recipe, pretrain=replace(cell_recipe.pretrain, optimizer=a.optimizer))
-        recipe.RECIPES[setting.recipe] = cell_recipe
         tag += f"-{a.optimizer}"
+    # The cell names its recipe: varied in the registry, by value (its checkpoints keep the
+    # recipe's name, so a --no-end_mark run's are named end-marked all the same).
+    recipe.RECIPES[setting.recipe] = cell_recipe
     if a.processes is not None:
         setting = replace(setting, processes=a.processes)
         tag += f"-p{a.processes}"

@@ -22,6 +22,7 @@ import math
 
 import torch
 from torch import nn
+from torch.optim.adamw import adamw
 
 from kgpt.training.recipe import decay_groups
 
@@ -76,12 +77,11 @@ class Muon(torch.optim.Optimizer):
                 loss = closure()
         matrices = []
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    if group["orthogonal"]:
-                        matrices.append((p, group))
-                    else:
-                        self._adamw(p, group)
+            params = [p for p in group["params"] if p.grad is not None]
+            if group["orthogonal"]:
+                matrices += [(p, group) for p in params]
+            elif params:
+                self._adamw(params, group)
         self._muon(matrices)
         return loss
 
@@ -101,21 +101,16 @@ class Muon(torch.optim.Optimizer):
             p.mul_(1 - group["lr"] * group["weight_decay"])
             p.add_(update, alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))  # an AdamW step's RMS
 
-    def _adamw(self, p: torch.Tensor, group: dict) -> None:
-        state = self.state[p]
-        if not state:
-            state["step"] = torch.zeros(())
-            state["exp_avg"] = torch.zeros_like(p)
-            state["exp_avg_sq"] = torch.zeros_like(p)
-        state["step"] += 1
-        step = state["step"].item()
+    def _adamw(self, params: list[torch.Tensor], group: dict) -> None:
+        """PyTorch's own AdamW step (its functional form), on this optimiser's state."""
+        for p in params:
+            if not self.state[p]:  # AdamW's state, by its names
+                self.state[p].update(step=torch.zeros(()), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+        states = [self.state[p] for p in params]
         beta1, beta2 = group["betas"]
-        lr = group["lr"]
-        state["exp_avg"].lerp_(p.grad, 1 - beta1)
-        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-        p.mul_(1 - lr * group["weight_decay"])
-        denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2 ** step)).add_(group["eps"])
-        p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** step))
+        adamw(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
+              [s["step"] for s in states], amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
+              weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
 
 
 def muon_groups(model: nn.Module, weight_decay: float, rule) -> list[dict]:
