@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--finetune_lr", type=float, nargs="+", default=[None],
                     help="finetuning learning rates, one finetuning each (default: the demo's)")
     ap.add_argument("--optimizer", choices=recipe.OPTIMIZERS, default=None,
-                    help="the cell's pretraining optimiser (default: its recipe's; kgpt.training.muon for muon)")
+                    help="the cell's pretraining optimiser (default: the demo's; kgpt.training.muon for muon)")
     ap.add_argument("--processes", type=int, default=None,
                     help="processes sharing each training step (default: the demo's, kgpt.training.parallel)")
     ap.add_argument("--validation", action="store_true", help="score held-out training people, not dev")
@@ -83,12 +83,12 @@ def main() -> None:
         tag += f"-group{int(group)}{'-end' if end else ''}"
     elif a.group_lengths is not None or a.end_mark is not None:
         ap.error(f"--group_lengths and --end_mark vary a bios recipe; {a.setting} trains with {setting.recipe}")
-    if a.optimizer is not None:
-        cell_recipe = replace(cell_recipe, pretrain=replace(cell_recipe.pretrain, optimizer=a.optimizer))
-        tag += f"-{a.optimizer}"
     # The cell names its recipe: varied in the registry, by value (its checkpoints keep the
     # recipe's name, so a --no-end_mark run's are named end-marked all the same).
     recipe.RECIPES[setting.recipe] = cell_recipe
+    if a.optimizer is not None:
+        setting = replace(setting, pretrain_optimizer=a.optimizer)
+        tag += f"-{a.optimizer}"
     if a.processes is not None:
         setting = replace(setting, processes=a.processes)
         tag += f"-p{a.processes}"
@@ -115,7 +115,7 @@ def main() -> None:
                 "pretrain_lr": (varied.pretrain_lr or cell_recipe.pretrain.lr) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
                 "finetune_lr": varied.finetune_lr or cell_recipe.finetune.lr,
-                "optimizer": cell_recipe.pretrain.optimizer, "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
+                "optimizer": varied.pretrain_optimizer or cell_recipe.pretrain.optimizer, "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
                 "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 

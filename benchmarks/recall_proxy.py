@@ -34,7 +34,7 @@ from kgpt import pipeline
 from kgpt.answering import load_answerer
 from kgpt.data.corpus import bios_by_name, person_bio, read_questions
 from kgpt.data.words import contains_place
-from kgpt.training.recipe import RECALL
+from kgpt.training.recipe import OPTIMIZERS, RECALL
 
 
 def write_tsv(path: Path, questions) -> Path:
@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=RECALL.finetune.lr)
     ap.add_argument("--dropout", type=float, default=RECALL.finetune.dropout,
                     help="every dropout rate of the reader while it is finetuned (default: the recipe's)")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default=RECALL.finetune.optimizer,
+                    help="the reader's finetuning optimiser (kgpt.training.muon for muon)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--recall_beams", type=int, nargs="+", default=None, metavar="N",
                     help="recall each validation bio with a beam this wide (several: one line each, the same reader); "
@@ -91,11 +93,11 @@ def main() -> None:
             settings = replace(RECALL.reader_settings, learn_from=source, drop_absent=a.drop_absent,
                                swap_places=a.swap_places, swap_words=a.swap_words, continue_bios=a.continue_bios)
             recipe = replace(RECALL, reader_settings=settings, finetune=replace(RECALL.finetune, epochs=a.epochs, lr=a.lr,
-                                                                            dropout=a.dropout))
+                                                                            dropout=a.dropout, optimizer=a.optimizer))
             dropout = "" if a.dropout is None else f"-dropout{a.dropout:g}"
             path = out / (f"reader-{a.pretrained.stem}-{source}-drop{int(a.drop_absent)}-swap{a.swap_places}"
                           f"{'' if a.swap_words else '-answers'}{'-cont' if a.continue_bios else ''}{dropout}"
-                          f"-e{a.epochs}-s{a.seed}.params")
+                          f"{'' if a.optimizer == 'adamw' else '-' + a.optimizer}-e{a.epochs}-s{a.seed}.params")
             path.unlink(missing_ok=True)
             t0 = time.perf_counter()
             opts = pipeline.RunOptions(seed=a.seed, device=a.device, precision=a.precision, recipe=recipe, progress=False)
@@ -116,7 +118,7 @@ def main() -> None:
                 print(json.dumps({
                     "pretrained": a.pretrained.name, "learn_from": source, "drop_absent": a.drop_absent,
                     "swap_places": a.swap_places, "swap_words": a.swap_words, "continue_bios": a.continue_bios,
-                    "epochs": a.epochs, "lr": a.lr, "dropout": a.dropout, "seed": a.seed, "fit": len(fit), "validation": len(val),
+                    "epochs": a.epochs, "lr": a.lr, "dropout": a.dropout, "optimizer": a.optimizer, "seed": a.seed, "fit": len(fit), "validation": len(val),
                     "recall_beams": asker.policy.recall_beams, "steps": trained.steps, "final_loss": trained.final_loss,
                     "extract_correct": sum(p == q.answer for p, q in zip(extracted, val)),
                     "write_correct": sum(p == q.answer for p, q in zip(written, val)),

@@ -122,6 +122,13 @@ def test_recall_proxy_scores_a_reader_on_the_validation_people(data, recaller, t
     assert row["dropout"] == read_checkpoint(params).config.attn_pdrop == recipe.RECALL.finetune.dropout == 0.1
 
 
+def test_recall_proxy_finetunes_the_reader_with_the_optimizer_asked(data, recaller, tmp_path, monkeypatch, capsys):
+    (row,) = json_lines(run_main(monkeypatch, capsys, "recall_proxy", "--data_dir", data, "--pretrained", recaller,
+                                 "--epochs", 1, "--optimizer", "muon", "--out", tmp_path))
+    (params,) = tmp_path.glob("*.params")
+    assert row["optimizer"] == read_checkpoint(params).progress["optimizer"] == "muon" and "-muon-e1-" in params.name
+
+
 def test_recall_proxy_scores_one_reader_at_each_beam_width(data, recaller, tmp_path, monkeypatch, capsys):
     rows = json_lines(run_main(monkeypatch, capsys, "recall_proxy", "--data_dir", data, "--pretrained", recaller,
                                "--epochs", 1, "--recall_beams", 1, 3, "--out", tmp_path))
@@ -293,11 +300,12 @@ def test_demo_cell_finetunes_one_pretrained_model_at_each_learning_rate(tmp_path
 
 
 def test_demo_cell_pretrains_with_the_optimizer_asked(tmp_path, monkeypatch, capsys):
+    assert DEMO_PRESETS["tiny"].settings[-1].pretrain_optimizer == "muon"  # so AdamW is the one to ask for
     (row,) = json_lines(run_main(monkeypatch, capsys, "demo_cell", "--preset", "tiny", "--out", tmp_path,
-                                 "--optimizer", "muon"))
-    assert (row["setting"], row["optimizer"]) == (RECALL_SETTING, "muon")
-    (pretrained,) = (tmp_path / f"{RECALL_SETTING}-group0-end-muon").glob("pretrained*/*.params")
-    assert read_checkpoint(pretrained).progress["optimizer"] == "muon"
+                                 "--optimizer", "adamw"))
+    assert (row["setting"], row["optimizer"]) == (RECALL_SETTING, "adamw")
+    (pretrained,) = (tmp_path / f"{RECALL_SETTING}-group0-end-adamw").glob("pretrained*/*.params")
+    assert read_checkpoint(pretrained).progress["optimizer"] == "adamw"
 
 
 def test_demo_cell_shares_each_step_between_the_processes_asked(tmp_path, monkeypatch, capsys):

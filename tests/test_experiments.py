@@ -44,6 +44,10 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
         assert 0 <= pretrained["free_recall_stored"] <= pretrained["free_recall_probed"] == 8
         assert 0 <= pretrained["free_recall_chance"] <= pretrained["free_recall_probed"]  # the chance line beside it
     assert "free recall" in printed and "cued completion" in (out / "results.md").read_text()
+    # The recall cell pretrains with Muon (the demo's choice), the course's cell with AdamW.
+    optimizers = {p.name: read_checkpoint(p).progress["optimizer"] for p in (out / "checkpoints").glob("pretrain-*.params")}
+    assert optimizers["pretrain-recall-end-marked-rope-s0.params"] == "muon"
+    assert optimizers["pretrain-rope-s0.params"] == "adamw"
 
 
 def test_demo_unknown_preset_is_one_line(tmp_path, capsys):

@@ -195,6 +195,7 @@ def test_reproduce_asks_a_task_of_the_folder_and_keeps_a_study_folder_to_one_tas
 
 
 def test_demo_asks_every_attribute_of_the_same_people_pretraining_once(tmp_path, capsys):
+    from kgpt.checkpoint import read_checkpoint
     from kgpt.cli import main
     from kgpt.data.synthetic_facts import ATTRIBUTES
 
@@ -209,6 +210,8 @@ def test_demo_asks_every_attribute_of_the_same_people_pretraining_once(tmp_path,
     # recipe's reads each task's training questions, so each task has its own.
     shared = sorted(p.name for p in (out / "pretrained").glob("*.params"))
     assert shared == ["pretrain-recall-rope-s0.params", "pretrain-rope-s0.params"]
+    # The facts' recall cell keeps the recall recipe's AdamW (Muon was chosen on the birthplace demo's bios).
+    assert read_checkpoint(out / "pretrained" / "pretrain-recall-rope-s0.params").progress["optimizer"] == "adamw"
     for t in ATTRIBUTES:
         own = sorted(p.name for p in (out / t / "checkpoints").glob("pretrain-*.params"))
         assert own == ["pretrain-knowledge-rope-s0.params"]

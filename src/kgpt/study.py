@@ -77,12 +77,13 @@ class Study:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(mark, json.dumps(task.spec(), indent=1).encode())
 
-    def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None) -> pipeline.RunOptions:
+    def _opts(self, s: Setting, seed: int, out_path: Path, batch: int | None,
+              optimizer: str | None = None) -> pipeline.RunOptions:
         return pipeline.RunOptions(
             seed=seed, device=self.device, compile=self.compile or s.compile, processes=s.processes,
             resume=pipeline.resume_path(out_path).exists(),
             progress=self.progress, batch_size=batch, model=s.model or None, checkpoint_every=self.checkpoint_every,
-            recipe=s.recipe,
+            recipe=s.recipe, optimizer=optimizer,
         )
 
     def _setting(self, cell: Cell) -> Setting:
@@ -132,7 +133,7 @@ class Study:
         if pretrained is not None and not pretrained.exists():
             pipeline.pretrain(
                 cell.variant, self.wiki, pretrained, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
-                opts=self._opts(s, cell.seed, pretrained, s.pretrain_batch),
+                opts=self._opts(s, cell.seed, pretrained, s.pretrain_batch, s.pretrain_optimizer),
                 question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
             )
         return pretrained
