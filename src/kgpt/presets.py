@@ -57,8 +57,8 @@ PRESETS = {
     "quick": Preset("quick", (Setting("finetune-only", finetune_epochs=2),
                               Setting("pretrain+finetune", pretrain_epochs=2, finetune_epochs=2))),
     # London and the recall recipe cut to half an hour (RoPE; 40 passes of Muon: about 0.79
-    # of the 60 AdamW passes it ran until 2026-12-05, which took 70 minutes a seed on an
-    # AVX2-only Zen 1 and about 35 on an AVX-512 EPYC; docs/RESULTS.md), each step shared by two
+    # of the work of the 60 AdamW passes it ran until 2026-12-05, which took 70 minutes a seed
+    # on an AVX2-only Zen 1 and about 35 on an AVX-512 EPYC; docs/RESULTS.md), each step shared by two
     # processes, one a core (about 6% faster than two threads). Eager, not compiled:
     # length buckets skip the padding of short bios, which a compiled step's static shape
     # cannot. The assignment's recipe cut to fit beside it (4 + 4 epochs) answered 0.0%

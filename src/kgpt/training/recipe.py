@@ -209,7 +209,8 @@ RECALL = Recipe(
 # quarter of the corpus's bios unstored where 3e-3 left a twentieth). It steps the blocks'
 # matrices by Muon (kgpt.training.muon), which in 40 passes stored 2,924 of 2,937 bios
 # whole and answered 371 of 400 validation people: AdamW needed 60 passes for 2,789 and 375,
-# and in 40 stored 297, its recall losing the place for 247 of the 400. Its input is the
+# and in 40 stored 297, its recall losing the place for 247 of the 400; Muon's 20 passes
+# stored 828 and answered 222, its recall losing the place for 154. Its input is the
 # true bio: redrawing 30% of the digits, which helped one recaller, lost 25 of 400
 # validation people on average over four (docs/RESULTS.md, "Digit noise on four seeds").
 RECALL_HALF_HOUR = replace(
