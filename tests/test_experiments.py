@@ -13,6 +13,7 @@ from kgpt.checkpoint import read_checkpoint
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
 from kgpt.presets import DEMO_PRESETS, LAPTOP_MODEL, PRESETS, Preset, Setting
+from kgpt.training import get_recipe
 
 SETTINGS = {"baseline", "finetune-only", "pretrain+finetune", "knowledge-recipe", "recall-read"}
 
@@ -44,10 +45,12 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
         assert 0 <= pretrained["free_recall_stored"] <= pretrained["free_recall_probed"] == 8
         assert 0 <= pretrained["free_recall_chance"] <= pretrained["free_recall_probed"]  # the chance line beside it
     assert "free recall" in printed and "cued completion" in (out / "results.md").read_text()
-    # The recall cell pretrains with Muon (the demo's choice), the course's cell with AdamW.
+    # Both pretraining cells pretrain with Muon (the demo's choice; the course's cell on the
+    # assignment's recipe otherwise), and the recipe's own optimiser stays AdamW.
     optimizers = {p.name: read_checkpoint(p).progress["optimizer"] for p in (out / "checkpoints").glob("pretrain-*.params")}
     assert optimizers["pretrain-recall-end-marked-rope-s0.params"] == "muon"
-    assert optimizers["pretrain-rope-s0.params"] == "adamw"
+    assert optimizers["pretrain-rope-s0.params"] == "muon"
+    assert get_recipe("assignment").pretrain.optimizer == "adamw"
 
 
 def test_demo_unknown_preset_is_one_line(tmp_path, capsys):
@@ -168,3 +171,19 @@ def test_gpu_preset_is_london_and_the_recipes_at_full_size(study_data, tmp_path,
     rows = experiments.run_reproduce(study_data, tmp_path / "gpu", ["vanilla"], [3], preset="gpu", device="cpu")
     assert [(r["setting"], r["variant"], r["seed"]) for r in rows] == [
         ("baseline", "vanilla", 3), ("knowledge-recipe", "rope", 3), ("recall-read", "rope", 3)]
+
+
+def test_facts_demo_keeps_the_cells_chosen_before_muon():
+    """The birthplace demo's cells took Muon and fewer passes on one-sentence bios; the
+    facts demo (several sentences) was not measured with them and keeps its AdamW cells."""
+    from kgpt.presets import for_facts
+
+    for name, birthplace in (("cpu", DEMO_PRESETS["cpu"]), ("tiny", DEMO_PRESETS["tiny"])):
+        facts = {s.name: s for s in for_facts(birthplace).settings}
+        for s in birthplace.settings:
+            if s.pretrains and s.pretrain_optimizer == "muon":
+                assert facts[s.name].pretrain_optimizer is None, (name, s.name)
+                assert get_recipe(facts[s.name].recipe).pretrain.optimizer == "adamw"
+        assert all(f.model.get("block_size", 128) >= 128 for f in facts.values())
+    cpu = {s.name: s for s in for_facts(DEMO_PRESETS["cpu"]).settings}
+    assert cpu["pretrain+finetune"].pretrain_epochs == 120 and cpu["recall-read"].pretrain_epochs == 60

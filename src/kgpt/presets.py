@@ -84,28 +84,28 @@ _DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pret
 _TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
          "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 DEMO_PRESETS = {
-    # Sized for a 2-core laptop CPU (about 7 minutes): 260 people, each written up in 4 short
+    # Sized for a 2-core laptop CPU (about 6 minutes): 260 people, each written up in 4 short
     # bios (the same facts in varied words, so finetuning can get them out again, see
-    # kgpt.data.synthetic), a small dropout-free RoPE model, 120 pretraining epochs (50
-    # stored nothing: 5/50; 80 answered 4 of 40 held-out training people, docs/RESULTS.md).
-    # The fourth setting is the recall recipe with each bio's end marked, pretrained 20 passes
-    # with Muon: chosen on a held-out fifth of the training people, where it read 40 of 40
-    # (AdamW's 40 passes: 33; the recall recipe without end marks needed 60; docs/RESULTS.md).
+    # kgpt.data.synthetic), a small dropout-free RoPE model. Its pretrain+finetune cell
+    # pretrains 40 passes with Muon: on a held-out fifth of the training people it read 24 of
+    # 40, where the course's AdamW needed 120 passes for 18 (80 read 4 to 8). Its fourth
+    # setting is the recall recipe with each bio's end marked, pretrained 10 passes with Muon
+    # (38 of 40; 20 passes: 40; AdamW's 40 passes: 33). docs/RESULTS.md has the rounds.
     "cpu": Preset("cpu", (
         Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
-        Setting("pretrain+finetune", **{**_DEMO, "finetune_epochs": 10}),
-        Setting(RECALL_SETTING, recipe="recall-end-marked", pretrain_epochs=20, pretrain_lr=5e-3, pretrain_batch=32,
+        Setting("pretrain+finetune", **{**_DEMO, "pretrain_epochs": 40, "finetune_epochs": 10},
+                pretrain_optimizer="muon"),
+        Setting(RECALL_SETTING, recipe="recall-end-marked", pretrain_epochs=10, pretrain_lr=5e-3, pretrain_batch=32,
                 finetune_batch=32, pretrain_optimizer="muon", model=_DEMO_MODEL),
     ), data=SyntheticConfig(n_train=200, n_dev=50, n_test=10, n_extra=0, n_places=20, distractors=0, bios_per_person=4)),
     # Seconds: exercises every step (tests use it); the numbers mean nothing.
     "tiny": Preset("tiny", (
         Setting("finetune-only", **_TINY),
-        Setting("pretrain+finetune", **_TINY),
+        Setting("pretrain+finetune", pretrain_optimizer="muon", **_TINY),
         Setting(KNOWLEDGE_SETTING, recipe="knowledge", **{**_TINY, "finetune_epochs": None}),
         Setting(RECALL_SETTING, recipe="recall-end-marked", pretrain_optimizer="muon", **_TINY),
     ), data=SyntheticConfig(n_train=24, n_dev=8, n_test=4, n_extra=0, n_places=6, distractors=1)),
 }
-
 
 
 # The demo of several attributes per person (kgpt demo --task): its bios hold three facts
@@ -113,20 +113,23 @@ DEMO_PRESETS = {
 # reads them in a block this long instead; sizes and training stay the preset's.
 FACTS_BLOCK = 128
 
-# ... except its recall cell, which keeps, per demo preset, the cell it had before the
-# birthplace demo's took end marks and Muon: those were chosen on one-sentence bios, and the facts'
-# bios have two or three sentences (on the real bios, end marks lost places to recalls
-# that ended early); they were not chosen for these bios (docs/RESULTS.md).
-FACTS_RECALL_CELLS = {"cpu": {"recipe": "recall", "pretrain_epochs": 60, "pretrain_optimizer": None},
-                      "tiny": {"recipe": "recall", "pretrain_optimizer": None}}
+# ... except the cells the birthplace demo's took Muon and fewer passes for, which keep,
+# per demo preset, what they had before: those were chosen on one-sentence bios, and the
+# facts' bios have two or three sentences (on the real bios, end marks lost places to
+# recalls that ended early); they were not chosen for these bios (docs/RESULTS.md).
+FACTS_CELLS = {
+    "cpu": {"pretrain+finetune": {"pretrain_epochs": 120, "pretrain_optimizer": None},
+            RECALL_SETTING: {"recipe": "recall", "pretrain_epochs": 60, "pretrain_optimizer": None}},
+    "tiny": {"pretrain+finetune": {"pretrain_optimizer": None},
+             RECALL_SETTING: {"recipe": "recall", "pretrain_optimizer": None}},
+}
 
 
 def for_facts(preset: Preset) -> Preset:
     """``preset`` for the facts' bios: every model block shorter than :data:`FACTS_BLOCK`
-    lengthened to it, and its recall cell as :data:`FACTS_RECALL_CELLS` says."""
+    lengthened to it, and its cells as :data:`FACTS_CELLS` says."""
     def adapted(s: Setting) -> Setting:
-        if s.name == RECALL_SETTING and preset.name in FACTS_RECALL_CELLS:
-            s = replace(s, **FACTS_RECALL_CELLS[preset.name])
+        s = replace(s, **FACTS_CELLS.get(preset.name, {}).get(s.name, {}))
         block = s.model.get("block_size")
         return s if block is None or block >= FACTS_BLOCK else replace(s, model={**s.model, "block_size": FACTS_BLOCK})
     return replace(preset, settings=tuple(adapted(s) for s in preset.settings))
