@@ -102,6 +102,14 @@ def test_reproduce_runs_matrix_and_resumes_without_work(study_data, tmp_path, mo
     assert main(args) == 0
     assert capsys.readouterr().out.count("done earlier") == 9
     assert json.loads((out / "results.json").read_text())["rows"] == first["rows"]
+    # The same preset trained otherwise now (a new kgpt's preset): its finished cells are
+    # refused in one line, not shown as its results, and nothing of the folder is lost.
+    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    monkeypatch.setitem(PRESETS, "small", replace(SMALL, settings=(SMALL.settings[0], replace(SMALL.settings[1], pretrain_epochs=2))))
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained with other settings (pretrain_epochs 1 -> 2)" in err[0], err
+    assert sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
 
 
 def test_reproduce_reuses_a_finished_pretraining(study_data, tmp_path, monkeypatch):

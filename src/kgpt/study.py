@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kgpt import pipeline
@@ -109,13 +109,29 @@ class Study:
         return self.out / "cells" / f"{cell.key}.json"
 
     def finished(self, cell: Cell) -> dict | None:
-        """The row of a cell finished by an earlier run (which a rerun keeps), else None."""
+        """The row of a cell finished by an earlier run (which a rerun keeps), else None.
+        A cell finished with other settings than its setting's now (a preset changed
+        between two kgpt versions) is refused, not shown as this one's result; rows
+        written before settings were recorded are kept as they are."""
         done = self._done_path(cell)
-        return json.loads(done.read_text()) if done.exists() else None
+        if not done.exists():
+            return None
+        row = json.loads(done.read_text())
+        was, now = row.pop("trained_with", None), self._spec(cell)
+        if was is not None and was != now:
+            changed = ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(was) | set(now))
+                                if was.get(k) != now.get(k))
+            raise KgptError(f"{self.out} holds cell {cell.key} trained with other settings ({changed}); "
+                            "give another --out to run it as it is now")
+        return row
 
     def record(self, cell: Cell, row: dict) -> None:
-        """Mark the cell finished: written last, so a cell interrupted before it reruns."""
-        atomic_write_bytes(self._done_path(cell), json.dumps(row, indent=1).encode())
+        """Mark the cell finished, with the settings it trained with: written last, so a
+        cell interrupted before it reruns."""
+        atomic_write_bytes(self._done_path(cell), json.dumps({**row, "trained_with": self._spec(cell)}, indent=1).encode())
+
+    def _spec(self, cell: Cell) -> dict:
+        return {"setting": "baseline"} if cell.setting == "baseline" else asdict(self._setting(cell))
 
     def run_cell(self, cell: Cell) -> dict:
         """One cell from its pretraining (unless done) to its row, timed. The one cell
