@@ -51,6 +51,8 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     assert optimizers["pretrain-recall-end-marked-rope-s0.params"] == "muon"
     assert optimizers["pretrain-rope-s0.params"] == "muon"
     assert get_recipe("assignment").pretrain.optimizer == "adamw"
+    assert {r["setting"]: r["pretrain_optimizer"] for r in rows if r["setting"] in ("pretrain+finetune", "recall-read", "finetune-only")} \
+        == {"pretrain+finetune": "muon", "recall-read": "muon", "finetune-only": None}
 
 
 def test_demo_unknown_preset_is_one_line(tmp_path, capsys):

@@ -216,9 +216,11 @@ class Study:
         return report
 
     def _row(self, cell: Cell, correct: int, total: int, **extra) -> dict:
+        s = None if cell.setting == "baseline" else self._setting(cell)
         return {
-            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed,
-            "recipe": None if cell.setting == "baseline" else self._setting(cell).recipe,
+            "setting": cell.setting, "variant": cell.variant, "seed": cell.seed, "recipe": s and s.recipe,
+            # A setting may pretrain with another optimiser than its recipe's (the demo's course cell).
+            "pretrain_optimizer": (s.pretrain_optimizer or get_recipe(s.recipe).pretrain.optimizer) if s and s.pretrains else None,
             "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
         }
 
