@@ -58,6 +58,8 @@ FIGURES = {
         ("Muon, 40 passes (the laptop preset)", 40, 32, 3e-3, 0.0, ("proxy", "2026-12-05-muon40.jsonl", {"epochs": 6}),
          ("estimate", "2026-12-05-muon-step-timing.jsonl", {"optimizer": "muon", "processes": 2},
           "estimate: s/pass alone x passes (2026-12-05)")),
+        ("Muon, 20 passes", 20, 32, 3e-3, 0.0, ("proxy", "2026-12-05-muon20.jsonl", {"epochs": 6}),
+         ("line", "2026-12-05-muon20.log", 0, "two cores, alone")),
     ]),
 }
 _BAR = re.compile(r"pretrain: 100%\|[^|]*\| (\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
