@@ -84,7 +84,7 @@ _DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pret
 _TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
          "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 DEMO_PRESETS = {
-    # Sized for a 2-core laptop CPU (about 6 minutes): 260 people, each written up in 4 short
+    # Sized for a 2-core laptop CPU (8 min 37 s on an AVX2-only Zen 1): 260 people, each in 4 short
     # bios (the same facts in varied words, so finetuning can get them out again, see
     # kgpt.data.synthetic), a small dropout-free RoPE model. Its pretrain+finetune cell
     # pretrains 40 passes with Muon: on a held-out fifth of the training people it read 24 of

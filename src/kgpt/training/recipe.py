@@ -210,9 +210,10 @@ RECALL = Recipe(
 # matrices by Muon (kgpt.training.muon), which in 40 passes stored 2,924 of 2,937 bios
 # whole and answered 371 of 400 validation people: AdamW needed 60 passes for 2,789 and 375,
 # and in 40 stored 297, its recall losing the place for 247 of the 400; Muon's 20 passes
-# stored 828 and answered 222, its recall losing the place for 154. Its input is the
-# true bio: redrawing 30% of the digits, which helped one recaller, lost 25 of 400
-# validation people on average over four (docs/RESULTS.md, "Digit noise on four seeds").
+# stored 828 and answered 222, its recall losing the place for 154 (at lr 1.2e-2: 328 bios).
+# Its reader keeps the recall recipe's 6 epochs: 3 answered 368 of 400 against 375. Its
+# input is the true bio: redrawing 30% of the digits, which helped one recaller, lost 25 of
+# 400 validation people on average over four (docs/RESULTS.md, "Digit noise on four seeds").
 RECALL_HALF_HOUR = replace(
     RECALL,
     name="recall-half-hour",
