@@ -115,7 +115,7 @@ def main() -> None:
                 "pretrain_lr": (varied.pretrain_lr or cell_recipe.pretrain.lr) if varied.pretrains else None,
                 "finetune_epochs": varied.finetune_epochs or cell_recipe.finetune.epochs,
                 "finetune_lr": varied.finetune_lr or cell_recipe.finetune.lr,
-                "optimizer": varied.pretrain_optimizer or cell_recipe.pretrain.optimizer, "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
+                "optimizer": row["pretrain_optimizer"], "processes": varied.processes, "correct": row["correct"], "total": row["total"], "free_recall": row.get("free_recall_stored"),
                 "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 
