@@ -12,7 +12,8 @@ from kgpt import experiments, pipeline
 from kgpt.checkpoint import read_checkpoint
 from kgpt.cli import main
 from kgpt.data.synthetic import SyntheticConfig, generate
-from kgpt.presets import DEMO_PRESETS, LAPTOP_MODEL, PRESETS, Preset, Setting
+from kgpt.presets import DEMO_PRESETS, LAPTOP_MODEL, PRESETS, Preset, Setting, for_facts
+from kgpt.study import pretraining
 from kgpt.training import get_recipe
 
 SETTINGS = {"baseline", "finetune-only", "pretrain+finetune", "knowledge-recipe", "recall-read"}
@@ -197,3 +198,43 @@ def test_facts_demo_keeps_the_cells_chosen_before_muon():
         assert all(f.model.get("block_size", 128) >= 128 for f in facts.values())
     cpu = {s.name: s for s in for_facts(DEMO_PRESETS["cpu"]).settings}
     assert cpu["pretrain+finetune"].pretrain_epochs == 120 and cpu["recall-read"].pretrain_epochs == 60
+
+
+def test_reproduce_refuses_a_pretrained_model_trained_otherwise(study_data, tmp_path, monkeypatch, capsys):
+    """A cell interrupted after its pretraining, then its preset changed: the rerun refuses
+    the pretrained model in one line instead of finetuning the old one as the new setting's."""
+    monkeypatch.setitem(PRESETS, "small", SMALL)
+    out = tmp_path / "study"
+    args = ["reproduce", "--data_dir", str(study_data), "--out", str(out), "--preset", "small",
+            "--variants", "rope", "--seeds", "0", "--device", "cpu"]
+    assert main(args) == 0
+    pretrained = out / "checkpoints" / "pretrain-rope-s0.params"
+    assert read_checkpoint(pretrained).progress["peak_lr"] == get_recipe("assignment").pretrain.lr
+    (out / "cells" / "pretrain+finetune-rope-s0.json").unlink()  # interrupted before the cell finished
+    (out / "checkpoints" / "pretrain+finetune-rope-s0.params").unlink()
+    capsys.readouterr()
+    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    for change, named in (({"pretrain_lr": 1e-3}, "peak_lr 0.006 -> 0.001"), ({"pretrain_optimizer": "muon"}, "optimizer 'adamw' -> 'muon'"),
+                          ({"model": {**TINY_MODEL, "n_embd": 32}}, "n_embd 16 -> 32"), ({"pretrain_epochs": 2}, "max_epochs 1 -> 2")):
+        changed = replace(SMALL.settings[1], **change)
+        monkeypatch.setitem(PRESETS, "small", replace(SMALL, settings=(SMALL.settings[0], changed)))
+        assert main(args) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "pretrained with other settings" in err[0] and named in err[0], err
+        assert sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
+    # The preset as it was: the model is its own, and only finetuning runs.
+    monkeypatch.setitem(PRESETS, "small", SMALL)
+    assert main(args) == 0
+
+
+@pytest.mark.parametrize("preset", [*PRESETS.values(), *DEMO_PRESETS.values(), *map(for_facts, DEMO_PRESETS.values())],
+                         ids=lambda p: p.name)
+def test_settings_that_share_a_pretrained_model_pretrain_it_alike(preset):
+    """A study keeps one pretrained model per recipe, variant and seed, so two settings of
+    one recipe must pretrain it the same way (else the second would be refused)."""
+    by_recipe = {}
+    for s in preset.settings:
+        if s.pretrains:
+            by_recipe.setdefault(s.recipe, []).append(pretraining(s))
+    for recipe, specs in by_recipe.items():
+        assert all(spec == specs[0] for spec in specs), f"{preset.name}: settings of recipe {recipe} pretrain differently"

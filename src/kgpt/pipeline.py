@@ -127,11 +127,17 @@ def _train(stage, model, batcher, corpus, out, max_epochs, lr, batch, opts, devi
     return result
 
 
+def model_sizes(recipe: str | Recipe, model: dict | None = None) -> dict:
+    """The GPTConfig fields a fresh model of ``recipe`` takes besides its vocabulary and
+    variant: the recipe's block and dropout, then ``model``'s overrides (presets may shrink the block too)."""
+    recipe = get_recipe(recipe)
+    rates = {} if recipe.dropout is None else dropout_rates(recipe.dropout)
+    return {"block_size": recipe.block_size or BLOCK_SIZE, **rates, **(model or {})}
+
+
 def _fresh_model(variant: str, corpus: Corpus, bottleneck_dim: int | None, opts: RunOptions) -> GPT:
     torch.manual_seed(opts.seed)  # --seed decides the initial weights too
-    recipe = get_recipe(opts.recipe)
-    rates = {} if recipe.dropout is None else dropout_rates(recipe.dropout)
-    sizes = {"block_size": recipe.block_size or BLOCK_SIZE, **rates, **(opts.model or {})}  # presets may shrink the block too
+    sizes = model_sizes(opts.recipe, opts.model)
     if bottleneck_dim is not None:
         sizes["bottleneck_dim"] = bottleneck_dim
     return GPT(GPTConfig(vocab_size=len(corpus.vocab), variant=variant, **sizes))

@@ -3,9 +3,9 @@
 A cell is one setting (:mod:`kgpt.presets`) with one variant and one seed. Every cell
 goes through :mod:`kgpt.pipeline`, the code behind the CLI. A study folder is resumable:
 a finished cell's JSON is kept and skipped; a finished pretraining is reused by later
-cells; an interrupted training continues from its ``.resume`` checkpoint. The
-in-process loop (:meth:`Study.run`) and a Ray task (:mod:`kgpt.cluster`) both run a cell
-with :meth:`Study.run_cell`.
+cells that pretrain as it did (and refused to any other); an interrupted training
+continues from its ``.resume`` checkpoint. The in-process loop (:meth:`Study.run`) and a
+Ray task (:mod:`kgpt.cluster`) both run a cell with :meth:`Study.run_cell`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ class Cell:
     @property
     def key(self) -> str:
         return f"{self.setting}-{self.variant}-s{self.seed}"
+
+
+def pretraining(s: Setting) -> dict:
+    """What a setting's pretrained model is trained with, by the names its checkpoint
+    records them under (its progress and its model's config)."""
+    stage = get_recipe(s.recipe).pretrain
+    return {
+        "recipe": s.recipe, "max_epochs": stage.epochs if s.pretrain_epochs is None else s.pretrain_epochs,
+        "batch_size": s.pretrain_batch or stage.batch, "optimizer": s.pretrain_optimizer or stage.optimizer,
+        "peak_lr": stage.lr if s.pretrain_lr is None else s.pretrain_lr, **pipeline.model_sizes(s.recipe, s.model),
+    }
 
 
 class Study:
@@ -146,13 +157,28 @@ class Study:
         pretraining. Several cells share one, so on Ray it is a task of its own, before theirs."""
         s = self._setting(cell)
         pretrained = self.pretrained_path(cell)
-        if pretrained is not None and not pretrained.exists():
+        if pretrained is not None and pretrained.exists():
+            self._check_pretrained(s, pretrained)
+        elif pretrained is not None:
             pipeline.pretrain(
                 cell.variant, self.wiki, pretrained, lr=s.pretrain_lr, max_epochs=s.pretrain_epochs,
                 opts=self._opts(s, cell.seed, pretrained, s.pretrain_batch, s.pretrain_optimizer),
                 question_mix_path=self.train if get_recipe(s.recipe).mixes_questions else None,
             )
         return pretrained
+
+    def _check_pretrained(self, s: Setting, path: Path) -> None:
+        """Refuse a pretrained model at the setting's path that was trained otherwise (a
+        cell interrupted after pretraining, then its preset changed; or two settings of one
+        recipe that pretrain differently), as :meth:`finished` refuses a finished cell.
+        What a model written by an older kgpt does not record is not compared."""
+        saved = read_checkpoint(path)
+        held = {**saved.progress, **saved.config.to_dict()}
+        wanted = pretraining(s)
+        changed = [f"{k} {held[k]!r} -> {v!r}" for k, v in wanted.items() if held.get(k) is not None and held[k] != v]
+        if changed:
+            raise KgptError(f"{path} holds a model pretrained with other settings ({', '.join(changed)}) than setting "
+                            f"{s.name}'s; give another --out to pretrain it as it is now")
 
     def _run_cell(self, cell: Cell) -> dict:
         pred_path = self.out / "predictions" / f"{cell.key}.txt"

@@ -29,6 +29,7 @@ class Progress:
     batch_size: int
     examples: int
     optimizer: str = "adamw"
+    peak_lr: float | None = None  # the schedule's peak (None in checkpoints written before it was kept)
     epoch: int = 0
     batch_in_epoch: int = 0
     step: int = 0

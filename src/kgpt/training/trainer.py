@@ -163,7 +163,7 @@ class Trainer:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
         self.progress = Progress(config.stage, recipe.name, config.max_epochs, config.batch_size, len(batcher),
-                                 optimizer=config.optimizer)
+                                 optimizer=config.optimizer, peak_lr=config.learning_rate)
         self.order: torch.Tensor | None = None  # this epoch's order of examples
 
     @property
