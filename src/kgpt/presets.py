@@ -84,16 +84,16 @@ _DEMO = {"pretrain_epochs": 120, "pretrain_lr": 5e-3, "finetune_lr": 1e-3, "pret
 _TINY = {"pretrain_epochs": 1, "finetune_epochs": 1, "pretrain_batch": 16, "finetune_batch": 16,
          "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}}
 DEMO_PRESETS = {
-    # Sized for a 2-core laptop CPU (8 min 37 s on an AVX2-only Zen 1): 260 people, each in 4 short
-    # bios (the same facts in varied words, so finetuning can get them out again, see
-    # kgpt.data.synthetic), a small dropout-free RoPE model. Its pretrain+finetune cell
-    # pretrains 40 passes with Muon: on a held-out fifth of the training people it read 24 of
-    # 40, where the course's AdamW needed 120 passes for 18 (80 read 4 to 8). Its fourth
+    # Sized for a 2-core laptop CPU: 260 people, each in 4 short bios (the same facts in
+    # varied words, so finetuning can get them out again, see kgpt.data.synthetic), a small
+    # dropout-free RoPE model. Its pretrain+finetune cell pretrains 30 passes with Muon: on a
+    # held-out fifth of the training people it read 24 of 40 (40 passes: 24; 20: 11), where
+    # the course's AdamW needed 120 passes for 18 (80 read 4 to 8). Its fourth
     # setting is the recall recipe with each bio's end marked, pretrained 10 passes with Muon
     # (38 of 40; 20 passes: 40; AdamW's 40 passes: 33). docs/RESULTS.md has the rounds.
     "cpu": Preset("cpu", (
         Setting("finetune-only", **{**_DEMO, "finetune_epochs": 20}),
-        Setting("pretrain+finetune", **{**_DEMO, "pretrain_epochs": 40, "finetune_epochs": 10},
+        Setting("pretrain+finetune", **{**_DEMO, "pretrain_epochs": 30, "finetune_epochs": 10},
                 pretrain_optimizer="muon"),
         Setting(RECALL_SETTING, recipe="recall-end-marked", pretrain_epochs=10, pretrain_lr=5e-3, pretrain_batch=32,
                 finetune_batch=32, pretrain_optimizer="muon", model=_DEMO_MODEL),
