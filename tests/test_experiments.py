@@ -224,7 +224,9 @@ def test_reproduce_refuses_a_pretrained_model_trained_otherwise(study_data, tmp_
         assert sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
     # The preset as it was: the model is its own, and only finetuning runs.
     monkeypatch.setitem(PRESETS, "small", SMALL)
+    monkeypatch.setattr(pipeline, "pretrain", lambda *a, **k: pytest.fail("its own pretrained model was trained again"))
     assert main(args) == 0
+    assert (out / "cells" / "pretrain+finetune-rope-s0.json").is_file()
 
 
 @pytest.mark.parametrize("preset", [*PRESETS.values(), *DEMO_PRESETS.values(), *map(for_facts, DEMO_PRESETS.values())],
