@@ -187,8 +187,6 @@ def test_gpu_preset_is_london_and_the_recipes_at_full_size(study_data, tmp_path,
 def test_facts_demo_keeps_the_cells_chosen_before_muon():
     """The birthplace demo's cells took Muon and fewer passes on one-sentence bios; the
     facts demo (several sentences) was not measured with them and keeps its AdamW cells."""
-    from kgpt.presets import for_facts
-
     for name, birthplace in (("cpu", DEMO_PRESETS["cpu"]), ("tiny", DEMO_PRESETS["tiny"])):
         facts = {s.name: s for s in for_facts(birthplace).settings}
         for s in birthplace.settings:

@@ -49,6 +49,11 @@ def pretraining(s: Setting) -> dict:
     }
 
 
+def _changes(was: dict, now: dict, keys) -> str:
+    """``key was -> now`` for each of ``keys`` whose value differs, for a one-line refusal."""
+    return ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in keys if was.get(k) != now.get(k))
+
+
 class Study:
     """One study directory: data paths, the cells' results, and what is already done."""
 
@@ -130,8 +135,7 @@ class Study:
         row = json.loads(done.read_text())
         was, now = row.pop("trained_with", None), self._spec(cell)
         if was is not None and was != now:
-            changed = ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(was) | set(now))
-                                if was.get(k) != now.get(k))
+            changed = _changes(was, now, sorted(set(was) | set(now)))
             raise KgptError(f"{self.out} holds cell {cell.key} trained with other settings ({changed}); "
                             "give another --out to run it as it is now")
         return row
@@ -175,9 +179,9 @@ class Study:
         saved = read_checkpoint(path)
         held = {**saved.progress, **saved.config.to_dict()}
         wanted = pretraining(s)
-        changed = [f"{k} {held[k]!r} -> {v!r}" for k, v in wanted.items() if held.get(k) is not None and held[k] != v]
+        changed = _changes(held, wanted, [k for k in wanted if held.get(k) is not None])
         if changed:
-            raise KgptError(f"{path} holds a model pretrained with other settings ({', '.join(changed)}) than setting "
+            raise KgptError(f"{path} holds a model pretrained with other settings ({changed}) than setting "
                             f"{s.name}'s; give another --out to pretrain it as it is now")
 
     def _run_cell(self, cell: Cell) -> dict:
@@ -246,7 +250,7 @@ class Study:
         return {
             "setting": cell.setting, "variant": cell.variant, "seed": cell.seed, "recipe": s and s.recipe,
             # A setting may pretrain with another optimiser than its recipe's (the demo's course cell).
-            "pretrain_optimizer": (s.pretrain_optimizer or get_recipe(s.recipe).pretrain.optimizer) if s and s.pretrains else None,
+            "pretrain_optimizer": pretraining(s)["optimizer"] if s and s.pretrains else None,
             "correct": correct, "total": total, "accuracy": round(100.0 * correct / total, 2), **extra,
         }
 
